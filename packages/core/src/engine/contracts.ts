@@ -1,0 +1,104 @@
+/**
+ * The component contracts. A setting provides a Model, a Sampler factory and usually an Oracle and
+ * Claims; the core provides Optimizers for dense states. Components are resolved from the study's
+ * child DI container by the tokens in `tokens.ts`.
+ */
+import type { RandomStream } from '../random/stream.js';
+import type { RunMoments } from '../stats/across-runs.js';
+import type { StudyConfig } from '../config/study-config.js';
+import type { ClaimResult, MetricRecord } from './records.js';
+import type { RecordIndex } from './record-index.js';
+
+/** A named slice of the flat parameter vector. */
+export interface ParamBlock {
+  name: string;
+  size: number;
+}
+
+/** One unit of work: R' runs of one (batch size, initial point). */
+export interface ShardSpec {
+  batchSize: number;
+  initPoint: number;
+  /** First run index (global across shards, so streams do not depend on sharding). */
+  runStart: number;
+  runCount: number;
+  steps: number;
+}
+
+/** Across-run moments of one quantity, in total and per block. */
+export interface BlockMoments {
+  all: RunMoments;
+  /** Per block, keyed by block name; omitted for single-block models. */
+  blocks?: Record<string, RunMoments>;
+}
+
+/** What a model reports about the gradients of one step. */
+export interface GradientReport {
+  /** The mini-batch (stochastic) gradient g_t. */
+  stochastic: BlockMoments;
+  /** The full (population or training-set) gradient grad L(w_t). */
+  full?: BlockMoments;
+  /** g_t - grad L(w_t) per run, for the unbiasedness check. */
+  difference?: BlockMoments;
+}
+
+/**
+ * A model run as R replicas side by side. `S` is the replica state (parameters and gradient
+ * buffers of all runs), `B` a mini-batch for all runs.
+ */
+export interface Model<S = unknown, B = unknown> {
+  readonly id: string;
+  /** Parameter blocks in order; several blocks give per-layer records. */
+  readonly blocks: readonly ParamBlock[];
+  /** θ0; drawn from a stream keyed by (seed, initPoint) only, so it is the same for every b. */
+  initialParameters(rng: RandomStream, initPoint: number): Float64Array;
+  /** R replicas at θ0. */
+  replicate(theta0: Float64Array, shard: ShardSpec): S;
+  /** Computes the per-run stochastic gradients for `batch` (kept in the state for the optimizer). */
+  gradients(state: S, batch: B, wantFull: boolean): GradientReport;
+  /** Per-run scalar metrics at the current parameters (at least `loss`), named by metric. */
+  scalars(state: S): Record<string, Float64Array>;
+  dispose?(state: S): void;
+}
+
+/** Produces the mini-batches of one shard; the stream of run r depends on (seed, initPoint, b, r) only. */
+export interface Sampler<B = unknown> {
+  next(step: number): B;
+}
+
+export interface SamplerFactory<B = unknown> {
+  readonly id: string;
+  create(shard: ShardSpec, seed: number): Sampler<B>;
+}
+
+/** Updates every replica from the gradients stored in the state. */
+export interface Optimizer<S = unknown> {
+  readonly id: string;
+  step(state: S, learningRate: number, step: number): void;
+}
+
+/** Computes exact curves (no Monte Carlo) for one initial point. */
+export interface Oracle {
+  readonly id: string;
+  compute(study: StudyConfig, initPoint: number, theta0: Float64Array): Iterable<MetricRecord>;
+}
+
+/** Derives records from the records of a finished study (fitted curves, summaries). */
+export interface Analysis {
+  readonly id: string;
+  analyze(records: RecordIndex, study: StudyConfig): Iterable<MetricRecord>;
+}
+
+/** A claim of the paper checked on the records of a study. */
+export interface Claim {
+  readonly id: string;
+  evaluate(records: RecordIndex, study: StudyConfig): ClaimResult[];
+}
+
+/** The dense replica state core's optimizers understand: row r of `params`/`grad` is run r. */
+export interface DenseReplicaState {
+  runs: number;
+  dim: number;
+  params: Float64Array;
+  grad: Float64Array;
+}

@@ -1,0 +1,152 @@
+/**
+ * One study from a validated config to a results folder: registers the plugin in a child
+ * container, writes the manifest first, streams events to the reporters, and on any ending
+ * (completed, cancelled, diverged, failed) closes every reporter so nothing computed is lost,
+ * then writes the manifest again with its status and the digests of what was written.
+ */
+import { promises as fs } from 'node:fs';
+import { join } from 'node:path';
+import { container as rootContainer, type DependencyContainer } from 'tsyringe';
+import type { Logger } from 'winston';
+import type { StudyConfig } from '../config/study-config.js';
+import { ConfigError, UserError } from '../errors.js';
+import { gitCommit, writeFileAtomic } from '../io/files.js';
+import { ResultFiles, builtinReporters } from '../io/builtin-reporters.js';
+import type { AnyPlugin, PluginContext, Reporter } from '../plugin.js';
+import { Tokens } from '../tokens.js';
+import type { MetricObserver, StudyEvent } from './records.js';
+import { runStudy, type InitialPointInfo } from './run-study.js';
+
+export interface SessionOptions {
+  study: StudyConfig;
+  plugin: AnyPlugin;
+  /** Versions of the packages involved, for the manifest. */
+  packages: Record<string, string>;
+  outDir: string;
+  dataDir: string;
+  logger: Logger;
+  /** Reporters found besides the built-in ones. */
+  reporters?: readonly Reporter[];
+  /** Extra observers (progress display, tests). */
+  observers?: readonly MetricObserver[];
+  signal?: AbortSignal;
+  container?: DependencyContainer;
+}
+
+export interface SessionResult {
+  status: 'completed' | 'cancelled' | 'failed';
+  outDir: string;
+  error?: unknown;
+  manifest: Record<string, unknown>;
+}
+
+/** Resolves reporter ids, with an error listing the known ones. */
+export function pickReporters(ids: readonly string[], extra: readonly Reporter[] = []): Reporter[] {
+  const known = new Map([...builtinReporters, ...extra].map((r) => [r.name, r]));
+  return ids.map((id, i) => {
+    const r = known.get(id);
+    if (!r) throw new ConfigError('study', [`/reporters/${i}: unknown reporter "${id}"; known: ${[...known.keys()].join(', ')}`]);
+    return r;
+  });
+}
+
+export async function runSession(opts: SessionOptions): Promise<SessionResult> {
+  const { study, plugin, logger, outDir } = opts;
+  const reporters = pickReporters(study.reporters, opts.reporters);
+  const child = (opts.container ?? rootContainer).createChildContainer();
+  const dataFiles: { path: string; sha256: string; description?: string }[] = [];
+  const facts: Record<string, unknown> = {};
+  const context: PluginContext = {
+    dataDir: opts.dataDir,
+    logger,
+    recordDataFile: (path, sha256, description) => dataFiles.push({ path, sha256, description }),
+    recordFact: (k, v) => (facts[k] = v),
+  };
+  child.register(Tokens.Study, { useValue: study });
+  child.register(Tokens.Context, { useValue: context });
+  child.register(Tokens.Logger, { useValue: logger });
+  // Data is loaded here: a missing or corrupt file fails before the results folder is touched.
+  await plugin.register(child, study, context);
+
+  await fs.mkdir(outDir, { recursive: true });
+  const initialPoints: InitialPointInfo[] = [];
+  const started = new Date();
+  const manifest: Record<string, unknown> = {
+    tool: 'sgd-batch-lab',
+    status: 'running',
+    study,
+    setting: plugin.name,
+    seeds: {
+      root: study.seed,
+      streams: 'xoshiro128** keyed by (seed, purpose, initPoint[, batchSize, run]); purposes: init=1, batch=2, data=3, model=4',
+    },
+    packages: opts.packages,
+    runtime: { node: process.version, platform: `${process.platform}-${process.arch}` },
+    git: gitCommit(),
+    data: dataFiles,
+    facts,
+    initialPoints,
+    startedAt: started.toISOString(),
+  };
+  const writeManifest = () => writeFileAtomic(join(outDir, ResultFiles.manifest), JSON.stringify(manifest, null, 2) + '\n');
+  await writeManifest();
+
+  const observers: MetricObserver[] = [
+    ...reporters.map((r) => r.create({ outDir, study, logger })),
+    ...(opts.observers ?? []),
+  ];
+  // Hooks may be async; a promise chain keeps them in stream order.
+  let chain: Promise<void> = Promise.resolve();
+  const dispatch = (e: StudyEvent) => {
+    for (const o of observers) {
+      const hook = o[e.type] as ((ev: StudyEvent) => void | Promise<void>) | undefined;
+      if (!hook) continue;
+      chain = chain.then(() => hook.call(o, e));
+    }
+  };
+
+  let status: SessionResult['status'] = 'completed';
+  let error: unknown;
+  await new Promise<void>((resolve) => {
+    runStudy({
+      container: child,
+      study,
+      signal: opts.signal,
+      onInitialPoint: (info) => initialPoints.push(info),
+    }).subscribe({
+      next: (e) => {
+        if (e.type === 'studyEnd') status = e.status;
+        dispatch(e);
+      },
+      error: (err: unknown) => {
+        error = err;
+        if (status === 'completed') status = 'failed';
+        resolve();
+      },
+      complete: () => resolve(),
+    });
+  });
+  await chain.catch((err: unknown) => {
+    error ??= err;
+    status = 'failed';
+  });
+  for (const o of observers) {
+    try {
+      if (error !== undefined) await o.error?.(error);
+      await o.close?.();
+    } catch (err) {
+      logger.error(`a reporter failed while closing: ${String(err)}`);
+    }
+  }
+  const outputs: Record<string, unknown> = {};
+  for (const o of observers) Object.assign(outputs, o.outputs?.());
+  Object.assign(manifest, {
+    status,
+    error: error === undefined ? undefined : error instanceof UserError ? error.message : String(error),
+    finishedAt: new Date().toISOString(),
+    seconds: (Date.now() - started.getTime()) / 1000,
+    outputs,
+  });
+  await writeManifest();
+  return { status, outDir, error, manifest };
+}

@@ -1,0 +1,82 @@
+import type { JSONSchemaType } from 'ajv';
+import type { DependencyContainer } from 'tsyringe';
+import type { Logger } from 'winston';
+import type { StudyConfig } from './config/study-config.js';
+import type { MetricObserver } from './engine/records.js';
+
+/** A partial study a preset contributes; the file's own fields override it. */
+export type PresetConfig<Options> = Partial<Omit<StudyConfig<Options>, 'options' | 'setting'>> & {
+  options?: Partial<Options>;
+  /** One line saying what the preset is for. */
+  description?: string;
+};
+
+/** What a plugin learns about the study it is registered for. */
+export interface PluginContext {
+  /** Directory laid out like `shared/data`: one folder per dataset with the original file names. */
+  dataDir: string;
+  logger: Logger;
+  /** Records a data file (path and sha256) in the manifest. */
+  recordDataFile(path: string, sha256: string, description?: string): void;
+  /** Adds free-form facts to the manifest (dataset sizes, parameter counts, ...). */
+  recordFact(key: string, value: unknown): void;
+}
+
+/**
+ * A setting of the study: a model with its data, samplers, oracles and claims.
+ * Made with `definePlugin` and exported as the package's default export.
+ */
+export interface Plugin<Options = Record<string, unknown>> {
+  /** Setting id, `<dataset>-<model>`, e.g. `admission-linreg`. */
+  name: string;
+  /** One line for `sgd-lab list`. */
+  description: string;
+  /** JSON Schema of `options`, with defaults; the compiled validator is the type guard. */
+  configSchema: JSONSchemaType<Options>;
+  /** Named partial studies: at least `smoke` (tests), `cpu` (minutes) and `paper`. */
+  presets: Record<string, PresetConfig<Options>>;
+  /**
+   * Several studies one preset stands for (a paper figure made of two runs, say): preset name ->
+   * the presets to run, each into its own sub-folder.
+   */
+  presetGroups?: Record<string, string[]>;
+  /** Metrics the setting can emit. */
+  metrics: readonly string[];
+  /** Extra checks across fields that a schema cannot express; call `fail(jsonPath, message)`. */
+  checkStudy?(study: StudyConfig<Options>, fail: (path: string, message: string) => never): void;
+  /**
+   * Registers the setting's providers (Tokens.Model, Tokens.SamplerFactory, Oracles, Claims) in the
+   * study's child container. Loads data here, so errors name the file before any run starts.
+   */
+  register(container: DependencyContainer, study: StudyConfig<Options>, context: PluginContext): void | Promise<void>;
+}
+
+// Plugins are stored and looked up without knowing their option types.
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type AnyPlugin = Plugin<any>;
+
+/** Identity helper that gives a plugin literal its types. */
+export function definePlugin<Options>(plugin: Plugin<Options>): Plugin<Options> {
+  if (!/^[a-z0-9]+(-[a-z0-9]+)+$/.test(plugin.name)) {
+    throw new Error(`plugin name "${plugin.name}" must be <dataset>-<model> in kebab-case`);
+  }
+  return plugin;
+}
+
+/** What a reporter knows: where to write, and the study. */
+export interface ReporterContext {
+  outDir: string;
+  study: StudyConfig;
+  logger: Logger;
+}
+
+/** A consumer of the metric stream, looked up by `name` from `study.reporters`. */
+export interface Reporter {
+  name: string;
+  description: string;
+  create(context: ReporterContext): MetricObserver;
+}
+
+export function defineReporter(reporter: Reporter): Reporter {
+  return reporter;
+}

@@ -1,0 +1,140 @@
+/**
+ * The sgd-lab command line end to end: a real process, real files, real exit codes.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { repoRoot, testDataDir, testDataFile } from '@sgd-lab/core/testing';
+import { ADMISSION_DIR, ADMISSION_FILE } from './data.js';
+
+const CLI = join(repoRoot(), 'packages', 'core', 'dist', 'cli', 'main.js');
+const fixture = (name: string) => fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url));
+const realFile = testDataFile(ADMISSION_DIR, ADMISSION_FILE);
+
+function sgdLab(args: string[], env: Record<string, string> = {}) {
+  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env: { ...process.env, ...env }, cwd: repoRoot() });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+const tmp = () => mkdtempSync(join(tmpdir(), 'sgd-lab-cli-'));
+const noStack = (s: string) => expect(s).not.toMatch(/\n\s+at .+:\d+:\d+/);
+
+describe('sgd-lab CLI', () => {
+  it('lists the setting and its presets', () => {
+    const r = sgdLab(['list']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/admission-linreg/);
+    expect(r.stdout).toMatch(/preset smoke/);
+    expect(r.stdout).toMatch(/preset paper +runs paper-fig2a \+ paper-fig2b/);
+  });
+
+  it('rejects an invalid config with exit 2 and every bad JSON path', () => {
+    const r = sgdLab(['validate', fixture('bad-config.json')]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('/runs: must be >= 2');
+    expect(r.stderr).toContain('/learningRate: missing required property "value"');
+    expect(r.stderr).toContain('/options/sampling: must be one of "without-replacement", "with-replacement"');
+    noStack(r.stderr);
+    expect(sgdLab(['run', fixture('bad-config.json')]).code).toBe(2);
+  });
+
+  it('rejects malformed JSON, an unknown setting and an unknown preset', () => {
+    const dir = tmp();
+    writeFileSync(join(dir, 'x.json'), '{"setting": "admission-linreg",');
+    const bad = sgdLab(['validate', join(dir, 'x.json')]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/x\.json:\n\s+- \/: not valid JSON/);
+    const unknown = sgdLab(['run', 'mnist-linreg']);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toMatch(/unknown setting "mnist-linreg"; installed: .*admission-linreg/);
+    const preset = sgdLab(['run', 'admission-linreg', '--preset', 'huge']);
+    expect(preset.code).toBe(2);
+    expect(preset.stderr).toMatch(/\/preset: unknown preset "huge" for admission-linreg; known: smoke, cpu/);
+  });
+
+  it('names a missing data file, says how to get it, and exits 3 without creating results', () => {
+    const out = join(tmp(), 'out');
+    const r = sgdLab(['run', 'admission-linreg', '--preset', 'smoke', '--data-dir', '/nonexistent', '--out', out]);
+    expect(r.code).toBe(3);
+    expect(r.stderr).toContain(`/nonexistent/${ADMISSION_DIR}/${ADMISSION_FILE}: not found; download`);
+    noStack(r.stderr);
+    expect(existsSync(join(out, 'manifest.json'))).toBe(false);
+  });
+
+  it('names the line of a bad CSV row and exits 3', () => {
+    const dir = tmp();
+    mkdirSync(join(dir, ADMISSION_DIR));
+    const rows = ['Serial No.,GRE Score,TOEFL Score,University Rating,SOP,LOR ,CGPA,Research,Chance of Admit '];
+    for (let i = 1; i <= 20; i++) rows.push(`${i},${300 + i},${100 + (i % 7)},${1 + (i % 5)},3,${2 + (i % 3)},${7 + (i % 4) / 2},${i % 2},0.${50 + i}`);
+    rows[12] = '12,310,101,2,3,2,8.5,1';
+    writeFileSync(join(dir, ADMISSION_DIR, ADMISSION_FILE), rows.join('\r\n'));
+    const r = sgdLab(['run', 'admission-linreg', '--preset', 'smoke', '--data-dir', dir, '--out', join(dir, 'out')]);
+    expect(r.code).toBe(3);
+    expect(r.stderr).toContain('line 13: expected 9 fields, found 8');
+    noStack(r.stderr);
+  });
+
+  it('rejects a batch size larger than the data set, naming the field', () => {
+    const dir = tmp();
+    writeFileSync(join(dir, 's.json'), JSON.stringify({ setting: 'admission-linreg', preset: 'smoke', batchSizes: [4, 900], options: { source: 'synthetic' } }));
+    const r = sgdLab(['run', join(dir, 's.json'), '--out', join(dir, 'out')]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('/batchSizes/1: b = 900 exceeds the 500 rows of synthetic');
+  });
+
+  it.runIf(!!realFile)('runs the smoke preset on the real file into a complete results folder', () => {
+    const out = join(tmp(), 'smoke');
+    const r = sgdLab(['run', 'admission-linreg', '--preset', 'smoke', '--data-dir', testDataDir()!, '--out', out]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/grad_variance monte_carlo/);
+    const manifest = JSON.parse(readFileSync(join(out, 'manifest.json'), 'utf8'));
+    expect(manifest.status).toBe('completed');
+    expect(manifest.data[0].sha256).toBe('4d46ee6b89402ed92c37120672cef85379876ccb72ecb80f58120d7202645dc9');
+    expect(manifest.initialPoints[0].values).toHaveLength(8);
+    expect(manifest.packages['@sgd-lab/plugin-linreg']).toBe('0.1.0');
+    expect(manifest.study.learningRate).toEqual({ type: 'inverse-time', alpha0: 0.5, offset: 1 });
+    const lines = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    expect(manifest.outputs['metrics.jsonl'].records).toBe(lines.length);
+    const mc = lines.find((l) => l.estimator === 'monte_carlo' && l.metric === 'grad_variance');
+    expect(Object.keys(mc)).toEqual(expect.arrayContaining(['setting', 'batchSize', 'initPoint', 'step', 'metric', 'estimator', 'value', 'runs', 'ciLow', 'ciHigh']));
+    expect(lines.some((l) => l.metric === 'grad_variance_poly' && l.estimator === 'exact' && l.step === 20 && l.power === 21)).toBe(true);
+    const claims = JSON.parse(readFileSync(join(out, 'claims.json'), 'utf8')).claims;
+    expect(claims.length).toBeGreaterThanOrEqual(6);
+    for (const c of claims) expect([c.id, c.estimator, c.verdict]).toEqual([c.id, c.estimator, 'holds']);
+  });
+
+  it.runIf(!!realFile)('flushes results and exits 130 when interrupted', async () => {
+    const dir = tmp();
+    const out = join(dir, 'long');
+    writeFileSync(join(dir, 'long.json'), JSON.stringify({ setting: 'admission-linreg', preset: 'smoke', runs: 5000, steps: 1000000, options: { estimators: ['monte_carlo'] } }));
+    const child = spawn(process.execPath, [CLI, 'run', join(dir, 'long.json'), '--data-dir', testDataDir()!, '--out', out], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d) => (stderr += d));
+    // Wait until records are being written, then interrupt.
+    const metrics = join(out, 'metrics.jsonl');
+    for (let i = 0; i < 200 && !(existsSync(metrics) && readFileSync(metrics, 'utf8').length > 10_000); i++) await new Promise((r) => setTimeout(r, 50));
+    child.kill('SIGINT');
+    const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+    expect(code).toBe(130);
+    expect(stderr).toMatch(/cancelled: results computed so far were written/);
+    const manifest = JSON.parse(readFileSync(join(out, 'manifest.json'), 'utf8'));
+    expect(manifest.status).toBe('cancelled');
+    const text = readFileSync(metrics, 'utf8');
+    expect(text.endsWith('\n')).toBe(true);
+    expect(manifest.outputs['metrics.jsonl'].records).toBe(text.trim().split('\n').length);
+  });
+
+  it('refuses to overwrite results without --force', () => {
+    const dir = tmp();
+    const out = join(dir, 'o');
+    writeFileSync(join(dir, 's.json'), JSON.stringify({ setting: 'admission-linreg', preset: 'smoke', runs: 10, steps: 3, options: { source: 'synthetic' } }));
+    expect(sgdLab(['run', join(dir, 's.json'), '--out', out, '--quiet']).code).toBe(0);
+    const again = sgdLab(['run', join(dir, 's.json'), '--out', out]);
+    expect(again.code).toBe(2);
+    expect(again.stderr).toMatch(/already holds results; pass --force/);
+    expect(sgdLab(['run', join(dir, 's.json'), '--out', out, '--force', '--quiet']).code).toBe(0);
+  });
+});

@@ -1,0 +1,128 @@
+import 'reflect-metadata';
+import { lastValueFrom, toArray } from 'rxjs';
+import { container } from 'tsyringe';
+import { describe, expect, it } from 'vitest';
+import { createLogger, normalQuantile, polyval, resolveStudy, runStudy, type ClaimResult, type MetricRecord, type StudyConfig } from '@sgd-lab/core';
+import { testDataDir, testDataFile } from '@sgd-lab/core/testing';
+import plugin from './index.js';
+import { ADMISSION_DIR, ADMISSION_FILE, loadAdmission, syntheticData, type RegressionData } from './data.js';
+import { dataMoments } from './model.js';
+import { MomentOracle, substituteAffine } from './oracle.js';
+import { POLYNOMIAL_REL_TOLERANCE } from './analysis.js';
+import { samplingFactor, samplingFactorAffine, type SamplingScheme } from './sampler.js';
+
+const realFile = testDataFile(ADMISSION_DIR, ADMISSION_FILE);
+const synthetic = syntheticData(7, { rows: 120, features: 3, noise: 0.1 }, false);
+const rate = (t: number) => 0.5 / (t + 1);
+const ctx = { dataDir: testDataDir() ?? '.', logger: createLogger({ quiet: true, level: 'error' }), recordDataFile: () => {}, recordFact: () => {} };
+
+async function run(raw: Record<string, unknown>): Promise<{ records: MetricRecord[]; claims: ClaimResult[]; study: StudyConfig }> {
+  const study = resolveStudy({ setting: 'admission-linreg', preset: 'smoke', ...raw }, plugin, 'test');
+  const child = container.createChildContainer();
+  await plugin.register(child, study as never, ctx);
+  const events = await lastValueFrom(runStudy({ container: child, study }).pipe(toArray()));
+  return {
+    study,
+    records: events.flatMap((e) => (e.type === 'metric' ? [e.record] : [])),
+    claims: events.flatMap((e) => (e.type === 'claim' ? [e.claim] : [])),
+  };
+}
+
+/** Var(g_0|F0) = C_b (1/n) sum ||u_i - u||^2 with u_i = grad L_i(w0): Lemma 1 at t = 0. */
+function varianceAtZero(d: RegressionData, w0: Float64Array, c: number): number {
+  const { x, y, n, p } = d;
+  const u = new Float64Array(n * p);
+  const mean = new Float64Array(p);
+  for (let i = 0; i < n; i++) {
+    let res = -y[i];
+    for (let a = 0; a < p; a++) res += x[i * p + a] * w0[a];
+    for (let a = 0; a < p; a++) {
+      u[i * p + a] = res * x[i * p + a];
+      mean[a] += u[i * p + a] / n;
+    }
+  }
+  let s = 0;
+  for (let i = 0; i < n; i++) for (let a = 0; a < p; a++) s += (u[i * p + a] - mean[a]) ** 2 / n;
+  return c * s;
+}
+
+const datasets: [string, () => RegressionData][] = [
+  ['synthetic', () => synthetic],
+  ...(realFile ? ([['admission', () => loadAdmission(realFile, { standardizeTarget: false })]] as [string, () => RegressionData][]) : []),
+];
+
+describe.each(datasets)('exact moment oracle on %s data', (_name, data) => {
+  const d = data();
+  const w0 = Float64Array.from({ length: d.p }, (_, a) => Math.sin(a + 1));
+  const oracle = new MomentOracle(d, dataMoments(d));
+
+  it.each<SamplingScheme>(['without-replacement', 'with-replacement'])('gives Lemma 1 at t = 0 (%s)', (scheme) => {
+    for (const b of [1, 4, 64, d.n]) {
+      const c = samplingFactor(scheme, d.n, b);
+      const v = oracle.curves(w0, c, 1, rate).gradVariance[0];
+      expect(v).toBeCloseTo(varianceAtZero(d, w0, c), 9);
+    }
+  });
+
+  it.each<SamplingScheme>(['without-replacement', 'with-replacement'])('has a polynomial in 1/b equal to the recursion at every b (%s)', (scheme) => {
+    const steps = [0, 1, 5, 20, 40];
+    const inC = oracle.polynomialsInC(w0, 40, rate);
+    const { a1, a0 } = samplingFactorAffine(scheme, d.n);
+    let worst = 0;
+    for (const t of steps) {
+      const poly = substituteAffine(inC[t], a1, a0);
+      expect(poly.length).toBe(t + 2);
+      expect(poly[t + 1]).not.toBe(0);
+      const v1 = oracle.curves(w0, samplingFactor(scheme, d.n, 1), t + 1, rate).gradVariance[t];
+      for (let b = 1; b <= d.n; b++) {
+        const v = oracle.curves(w0, samplingFactor(scheme, d.n, b), t + 1, rate).gradVariance[t];
+        // Relative error, floored at 1e-9 of the b = 1 value: at b = n the variance is exactly 0.
+        worst = Math.max(worst, Math.abs(polyval(poly, 1 / b) - v) / Math.max(Math.abs(v), 1e-9 * v1));
+      }
+    }
+    expect(worst).toBeLessThan(POLYNOMIAL_REL_TOLERANCE);
+  });
+
+  it('keeps E[w_t] independent of b, and the full-gradient variance zero at t = 0', () => {
+    const a = oracle.curves(w0, samplingFactor('without-replacement', d.n, 2), 30, rate);
+    const b = oracle.curves(w0, samplingFactor('without-replacement', d.n, 50), 30, rate);
+    expect(Math.abs(a.fullGradVariance[0])).toBeLessThan(1e-12 * a.gradVariance[0]);
+    expect(a.loss[0]).toBe(b.loss[0]);
+    expect(a.loss[30]).toBeGreaterThan(b.loss[30]);
+  });
+});
+
+describe('Monte Carlo agrees with the exact oracle', () => {
+  // R runs give a relative standard error of about sqrt(kurtosis-ish / R) per value; the claim uses
+  // a Bonferroni bound over every (metric, b, step), so the tolerance follows from R and the count.
+  it.runIf(!!realFile)('on the real admission file (b = 4, 16, 64, 256; 3,000 runs; 60 steps)', async () => {
+    const { claims, records } = await run({ runs: 3000, steps: 60, batchSizes: [4, 16, 64, 256], seed: 11 });
+    const agree = claims.find((c) => c.id === 'monte-carlo-matches-exact')!;
+    expect(agree.verdict).toBe('holds');
+    // Per b: 60 gradient variances, 59 full-gradient ones (at t = 0 it is 0 and has no log), 61 losses.
+    expect(agree.evidence.comparisons).toBe(4 * (60 + 59 + 61));
+    // The check has power: at the median step the Bonferroni band is narrower than a 20% error
+    // (heavy-tailed early steps at b = 4 are wider).
+    const rel = records
+      .filter((r) => r.estimator === 'monte_carlo' && r.metric === 'grad_variance')
+      .map((r) => Math.log(r.ciHigh! / r.ciLow!) / (2 * normalQuantile(0.975)))
+      .sort((a, b) => a - b);
+    expect(rel[rel.length >> 1] * (agree.evidence.bound as number)).toBeLessThan(Math.log(1.2));
+    for (const c of claims) expect([c.id, c.verdict]).toEqual([c.id, 'holds']);
+  });
+
+  it('fails when the oracle is given the wrong sampling scheme (the check has power)', async () => {
+    // Monte Carlo draws without replacement from n = 120 rows; the oracle assumes replacement, so
+    // at b = 60 its variance is (n - 1)/(n - b) ~ 2x too large.
+    const study = resolveStudy({ setting: 'admission-linreg', preset: 'smoke', runs: 2000, steps: 10, batchSizes: [60], options: { source: 'synthetic', synthetic: { rows: 120, features: 3 } } }, plugin, 'test');
+    const right = await run({ ...study, options: { ...study.options } });
+    expect(right.claims.find((c) => c.id === 'monte-carlo-matches-exact')!.verdict).toBe('holds');
+    const mc = right.records.filter((r) => r.estimator === 'monte_carlo');
+    const wrong = await run({ ...study, options: { ...study.options, sampling: 'with-replacement', estimators: ['exact'] } });
+    const { agreesWithExact, RecordIndex } = await import('@sgd-lab/core');
+    const index = new RecordIndex();
+    for (const r of [...mc, ...wrong.records]) index.add(r);
+    const [verdict] = agreesWithExact({ id: 'x', statement: '', paperRef: '', metrics: [{ metric: 'grad_variance', scale: 'log' }] }).evaluate(index, study);
+    expect(verdict.verdict).toBe('fails');
+  });
+});
