@@ -93,6 +93,7 @@ export async function runSession(opts: SessionOptions): Promise<SessionResult> {
 
   const observers: MetricObserver[] = [
     ...reporters.map((r) => r.create({ outDir, study, logger })),
+    ...(child.isRegistered(Tokens.MetricObserver, true) ? child.resolveAll<MetricObserver>(Tokens.MetricObserver) : []),
     ...(opts.observers ?? []),
   ];
   // Hooks may be async; a promise chain keeps them in stream order.

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { RandomStream } from '../random/stream.js';
 import {
+  WelfordAccumulator,
   compareVariances,
   mergeMoments,
   runMoments,
@@ -84,5 +85,22 @@ describe('across-run moments', () => {
     expect(compareVariances(2, 0.1, 1, 0.05).pValue).toBeLessThan(1e-10);
     expect(compareVariances(1, 0.05, 2, 0.1).pValue).toBeGreaterThan(0.999);
     expect(compareVariances(1, 0.1, 1, 0.1).pValue).toBeCloseTo(0.5, 12);
+  });
+});
+
+describe('WelfordAccumulator', () => {
+  it('streams runs to the two-pass moments', () => {
+    const rng = new RandomStream([5]);
+    const data = randomMatrix(rng, 300, 4, [1, 2, 3, 4]);
+    const acc = new WelfordAccumulator(4);
+    for (let r = 0; r < 300; r++) acc.push(data, r * 4);
+    const a = acc.toMoments();
+    const b = runMoments(data, 300, 4);
+    expect(a.n).toBe(300);
+    expect(a.m2 / b.m2).toBeCloseTo(1, 12);
+    for (let j = 0; j < 4; j++) expect(a.mean[j]).toBeCloseTo(b.mean[j], 12);
+    expect(Math.abs(a.m4 / b.m4 - 1)).toBeLessThan(0.05);
+    const perCoordinate = acc.coordinateVariances();
+    expect(perCoordinate.reduce((s, v) => s + v, 0)).toBeCloseTo(traceVariance(b), 10);
   });
 });

@@ -163,3 +163,56 @@ export function compareVariances(v1: number, se1: number, v2: number, se2: numbe
 export function testVarianceGreater(a: RunMoments, b: RunMoments): VarianceComparison {
   return compareVariances(traceVariance(a), traceVarianceStdError(a), traceVariance(b), traceVarianceStdError(b));
 }
+
+/**
+ * Streaming (Welford) accumulation of RunMoments one run at a time, for quantities whose runs
+ * arrive one by one; `toMoments()` gives the same n, mean and m2 as the two-pass `runMoments`.
+ * m4 is accumulated around the running mean, and so is approximate in the same way as merges.
+ */
+export class WelfordAccumulator {
+  private n = 0;
+  private readonly mean: Float64Array;
+  private readonly m2c: Float64Array;
+  private m4 = 0;
+
+  constructor(readonly dim: number) {
+    this.mean = new Float64Array(dim);
+    this.m2c = new Float64Array(dim);
+  }
+
+  /** Adds one run's vector. */
+  push(v: ArrayLike<number>, offset = 0): void {
+    this.n++;
+    let d2 = 0;
+    for (let j = 0; j < this.dim; j++) {
+      const x = v[offset + j];
+      const delta = x - this.mean[j];
+      this.mean[j] += delta / this.n;
+      const after = x - this.mean[j];
+      this.m2c[j] += delta * after;
+      d2 += after * after;
+    }
+    this.m4 += d2 * d2;
+  }
+
+  /** Adds a whole batch of runs (exact Chan merge of its two-pass moments). */
+  merge(m: RunMoments): void {
+    const merged = mergeMoments(this.toMoments(), m);
+    this.n = merged.n;
+    this.mean.set(merged.mean);
+    // Keep per-coordinate m2 consistent for later pushes: spread the merged total in proportion.
+    const old = this.m2c.reduce((s, v) => s + v, 0);
+    const scale = old > 0 ? merged.m2 / old : 0;
+    for (let j = 0; j < this.dim; j++) this.m2c[j] = old > 0 ? this.m2c[j] * scale : merged.m2 / this.dim;
+    this.m4 = merged.m4;
+  }
+
+  /** Per-coordinate unbiased variances. */
+  coordinateVariances(): Float64Array {
+    return this.m2c.map((v) => (this.n > 1 ? v / (this.n - 1) : NaN));
+  }
+
+  toMoments(): RunMoments {
+    return { n: this.n, mean: Float64Array.from(this.mean), m2: this.m2c.reduce((s, v) => s + v, 0), m4: this.m4 };
+  }
+}

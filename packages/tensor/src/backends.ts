@@ -1,0 +1,90 @@
+/**
+ * TensorFlow.js backends by name. `wasm` and `cpu` ship their binaries inside their npm packages
+ * and are always there; `tensorflow` and `tensorflow-gpu` (@tensorflow/tfjs-node, -gpu) download
+ * libtensorflow at install time, so they are optional: loaded by name only when installed, with
+ * the install step in the error otherwise.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { ConfigError } from '@sgd-lab/core';
+
+export type BackendName = 'wasm' | 'cpu' | 'tensorflow' | 'tensorflow-gpu';
+
+/** Fastest first: the order in which `auto` picks a backend. */
+export const BACKEND_PREFERENCE: readonly BackendName[] = ['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'];
+
+const NATIVE_PACKAGES: Record<'tensorflow' | 'tensorflow-gpu', string> = {
+  tensorflow: '@tensorflow/tfjs-node',
+  'tensorflow-gpu': '@tensorflow/tfjs-node-gpu',
+};
+
+/** What was loaded, for the manifest. */
+export interface BackendInfo {
+  name: BackendName;
+  /** The tfjs backend name (tfjs-node registers itself as "tensorflow"). */
+  tfjsBackend: string;
+  version: string;
+  simd?: boolean;
+  threads?: boolean;
+}
+
+const require = createRequire(import.meta.url);
+
+function installed(pkg: string): boolean {
+  try {
+    require.resolve(`${pkg}/package.json`);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Backends whose packages are installed here. */
+export function availableBackends(): BackendName[] {
+  return BACKEND_PREFERENCE.filter((b) => b === 'wasm' || b === 'cpu' || installed(NATIVE_PACKAGES[b]));
+}
+
+let active: BackendInfo | undefined;
+
+/**
+ * Loads and activates a backend by name (`auto` or undefined: the fastest installed). Idempotent
+ * for the same name; switching backends in one process is allowed (tests compare them).
+ */
+export async function useBackend(name: string | undefined): Promise<BackendInfo> {
+  const wanted = name === undefined || name === 'auto' ? availableBackends()[0] : name;
+  if (!BACKEND_PREFERENCE.includes(wanted as BackendName)) {
+    throw new ConfigError('study', [`/backend: unknown backend "${name}"; known: auto, ${BACKEND_PREFERENCE.join(', ')}`]);
+  }
+  const backend = wanted as BackendName;
+  if (active?.name === backend && tf.getBackend() === active.tfjsBackend) return active;
+  let tfjsBackend: string = backend;
+  if (backend === 'wasm') {
+    const wasm = await import('@tensorflow/tfjs-backend-wasm');
+    // The .wasm binaries are read from the package's own dist folder inside node_modules.
+    wasm.setWasmPaths(join(dirname(require.resolve('@tensorflow/tfjs-backend-wasm/package.json')), 'dist') + '/');
+  } else if (backend === 'cpu') {
+    await import('@tensorflow/tfjs-backend-cpu');
+  } else {
+    const pkg = NATIVE_PACKAGES[backend];
+    if (!installed(pkg)) {
+      throw new ConfigError('study', [
+        `/backend: "${backend}" needs ${pkg}, which is not installed. Install it with \`npm install ${pkg}\` ` +
+          '(its install script downloads libtensorflow from storage.googleapis.com, and the GPU build targets CUDA 11), ' +
+          'or use --backend wasm.',
+      ]);
+    }
+    await import(pkg);
+    tfjsBackend = 'tensorflow';
+  }
+  const ok = await tf.setBackend(tfjsBackend);
+  if (!ok) throw new ConfigError('study', [`/backend: ${backend} failed to initialise`]);
+  await tf.ready();
+  const info: BackendInfo = { name: backend, tfjsBackend, version: tf.version_core };
+  if (backend === 'wasm') {
+    info.simd = Boolean(await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT'));
+    info.threads = Boolean(await tf.env().getAsync('WASM_HAS_MULTITHREAD_SUPPORT'));
+  }
+  active = info;
+  return info;
+}

@@ -1,0 +1,2 @@
+/** @sgd-lab/tensor: the replica-batched tensor engine shared by tensor-based settings. */
+export * from './backends.js';

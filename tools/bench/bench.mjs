@@ -1,0 +1,145 @@
+#!/usr/bin/env node
+/**
+ * npm run bench: measures the settings side by side with their peers in one run and writes
+ * BENCHMARKS.md at the repository root. Ratios are what to read: this machine is shared and noisy.
+ *
+ *   node tools/bench/bench.mjs [--repeats k] [--out BENCHMARKS.md]
+ *
+ * Peers run with OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset for their command only (they halve
+ * OpenBLAS speed here); tests and CI leave the environment alone.
+ */
+import 'reflect-metadata';
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { fileURLToPath } from 'node:url';
+import { lastValueFrom } from 'rxjs';
+import { container } from 'tsyringe';
+import { createLogger, learningRateAt, resolveStudy, runStudy, RandomStream, StreamPurpose } from '@sgd-lab/core';
+import linreg, { ADMISSION_DIR, ADMISSION_FILE, FIG2B_BATCH_SIZES, LinearRegressionModel, MomentOracle, loadAdmission, samplingFactor } from '@sgd-lab/plugin-linreg';
+
+const root = resolve(fileURLToPath(new URL('../..', import.meta.url)));
+const { values } = parseArgs({ options: { repeats: { type: 'string', default: '3' }, out: { type: 'string', default: join(root, 'BENCHMARKS.md') } } });
+const repeats = Number(values.repeats);
+const dataDir = [process.env.SGD_LAB_DATA_DIR, join(root, 'data'), join(root, '..', 'shared', 'data')].find((d) => d && existsSync(d));
+const logger = createLogger({ quiet: true, level: 'error' });
+
+const median = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
+const fmt = (s) => (s < 1 ? `${(s * 1000).toFixed(1)} ms` : `${s.toFixed(2)} s`);
+const say = (line) => process.stdout.write(line + '\n');
+
+function time(fn) {
+  const t0 = performance.now();
+  const out = fn();
+  return { seconds: (performance.now() - t0) / 1000, out };
+}
+
+/** The environment for a peer command: OpenBLAS tuning variables removed for it alone. */
+function peerEnv() {
+  const env = { ...process.env };
+  delete env.OPENBLAS_CORETYPE;
+  delete env.OPENBLAS_L2_SIZE;
+  return env;
+}
+
+function machine() {
+  const model = cpus()[0]?.model ?? 'unknown';
+  return `${cpus().length} cores (${model}), ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}`;
+}
+
+async function benchLinreg(sections) {
+  const file = dataDir && join(dataDir, ADMISSION_DIR, ADMISSION_FILE);
+  if (!file || !existsSync(file)) {
+    sections.push(`## admission-linreg\n\nSkipped: ${ADMISSION_FILE} not found (set SGD_LAB_DATA_DIR).\n`);
+    return;
+  }
+  say('admission-linreg: paper-fig2a');
+  const study = resolveStudy({ setting: 'admission-linreg', preset: 'paper-fig2a', reporters: [], options: { estimators: ['monte_carlo'] } }, linreg, 'bench');
+  const data = loadAdmission(file, { standardizeTarget: false });
+  const model = new LinearRegressionModel(data, study.options.init);
+  const w0 = model.initialParameters(new RandomStream([study.seed, StreamPurpose.init, 0]));
+  const oracle = new MomentOracle(data, model.moments);
+  const rate = (t) => learningRateAt(study.learningRate, t);
+
+  const exactRuns = (bs, steps) => bs.forEach((b) => oracle.curves(w0, samplingFactor('without-replacement', data.n, b), steps, rate));
+  exactRuns([4], 10); // warm-up
+  const exact4 = median(Array.from({ length: 5 }, () => time(() => exactRuns(study.batchSizes, study.steps)).seconds));
+  const exact20 = median(Array.from({ length: 5 }, () => time(() => exactRuns(FIG2B_BATCH_SIZES, study.steps)).seconds));
+  const poly40 = median(Array.from({ length: 5 }, () => time(() => oracle.polynomialsInC(w0, 40, rate)).seconds));
+  say(`  exact: 4 b x ${study.steps} steps ${fmt(exact4)}; 20 b x ${study.steps} steps ${fmt(exact20)}; polynomials in 1/b up to t = 40 ${fmt(poly40)}`);
+
+  const mcSeconds = [];
+  for (let i = 0; i < repeats; i++) {
+    const child = container.createChildContainer();
+    await linreg.register(child, study, { dataDir, logger, recordDataFile: () => {}, recordFact: () => {} });
+    const t0 = performance.now();
+    await lastValueFrom(runStudy({ container: child, study }), { defaultValue: undefined });
+    mcSeconds.push((performance.now() - t0) / 1000);
+    say(`  sgd-lab Monte Carlo repeat ${i + 1}: ${fmt(mcSeconds.at(-1))}`);
+  }
+
+  const peer = spawnSync('python3', [join(root, 'tools', 'bench', 'linreg_numpy.py')], {
+    input: JSON.stringify({ data: file, w0: Array.from(w0), batchSizes: study.batchSizes, steps: study.steps, runs: study.runs, alpha0: study.learningRate.alpha0, offset: study.learningRate.offset, seed: 1, repeats }),
+    env: peerEnv(),
+    encoding: 'utf8',
+    maxBuffer: 1 << 24,
+  });
+  let numpy;
+  if (peer.status === 0) {
+    numpy = JSON.parse(peer.stdout);
+    say(`  numpy ${numpy.numpy} Monte Carlo: ${numpy.seconds.map(fmt).join(', ')}`);
+  } else say(`  numpy peer unavailable: ${(peer.stderr || peer.error?.message || '').trim().split('\n').at(-1)}`);
+
+  // The peer must compute the same thing: its last-step variances against the exact oracle.
+  const check = study.batchSizes
+    .map((b) => {
+      const ex = oracle.curves(w0, samplingFactor('without-replacement', data.n, b), study.steps, rate);
+      const v = numpy?.last?.[String(b)]?.grad_variance;
+      return `| ${b} | ${ex.gradVariance[study.steps - 1].toExponential(4)} | ${v === undefined ? '-' : v.toExponential(4)} |`;
+    })
+    .join('\n');
+
+  const ours = median(mcSeconds);
+  const theirs = numpy ? median(numpy.seconds) : undefined;
+  const replicaSteps = study.runs * study.steps * study.batchSizes.length;
+  sections.push(`## admission-linreg (Fig. 2(a): b in {${study.batchSizes.join(', ')}}, ${study.steps} steps, ${study.runs} runs, every step recorded)
+
+| what | time (median of ${repeats}) | per replica-step |
+|---|---|---|
+| sgd-lab Monte Carlo (Float64Array, one process) | ${fmt(ours)} | ${((ours / replicaSteps) * 1e9).toFixed(0)} ns |
+| numpy ${numpy?.numpy ?? '(absent)'} Monte Carlo, same run | ${theirs === undefined ? '-' : fmt(theirs)} | ${theirs === undefined ? '-' : `${((theirs / replicaSteps) * 1e9).toFixed(0)} ns`} |
+| **ratio numpy / sgd-lab** | **${theirs === undefined ? '-' : (theirs / ours).toFixed(2)}x** | target >= 1 |
+
+| exact oracle (median of 5) | time | target |
+|---|---|---|
+| the 4 curves of Fig. 2(a), 2,000 steps | ${fmt(exact4)} | |
+| all 20 b of Fig. 2(b), 2,000 steps | ${fmt(exact20)} | < 1 s |
+| exact polynomials in 1/b, t = 0..40 | ${fmt(poly40)} | |
+
+Same computation check, Var(g_t|F0) at the last step (exact oracle vs the numpy peer's Monte Carlo):
+
+| b | exact | numpy |
+|---|---|---|
+${check}
+
+Both Monte Carlo codes do the same work per step: draw a uniform b-subset per run without
+replacement, the mini-batch gradient, the full gradient, both trace variances across runs, and the
+mean loss. sgd-lab draws subsets by a partial Fisher-Yates shuffle (O(b) per run) where numpy
+sorts random keys (argpartition, O(n) per run); its gradient kernel is generated for p = 8.
+`);
+}
+
+const sections = [];
+await benchLinreg(sections);
+const text = `# Benchmarks
+
+Written by \`npm run bench\` on ${new Date().toISOString().slice(0, 10)}; machine: ${machine()}.
+Peers run in the same invocation, one after the other, with \`OPENBLAS_CORETYPE\` and
+\`OPENBLAS_L2_SIZE\` unset for the peer command only. Read the ratios: absolute times on this shared
+machine move by 20% or more between runs.
+
+${sections.join('\n')}`;
+writeFileSync(values.out, text);
+say(`wrote ${values.out}`);
