@@ -1,2 +1,4 @@
 /** @sgd-lab/tensor: the replica-batched tensor engine shared by tensor-based settings. */
 export * from './backends.js';
+export * from './program.js';
+export * from './engine.js';

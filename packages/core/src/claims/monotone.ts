@@ -158,7 +158,12 @@ export interface AgreesWithExactSpec {
   id: string;
   statement: string;
   paperRef: string;
-  metrics: readonly { metric: string; scale: 'log' | 'linear' }[];
+  metrics: readonly { metric: string; scale: 'log' | 'linear'; layer?: string }[];
+  /**
+   * Relative tolerance for values that did not vary across runs (t = 0 from a shared start);
+   * float32 settings need about 1e-5. @default DETERMINISTIC_REL_WIDTH
+   */
+  roundOff?: number;
 }
 
 /**
@@ -172,13 +177,13 @@ export function agreesWithExact(spec: AgreesWithExactSpec): Claim {
     evaluate(index: RecordIndex, study: StudyConfig): ClaimResult[] {
       const zq = normalQuantile(0.5 + study.confidenceLevel / 2);
       const zs: { z: number; r: MetricRecord; exact: number }[] = [];
-      for (const { metric, scale } of spec.metrics) {
+      for (const { metric, scale, layer } of spec.metrics) {
         for (let ip = 0; ip < study.initPoints; ip++) {
           for (const b of study.batchSizes) {
-            const exactRecords = index.get(metric, 'exact', b, ip);
+            const exactRecords = index.get(metric, 'exact', b, ip, layer);
             const exact = new Map(exactRecords.map((r) => [r.step, r.value]));
             const size = Math.max(0, ...exactRecords.map((r) => Math.abs(r.value)));
-            const series = index.get(metric, 'monte_carlo', b, ip).filter((r) => exact.has(r.step) && r.ciLow !== undefined && r.ciHigh !== undefined);
+            const series = index.get(metric, 'monte_carlo', b, ip, layer).filter((r) => exact.has(r.step) && r.ciLow !== undefined && r.ciHigh !== undefined);
             // Standard error per step on the compared scale (log or linear).
             const se = series.map((r) =>
               scale === 'log' ? logStdError(r, study.confidenceLevel) : (r.ciHigh! - r.ciLow!) / (2 * zq),
@@ -192,7 +197,7 @@ export function agreesWithExact(spec: AgreesWithExactSpec): Claim {
                 z = Math.abs(r.value) <= ZERO_REL * size ? 0 : Infinity;
               } else if (r.ciHigh! - r.ciLow! <= DETERMINISTIC_REL_WIDTH * Math.abs(r.value)) {
                 // Every run gave the same value (t = 0 from a shared start): compare to round-off.
-                z = Math.abs(r.value - e) <= DETERMINISTIC_REL_WIDTH * Math.abs(e) ? 0 : Infinity;
+                z = Math.abs(r.value - e) <= (spec.roundOff ?? DETERMINISTIC_REL_WIDTH) * Math.abs(e) ? 0 : Infinity;
               } else if (scale === 'log') {
                 if (!(r.value > 0) || !(e > 0)) z = Infinity;
                 else z = (Math.log(r.value) - Math.log(e)) / pooled[i];
@@ -222,7 +227,7 @@ export function agreesWithExact(spec: AgreesWithExactSpec): Claim {
             comparisons: zs.length,
             bound,
             meanZ,
-            worst: { metric: worst.r.metric, batchSize: worst.r.batchSize, step: worst.r.step, estimate: worst.r.value, exact: worst.exact, z: worst.z },
+            worst: { metric: worst.r.metric, layer: worst.r.layer, batchSize: worst.r.batchSize, step: worst.r.step, estimate: worst.r.value, exact: worst.exact, z: worst.z },
           },
         },
       ];

@@ -201,6 +201,9 @@ async function execute(opts: RunStudyOptions, signal: AbortSignal, emit: (e: Stu
       for (let t = 0; t <= steps; t++) {
         if (signal.aborted) throw new CancelledError();
         const record = recorded(t);
+        // Gradients first: a model may compute the loss in the same pass and reuse it.
+        let report: GradientReport | undefined;
+        if (t < steps) report = model.gradients(state, sampler.next(t), record);
         const scalars = record || t === steps ? model.scalars(state) : undefined;
         if (scalars) {
           const loss = scalars.loss;
@@ -214,11 +217,6 @@ async function execute(opts: RunStudyOptions, signal: AbortSignal, emit: (e: Stu
               }
             }
           }
-        }
-        let report: GradientReport | undefined;
-        if (t < steps) {
-          const batch = sampler.next(t);
-          report = model.gradients(state, batch, record);
         }
         if (record && scalars) {
           const s: StepStats = {

@@ -6,6 +6,7 @@ const SQRT_PI = Math.sqrt(Math.PI);
 export function erfc(x: number): number {
   if (Number.isNaN(x)) return NaN;
   if (x < 0) return 2 - erfc(-x);
+  if (x === Infinity) return 0;
   if (x < 3) {
     // erf(x) = 2/sqrt(pi) * sum (-1)^k x^(2k+1) / (k! (2k+1))
     let term = x;

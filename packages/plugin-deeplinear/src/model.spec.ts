@@ -1,0 +1,94 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { RandomStream } from '@sgd-lab/core';
+import { useBackend } from '@sgd-lab/tensor';
+import { deepLinearProgram, drawLayers, layerShapes, product } from './model.js';
+import { varianceAtZero } from './oracle.js';
+
+/** Float64 stochastic loss (1/2b) sum_i ||(P - M) x_i||^2 of flat layers. */
+function stochasticLoss(flat: Float64Array, widths: number[], teacher: Float64Array, x: Float64Array, b: number): number {
+  const p = widths[0];
+  const o = widths[widths.length - 1];
+  const delta = product(flat, widths).map((v, i) => v - teacher[i]);
+  let s = 0;
+  for (let i = 0; i < b; i++)
+    for (let r = 0; r < o; r++) {
+      let v = 0;
+      for (let c = 0; c < p; c++) v += delta[r * p + c] * x[i * p + c];
+      s += v * v;
+    }
+  return s / (2 * b);
+}
+
+beforeAll(async () => {
+  await useBackend('wasm');
+});
+
+describe('deep linear program', () => {
+  it.each([[[3, 4, 2]], [[3, 5, 4, 2]]])('matches finite differences of the stochastic loss (widths %j)', (widths) => {
+    const rng = new RandomStream([1]);
+    const flat = drawLayers(rng, widths, 1);
+    const teacher = product(drawLayers(rng, widths, 1), widths);
+    const b = 3;
+    const x = rng.fillNormal(new Float64Array(b * widths[0])) as Float64Array;
+    const shapes = layerShapes(widths);
+    const teacherT = tf.transpose(tf.tensor2d(Float32Array.from(teacher), [widths[widths.length - 1], widths[0]])) as tf.Tensor2D;
+    const prog = deepLinearProgram(widths, teacherT);
+    let off = 0;
+    const params = shapes.map(([r, c]) => {
+      const t = tf.tensor2d(Float32Array.from(flat.subarray(off, off + r * c)), [r, c]);
+      off += r * c;
+      return t;
+    });
+    const out = prog.step(params, tf.tensor2d(Float32Array.from(x), [b, widths[0]]), true);
+    const grads = out.grads.map((g) => Array.from(g.dataSync()));
+    const h = 1e-6;
+    let k0 = 0;
+    shapes.forEach(([r, c], k) => {
+      for (let i = 0; i < r * c; i++) {
+        const up = Float64Array.from(flat);
+        const down = Float64Array.from(flat);
+        up[k0 + i] += h;
+        down[k0 + i] -= h;
+        const fd = (stochasticLoss(up, widths, teacher, x, b) - stochasticLoss(down, widths, teacher, x, b)) / (2 * h);
+        expect(Math.abs(grads[k][i] - fd)).toBeLessThan(1e-4 * (1 + Math.abs(fd)));
+      }
+      k0 += r * c;
+    });
+    expect(out.loss.dataSync()[0]).toBeCloseTo(0.5 * product(flat, widths).reduce((s, v, i) => s + (v - teacher[i]) ** 2, 0), 4);
+    tf.dispose([teacherT, ...params, ...out.grads, ...(out.full ?? []), out.loss]);
+  });
+});
+
+describe('exact variance at t = 0', () => {
+  it('is the closed form of oracles.md for depth 2', () => {
+    const widths = [5, 7, 3];
+    const rng = new RandomStream([2]);
+    const theta = drawLayers(rng, widths, 1);
+    const teacher = product(drawLayers(rng, widths, 1), widths);
+    const [p, h, o] = widths;
+    const w1 = theta.subarray(0, h * p);
+    const w2 = theta.subarray(h * p);
+    const delta = product(theta, widths).map((v, i) => v - teacher[i]);
+    // ||W2^T Delta||^2, ||W1||^2, ||Delta||^2, ||Delta W1^T||^2 by explicit sums.
+    let a = 0;
+    for (let j = 0; j < h; j++)
+      for (let c = 0; c < p; c++) {
+        let s = 0;
+        for (let r = 0; r < o; r++) s += w2[r * h + j] * delta[r * p + c];
+        a += s * s;
+      }
+    let dw = 0;
+    for (let r = 0; r < o; r++)
+      for (let j = 0; j < h; j++) {
+        let s = 0;
+        for (let c = 0; c < p; c++) s += delta[r * p + c] * w1[j * p + c];
+        dw += s * s;
+      }
+    const n2 = (v: ArrayLike<number>) => Array.from(v).reduce((s, x) => s + x * x, 0);
+    const { perLayerTimesB, loss } = varianceAtZero(theta, teacher, widths);
+    expect(perLayerTimesB[0]).toBeCloseTo((p + 1) * a, 9);
+    expect(perLayerTimesB[1]).toBeCloseTo(n2(w1) * n2(delta) + dw, 9);
+    expect(loss).toBeCloseTo(0.5 * n2(delta), 12);
+  });
+});

@@ -1,0 +1,177 @@
+/**
+ * The deep linear teacher-student network f(x) = W_d ... W_1 x with x ~ N(0, I) drawn fresh at
+ * every step (online SGD), population loss L(W) = 1/2 ||W_d ... W_1 - M*||_F^2 with M* the
+ * teacher's product, and its exact gradient as the full gradient.
+ *
+ * Per replica the step works with the product rather than through the batch: with
+ * S_b = X^T X / b and Delta = W_d ... W_1 - M*, the layer-k gradient is
+ * (W_d ... W_{k+1})^T Delta S_b (W_{k-1} ... W_1)^T, and the full gradient the same with I for S_b.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { RandomStream, StreamPurpose, type GradientReport, type Model, type Optimizer, type ParamBlock, type Sampler, type SamplerFactory, type ShardSpec } from '@sgd-lab/core';
+import { ReplicaEngine, sumSquaresLast2, swapLast, type ReplicaProgram, type TensorReplicaState } from '@sgd-lab/tensor';
+
+/** The mini-batches of all runs of a shard for one step: run r's [b, p] block at r*b*p. */
+export interface GaussianBatch {
+  x: Float32Array;
+  b: number;
+  p: number;
+}
+
+/** Sizes and scales of the network. */
+export interface DeepLinearSpec {
+  /** [input, hidden..., output]. */
+  widths: number[];
+  /** Teacher entries ~ N(0, teacherScale^2 / fan_in). */
+  teacherScale: number;
+  /** Student entries ~ N(0, studentScale^2 / fan_in). */
+  studentScale: number;
+}
+
+/** Layer k (0-based) maps widths[k] -> widths[k+1]: a widths[k+1] x widths[k] matrix. */
+export function layerShapes(widths: readonly number[]): [number, number][] {
+  return widths.slice(1).map((out, k) => [out, widths[k]]);
+}
+
+/** Draws the layers of a network, flat in layer order, entries N(0, scale^2 / fan_in). */
+export function drawLayers(rng: RandomStream, widths: readonly number[], scale: number): Float64Array {
+  const shapes = layerShapes(widths);
+  const out = new Float64Array(shapes.reduce((s, [r, c]) => s + r * c, 0));
+  let o = 0;
+  for (const [rows, cols] of shapes) {
+    const std = scale / Math.sqrt(cols);
+    for (let i = 0; i < rows * cols; i++) out[o++] = std * rng.nextNormal();
+  }
+  return out;
+}
+
+/** Row-major float64 matrix product (rows x inner) (inner x cols). */
+export function matmul64(a: Float64Array, b: Float64Array, rows: number, inner: number, cols: number): Float64Array {
+  const c = new Float64Array(rows * cols);
+  for (let i = 0; i < rows; i++)
+    for (let k = 0; k < inner; k++) {
+      const v = a[i * inner + k];
+      if (v === 0) continue;
+      for (let j = 0; j < cols; j++) c[i * cols + j] += v * b[k * cols + j];
+    }
+  return c;
+}
+
+/** The product W_d ... W_1 of flat layers, o x p, in float64. */
+export function product(flat: Float64Array, widths: readonly number[]): Float64Array {
+  const shapes = layerShapes(widths);
+  let o = 0;
+  let acc: Float64Array | undefined;
+  for (const [rows, cols] of shapes) {
+    const w = flat.subarray(o, o + rows * cols);
+    o += rows * cols;
+    acc = acc ? matmul64(w, acc, rows, cols, widths[0]) : Float64Array.from(w);
+  }
+  return acc!;
+}
+
+/** The step of one replica (2-D) or of a chunk ([C, ...]), rank-polymorphic. */
+export function deepLinearProgram(widths: readonly number[], teacherT: tf.Tensor2D): ReplicaProgram {
+  const shapes = layerShapes(widths);
+  const d = shapes.length;
+  const blocks = shapes.map((shape, k) => ({ name: `W${k + 1}`, shape }));
+  /** Delta^T = W_1^T ... W_d^T - M*^T (p x o) and the prefixes W_1^T ... W_{k}^T. */
+  const forward = (params: readonly tf.Tensor[]) => {
+    const ts = params.map(swapLast);
+    const prefix: tf.Tensor[] = [ts[0]];
+    for (let k = 1; k < d; k++) prefix.push(tf.matMul(prefix[k - 1], ts[k]));
+    return { ts, prefix, deltaT: tf.sub(prefix[d - 1], teacherT) };
+  };
+  /** Layer gradients for a left factor E (o x p): Delta S_b for g, Delta for the full gradient. */
+  const layerGrads = (e: tf.Tensor, ts: tf.Tensor[], prefix: tf.Tensor[]) => {
+    const grads = new Array<tf.Tensor>(d);
+    let g = e;
+    for (let k = d - 1; k >= 0; k--) {
+      grads[k] = k === 0 ? g : tf.matMul(g, prefix[k - 1]);
+      if (k > 0) g = tf.matMul(ts[k], g);
+    }
+    return grads;
+  };
+  return {
+    blocks,
+    step(params, x, wantFull) {
+      const { ts, prefix, deltaT } = forward(params);
+      const b = x.shape[x.rank - 2];
+      const s = tf.div(tf.matMul(swapLast(x), x), b);
+      const delta = swapLast(deltaT);
+      const e = swapLast(tf.matMul(s, deltaT));
+      return {
+        grads: layerGrads(e, ts, prefix),
+        full: wantFull ? layerGrads(delta, ts, prefix) : undefined,
+        loss: tf.mul(sumSquaresLast2(deltaT), 0.5),
+      };
+    },
+    loss(params) {
+      return tf.mul(sumSquaresLast2(forward(params).deltaT), 0.5);
+    },
+  };
+}
+
+/** Bytes one replica needs during a step (parameters, gradients, products, batch), float32. */
+export function bytesPerReplica(widths: readonly number[], b: number): number {
+  const params = layerShapes(widths).reduce((s, [r, c]) => s + r * c, 0);
+  const p = widths[0];
+  const o = widths[widths.length - 1];
+  const maxPrefix = widths.reduce((s, w) => s + p * w, 0);
+  return 4 * (params * 6 + maxPrefix * 2 + b * p + p * p + 4 * o * p);
+}
+
+export class DeepLinearModel implements Model<TensorReplicaState, GaussianBatch> {
+  readonly id = 'deep-linear';
+  readonly blocks: readonly ParamBlock[];
+
+  constructor(
+    readonly spec: DeepLinearSpec,
+    readonly engine: ReplicaEngine,
+  ) {
+    this.blocks = engine.program.blocks.map((b) => ({ name: b.name, size: b.shape[0] * b.shape[1] }));
+  }
+
+  initialParameters(rng: RandomStream): Float64Array {
+    return drawLayers(rng, this.spec.widths, this.spec.studentScale);
+  }
+
+  replicate(theta0: Float64Array, shard: ShardSpec): TensorReplicaState {
+    return this.engine.replicate(theta0, shard.runCount);
+  }
+
+  gradients(state: TensorReplicaState, batch: GaussianBatch, wantFull: boolean): GradientReport {
+    return this.engine.gradients(state, batch.x, [batch.b, batch.p], wantFull);
+  }
+
+  scalars(state: TensorReplicaState): Record<string, Float64Array> {
+    return { loss: this.engine.losses(state) };
+  }
+
+  dispose(state: TensorReplicaState): void {
+    this.engine.dispose(state);
+  }
+}
+
+/** Fresh x ~ N(0, I_p) for every run and step; run r's stream is keyed by (seed, batch, initPoint, b, r). */
+export function gaussianSampler(p: number): SamplerFactory<GaussianBatch> {
+  return {
+    id: 'gaussian-online',
+    create(shard: ShardSpec, seed: number): Sampler<GaussianBatch> {
+      const streams = Array.from({ length: shard.runCount }, (_, r) => new RandomStream([seed, StreamPurpose.batch, shard.initPoint, shard.batchSize, shard.runStart + r]));
+      const len = shard.batchSize * p;
+      const batch: GaussianBatch = { x: new Float32Array(shard.runCount * len), b: shard.batchSize, p };
+      return {
+        next() {
+          streams.forEach((rng, r) => rng.fillNormal(batch.x.subarray(r * len, (r + 1) * len)));
+          return batch;
+        },
+      };
+    },
+  };
+}
+
+/** Plain SGD on the engine's replicas. */
+export function tensorSgd(engine: ReplicaEngine): Optimizer<TensorReplicaState> {
+  return { id: 'sgd', step: (state, lr) => engine.sgd(state, lr) };
+}

@@ -1,0 +1,64 @@
+import 'reflect-metadata';
+import * as tf from '@tensorflow/tfjs-core';
+import { lastValueFrom, toArray } from 'rxjs';
+import { container } from 'tsyringe';
+import { describe, expect, it } from 'vitest';
+import { createLogger, resolveStudy, runStudy, type ClaimResult, type MetricRecord } from '@sgd-lab/core';
+import plugin from './index.js';
+
+const ctx = { dataDir: '.', logger: createLogger({ quiet: true, level: 'error' }), recordDataFile: () => {}, recordFact: () => {} };
+
+async function run(raw: Record<string, unknown>) {
+  const study = resolveStudy({ setting: 'gaussian-deeplinear', preset: 'smoke', ...raw }, plugin, 'test');
+  const child = container.createChildContainer();
+  await plugin.register(child, study as never, ctx);
+  const before = tf.memory().numTensors;
+  const events = await lastValueFrom(runStudy({ container: child, study }).pipe(toArray()));
+  return {
+    leaked: tf.memory().numTensors - before,
+    records: events.flatMap((e) => (e.type === 'metric' ? [e.record] : [])) as MetricRecord[],
+    claims: events.flatMap((e) => (e.type === 'claim' ? [e.claim] : [])) as ClaimResult[],
+  };
+}
+
+describe('gaussian-deeplinear', () => {
+  it('agrees with the exact t = 0 variance at b = 1, 2, 4, 16 (4,000 runs, both backends)', async () => {
+    const byBackend: Record<string, MetricRecord[]> = {};
+    for (const backend of ['wasm', 'cpu']) {
+      const { claims, records, leaked } = await run({ backend, runs: 4000, steps: 1 });
+      expect(leaked).toBe(0);
+      const agree = claims.find((c) => c.id === 'monte-carlo-matches-exact-t0')!;
+      expect(agree.verdict).toBe('holds');
+      // 4 b x (3 layers + loss) comparisons at t = 0.
+      expect(agree.evidence.comparisons).toBe(16);
+      byBackend[backend] = records.filter((r) => r.estimator === 'monte_carlo' && r.metric === 'grad_variance' && r.step === 0);
+    }
+    // Same streams, same float32 arithmetic up to kernel order: the backends agree closely.
+    byBackend.wasm.forEach((r, i) => expect(byBackend.cpu[i].value / r.value).toBeCloseTo(1, 4));
+  });
+
+  it('runs the smoke preset with every claim holding and no tensor leak', async () => {
+    const { claims, records, leaked } = await run({});
+    expect(leaked).toBe(0);
+    expect(records.some((r) => r.metric === 'b0_estimate')).toBe(true);
+    expect(records.filter((r) => r.metric === 'grad_variance' && r.estimator === 'monte_carlo' && r.step === 29).map((r) => r.layer)).toEqual(
+      expect.arrayContaining(['W1', 'W2', 'all']),
+    );
+    expect(claims.length).toBeGreaterThanOrEqual(6);
+    for (const c of claims) expect([c.id, c.verdict]).toEqual([c.id, 'holds']);
+  });
+
+  it('detects a b-dependence that the oracle does not have (the t = 0 check has power)', async () => {
+    // Multiplying every Monte Carlo variance by 1.2 must make the agreement claim fail at 4,000 runs.
+    const { records } = await run({ runs: 4000, steps: 1, batchSizes: [4] });
+    const { agreesWithExact, RecordIndex } = await import('@sgd-lab/core');
+    const index = new RecordIndex();
+    for (const r of records) {
+      const scaled = r.estimator === 'monte_carlo' && r.metric === 'grad_variance' ? { ...r, value: r.value * 1.2, ciLow: r.ciLow! * 1.2, ciHigh: r.ciHigh! * 1.2 } : r;
+      index.add(scaled);
+    }
+    const study = resolveStudy({ setting: 'gaussian-deeplinear', preset: 'smoke', batchSizes: [4] }, plugin, 'test');
+    const [c] = agreesWithExact({ id: 'x', statement: '', paperRef: '', metrics: [{ metric: 'grad_variance', scale: 'log', layer: 'all' }] }).evaluate(index, study);
+    expect(c.verdict).toBe('fails');
+  });
+});

@@ -1,0 +1,115 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { RandomStream, traceVariance } from '@sgd-lab/core';
+import { useBackend } from './backends.js';
+import { ReplicaEngine, chunkSizeFor, type KernelStrategy } from './engine.js';
+import { sumSquaresLast2, swapLast, type ReplicaProgram } from './program.js';
+
+/**
+ * A small least-squares program: g = W (x^T x / b) - T, full gradient W - T, loss 1/2 ||W - T||^2
+ * (a quadratic whose population Hessian is I), written rank-polymorphically like a real setting.
+ */
+function program(target: tf.Tensor2D): ReplicaProgram {
+  return {
+    blocks: [
+      { name: 'A', shape: [2, 3] },
+      { name: 'B', shape: [3, 3] },
+    ],
+    step(params, x, wantFull) {
+      const b = x.shape[x.rank - 2];
+      const s = tf.div(tf.matMul(swapLast(x), x), b);
+      const [a, bb] = params;
+      return {
+        grads: [tf.sub(tf.matMul(a, s), target), tf.matMul(bb, s)],
+        full: wantFull ? [tf.sub(a, target), tf.add(bb, 0)] : undefined,
+        loss: tf.mul(sumSquaresLast2(tf.sub(a, target)), 0.5),
+      };
+    },
+    loss(params) {
+      return tf.mul(sumSquaresLast2(tf.sub(params[0], target)), 0.5);
+    },
+  };
+}
+
+const runs = 40;
+const b = 5;
+const theta0 = Float64Array.from({ length: 15 }, (_, i) => Math.cos(i));
+function batches(steps: number): Float32Array[] {
+  const rng = new RandomStream([9]);
+  return Array.from({ length: steps }, () => rng.fillNormal(new Float32Array(runs * b * 3)) as Float32Array);
+}
+
+async function trajectory(backend: string, strategy: KernelStrategy, chunkSize: number, steps = 4) {
+  await useBackend(backend);
+  const target = tf.tensor2d([1, 2, 3, 4, 5, 6], [2, 3]);
+  const engine = new ReplicaEngine(program(target), { strategy, chunkSize });
+  const state = engine.replicate(theta0, runs);
+  const out: { g: number; f: number; loss: number }[] = [];
+  const counts: number[] = [];
+  for (const x of batches(steps)) {
+    const rep = engine.gradients(state, x, [b, 3], true);
+    const loss = engine.losses(state);
+    out.push({ g: traceVariance(rep.stochastic.all), f: traceVariance(rep.full!.all), loss: loss.reduce((s, v) => s + v, 0) / runs });
+    engine.sgd(state, 0.1);
+    counts.push(tf.memory().numTensors);
+  }
+  const params = engine.readParams(state);
+  engine.dispose(state);
+  target.dispose();
+  return { out, counts, params };
+}
+
+beforeAll(async () => {
+  await useBackend('wasm');
+});
+
+describe('ReplicaEngine', () => {
+  it('gives the same trajectory per replica, stacked, and in chunks (float32 tolerance)', async () => {
+    const ref = await trajectory('wasm', 'per-replica', runs);
+    for (const [backend, strategy, chunk] of [['wasm', 'stacked', runs], ['wasm', 'per-replica', 7], ['cpu', 'stacked', 13], ['cpu', 'per-replica', runs]] as const) {
+      const other = await trajectory(backend, strategy, chunk);
+      other.out.forEach((o, t) => {
+        expect(o.g / ref.out[t].g).toBeCloseTo(1, 4);
+        expect(o.loss / ref.out[t].loss).toBeCloseTo(1, 4);
+      });
+      other.params.forEach((p, r) => p.forEach((v, i) => expect(v).toBeCloseTo(ref.params[r][i], 4)));
+    }
+  });
+
+  it('computes moments that match a float64 computation of the same step', async () => {
+    await useBackend('wasm');
+    const target = tf.tensor2d([1, 2, 3, 4, 5, 6], [2, 3]);
+    const engine = new ReplicaEngine(program(target), { strategy: 'per-replica', chunkSize: runs });
+    const state = engine.replicate(theta0, runs);
+    const [x] = batches(1);
+    const rep = engine.gradients(state, x, [b, 3], false);
+    // Float64 reference of block A's gradient per run.
+    const t = [1, 2, 3, 4, 5, 6];
+    const per: number[][] = [];
+    for (let r = 0; r < runs; r++) {
+      const s = Array.from({ length: 9 }, () => 0);
+      for (let i = 0; i < b; i++) for (let j = 0; j < 3; j++) for (let k = 0; k < 3; k++) s[j * 3 + k] += (x[(r * b + i) * 3 + j] * x[(r * b + i) * 3 + k]) / b;
+      const g: number[] = [];
+      for (let i = 0; i < 2; i++) for (let k = 0; k < 3; k++) g.push([0, 1, 2].reduce((acc, j) => acc + theta0[i * 3 + j] * s[j * 3 + k], 0) - t[i * 3 + k]);
+      per.push(g);
+    }
+    const mean = per[0].map((_, i) => per.reduce((s, g) => s + g[i], 0) / runs);
+    const v = per.reduce((s, g) => s + g.reduce((a, gi, i) => a + (gi - mean[i]) ** 2, 0), 0) / (runs - 1);
+    expect(traceVariance(rep.stochastic.blocks!.A) / v).toBeCloseTo(1, 4);
+    engine.dispose(state);
+    target.dispose();
+  });
+
+  it('leaks no tensors from step to step', async () => {
+    for (const strategy of ['per-replica', 'stacked'] as const) {
+      const { counts } = await trajectory('wasm', strategy, 11, 6);
+      expect(new Set(counts.slice(1)).size).toBe(1);
+    }
+  });
+
+  it('sizes chunks from the memory budget', () => {
+    expect(chunkSizeFor(1000, 100, 50)).toBe(10);
+    expect(chunkSizeFor(1e9, 100, 50)).toBe(50);
+    expect(chunkSizeFor(10, 100, 50)).toBe(1);
+  });
+});

@@ -1,0 +1,45 @@
+/**
+ * A replica program: one SGD step of a model written once with rank-polymorphic TensorFlow.js
+ * ops, so the engine can run it per replica on 2-D tensors or on a whole chunk of replicas with
+ * the run axis leading ([C, ...] tensors), whichever the backend runs faster. Rules for authors:
+ * matMul without transpose flags (transpose with `swapLast`), reductions over negative axes,
+ * shared tensors (a teacher) broadcast from their own rank.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+
+/** Shape of one parameter block of one replica. */
+export interface BlockShape {
+  name: string;
+  shape: [number, number];
+}
+
+/** What one step computes for one replica (2-D blocks) or a chunk of replicas ([C, ...]). */
+export interface StepOutput {
+  /** Stochastic gradient per block. */
+  grads: tf.Tensor[];
+  /** Full (population) gradient per block, when asked for. */
+  full?: tf.Tensor[];
+  /** Loss at the current parameters: a scalar per replica (shape [] or [C]). */
+  loss: tf.Tensor;
+}
+
+export interface ReplicaProgram {
+  readonly blocks: readonly BlockShape[];
+  /**
+   * Gradients at `params` for the mini-batch `x` ([b, p] or [C, b, p]). Called inside tf.tidy:
+   * return new tensors, never the inputs.
+   */
+  step(params: readonly tf.Tensor[], x: tf.Tensor, wantFull: boolean): StepOutput;
+  /** Loss only (the last step, or the initial point). */
+  loss(params: readonly tf.Tensor[]): tf.Tensor;
+}
+
+/** Transposes the last two axes of a rank-2 or rank-3 tensor. */
+export function swapLast(x: tf.Tensor): tf.Tensor {
+  return x.rank === 2 ? tf.transpose(x) : tf.transpose(x, [0, 2, 1]);
+}
+
+/** Sum of squares over the last two axes: a scalar per replica. */
+export function sumSquaresLast2(x: tf.Tensor): tf.Tensor {
+  return tf.sum(tf.square(x), [-2, -1]);
+}
