@@ -21,7 +21,15 @@ import { createLogger, learningRateAt, resolveStudy, runStudy, RandomStream, Str
 import linreg, { ADMISSION_DIR, ADMISSION_FILE, FIG2B_BATCH_SIZES, LinearRegressionModel, MomentOracle, loadAdmission, samplingFactor } from '@sgd-lab/plugin-linreg';
 
 const root = resolve(fileURLToPath(new URL('../..', import.meta.url)));
-const { values } = parseArgs({ options: { repeats: { type: 'string', default: '3' }, out: { type: 'string', default: join(root, 'BENCHMARKS.md') } } });
+const { values } = parseArgs({
+  options: {
+    repeats: { type: 'string', default: '3' },
+    out: { type: 'string', default: join(root, 'BENCHMARKS.md') },
+    only: { type: 'string', multiple: true, default: [] },
+  },
+});
+const only = new Set(values.only);
+const wanted = (section) => only.size === 0 || only.has(section);
 const repeats = Number(values.repeats);
 const dataDir = [process.env.SGD_LAB_DATA_DIR, join(root, 'data'), join(root, '..', 'shared', 'data')].find((d) => d && existsSync(d));
 const logger = createLogger({ quiet: true, level: 'error' });
@@ -131,8 +139,119 @@ sorts random keys (argpartition, O(n) per run); its gradient kernel is generated
 `);
 }
 
+/** Debian's PyTorch for the peer, installed when absent (root on these machines). */
+function ensureTorch() {
+  const probe = spawnSync('/usr/bin/python3', ['-c', 'import torch'], { env: peerEnv() });
+  if (probe.status === 0) return true;
+  say('  installing python3-torch and libopenblas0-openmp (apt-get) for the PyTorch peer');
+  spawnSync('apt-get', ['update', '-qq'], { stdio: 'ignore' });
+  const r = spawnSync('apt-get', ['install', '-y', '-qq', 'python3-torch', 'libopenblas0-openmp'], { stdio: 'ignore' });
+  return r.status === 0 && spawnSync('/usr/bin/python3', ['-c', 'import torch'], { env: peerEnv() }).status === 0;
+}
+
+/** The BLAS Debian's libblas.so.3 alternative points at (what PyTorch's generic BLAS calls). */
+function blasAlternative() {
+  const r = spawnSync('readlink', ['-f', '/etc/alternatives/libblas.so.3-x86_64-linux-gnu'], { encoding: 'utf8' });
+  return r.status === 0 ? r.stdout.trim() : 'unknown';
+}
+
+/** Floating-point operations of one deep linear replica-step (stochastic and full gradients). */
+function deepLinearFlops(widths, b) {
+  const [p, h, o] = widths;
+  return 2 * (5 * o * h * p + b * p * p + p * p * o);
+}
+
+async function benchDeepLinear(sections) {
+  const R = 256;
+  const b = 64;
+  const widths = [64, 256, 128];
+  const flops = deepLinearFlops(widths, b);
+  say(`gaussian-deeplinear: R = ${R}, b = ${b}, widths ${widths.join('-')}`);
+  const stepScript = join(root, 'tools', 'bench', 'deeplinear-step.mjs');
+  const rows = [];
+  const { availableBackends } = await import('@sgd-lab/tensor');
+  for (const backend of availableBackends()) {
+    const steps = backend === 'cpu' ? 1 : 5;
+    const r = spawnSync(process.execPath, [stepScript, backend, String(R), String(b), String(steps), '1'], { encoding: 'utf8', maxBuffer: 1 << 24 });
+    if (r.status !== 0) {
+      say(`  ${backend}: failed: ${r.stderr.trim().split('\n').at(-1)}`);
+      continue;
+    }
+    const out = JSON.parse(r.stdout.trim().split('\n').at(-1));
+    const sec = median(out.seconds);
+    rows.push({ name: `sgd-lab ${out.backend} (${out.strategy}${out.simd ? ', SIMD' : ''})`, sec });
+    say(`  ${out.backend}: ${fmt(sec)} per step`);
+  }
+  let torch;
+  if (ensureTorch()) {
+    const r = spawnSync('/usr/bin/python3', [join(root, 'tools', 'bench', 'deeplinear_torch.py')], {
+      input: JSON.stringify({ R, b, widths, steps: 10, warmup: 2 }),
+      env: peerEnv(),
+      encoding: 'utf8',
+    });
+    if (r.status === 0) {
+      torch = JSON.parse(r.stdout);
+      say(`  PyTorch ${torch.torch}: ${fmt(median(torch.seconds))} per step; sgemm 1024^3 ${torch.sgemmGflops.toFixed(0)} GFLOP/s`);
+    } else say(`  PyTorch peer failed: ${r.stderr.trim().split('\n').at(-1)}`);
+  } else say('  PyTorch peer unavailable (python3-torch could not be installed)');
+
+  // Where the wasm step spends its time.
+  const profDir = join(root, 'results', 'bench-profile');
+  spawnSync('rm', ['-rf', profDir]);
+  spawnSync(process.execPath, ['--cpu-prof', `--cpu-prof-dir=${profDir}`, stepScript, 'wasm', String(R), String(b), '3', '1'], { encoding: 'utf8' });
+  const { readdirSync } = await import('node:fs');
+  const profFile = readdirSync(profDir).find((f) => f.endsWith('.cpuprofile'));
+  const prof = profFile ? JSON.parse(spawnSync('python3', [join(root, 'tools', 'bench', 'profile-summary.py'), join(profDir, profFile)], { encoding: 'utf8' }).stdout) : undefined;
+
+  // End-to-end cpu preset with its peak memory.
+  say('  cpu preset end to end (peak RSS)...');
+  const e2e = spawnSync(process.execPath, [join(root, 'tools', 'bench', 'rss.mjs'), 'run', 'gaussian-deeplinear', '--preset', 'cpu', '--backend', 'wasm', '--out', join(root, 'results', 'bench-deeplinear-cpu'), '--force', '--quiet'], { encoding: 'utf8', maxBuffer: 1 << 26 });
+  const rss = JSON.parse(e2e.stderr.trim().split('\n').at(-1));
+  say(`  cpu preset: ${fmt(rss.seconds)}, peak RSS ${rss.maxRssMiB.toFixed(0)} MiB, exit ${rss.code}`);
+
+  const torchSec = torch ? median(torch.seconds) : undefined;
+  const line = (name, sec) =>
+    `| ${name} | ${fmt(sec)} | ${(R / sec).toFixed(0)} | ${((flops * R) / sec / 1e9).toFixed(1)} | ${torchSec ? (torchSec / sec).toFixed(2) : '-'} |`;
+  const table = [...rows.map((r) => line(r.name, r.sec)), ...(torchSec ? [line(`PyTorch ${torch.torch} CPU, bmm into reused buffers, ${torch.threads} threads`, torchSec)] : [])].join('\n');
+  const pct = (x) => `${(x * 100).toFixed(1)}%`;
+  sections.push(`## gaussian-deeplinear (R = ${R} replicas, b = ${b}, widths ${widths.join('-')})
+
+One step = fresh Gaussian batches for every replica, stochastic and full gradients of both layers,
+their across-run moments (and those of g - grad L), the population loss, and the SGD update:
+${(flops / 1e6).toFixed(1)} MFLOP per replica-step (the products of both codes are the same).
+
+| code | time per step (median) | replica-steps/s | GFLOP/s | ratio to PyTorch |
+|---|---|---|---|---|
+${table}
+
+Machine float32 GEMM peak, measured the same way (torch.mm 1024^3 on ${torch?.threads ?? '?'} threads, BLAS ${blasAlternative()}):
+**${torch ? torch.sgemmGflops.toFixed(0) : '?'} GFLOP/s**. Target for the wasm backend: ratio >= 0.15.
+
+What limits the wasm backend (V8 CPU profile of 4 steps, self time):
+
+| TensorFlow.js kernel (wasm time by caller) | share |
+|---|---|
+${prof ? prof.kernels.map(([k, v]) => `| ${k} | ${pct(v)} |`).join('\n') : '| (profile unavailable) | |'}
+
+| function | share |
+|---|---|
+${prof ? prof.functions.map(([k, v]) => `| ${k.replace(/\|/g, '/')} | ${pct(v)} |`).join('\n') : ''}
+
+The products (batchMatMul, run per replica as 2-D XNNPACK GEMMs) take the largest share; the rest
+is element-wise work and reductions (kernelFunc, Square, Sum: the across-run moments of six
+gradient blocks), transposes, and the Gaussian batches drawn in JavaScript. WASM SIMD is 128-bit
+and single-threaded in Node, against AVX-512 on two threads for OpenBLAS: parity needs the native
+kernels of the native-kernels issue, which plug in as the \`stacked\` strategy without touching the
+plugin.
+
+End to end, \`sgd-lab run gaussian-deeplinear --preset cpu --backend wasm\`: ${fmt(rss.seconds)},
+**peak RSS ${rss.maxRssMiB.toFixed(0)} MiB** (target < 2 GiB).
+`);
+}
+
 const sections = [];
-await benchLinreg(sections);
+if (wanted('linreg')) await benchLinreg(sections);
+if (wanted('deeplinear')) await benchDeepLinear(sections);
 const text = `# Benchmarks
 
 Written by \`npm run bench\` on ${new Date().toISOString().slice(0, 10)}; machine: ${machine()}.

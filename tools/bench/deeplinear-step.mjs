@@ -1,0 +1,39 @@
+#!/usr/bin/env node
+/**
+ * Times the gaussian-deeplinear step on one backend: R replicas, batch b, the paper widths; per
+ * step the fresh Gaussian batches, stochastic and full gradients, their across-run moments and
+ * the SGD update, exactly as a study runs it. Prints JSON {backend, strategy, seconds[]}.
+ *
+ *   node deeplinear-step.mjs <backend> <R> <b> <steps> [warmup]
+ *
+ * The benchmark also runs it under --cpu-prof to show where the time goes.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { RandomStream, StreamPurpose } from '@sgd-lab/core';
+import { ReplicaEngine, strategyFor, useBackend } from '@sgd-lab/tensor';
+import { deepLinearProgram, drawLayers, gaussianSampler, product } from '@sgd-lab/plugin-deeplinear';
+
+const [backendName = 'wasm', rArg = '256', bArg = '64', stepsArg = '3', warmArg = '1'] = process.argv.slice(2);
+const R = Number(rArg);
+const b = Number(bArg);
+const widths = [64, 256, 128];
+const backend = await useBackend(backendName);
+const teacher = product(drawLayers(new RandomStream([1, StreamPurpose.model, 0]), widths, 1), widths);
+const teacherT = tf.transpose(tf.tensor2d(Float32Array.from(teacher), [widths[2], widths[0]]));
+const engine = new ReplicaEngine(deepLinearProgram(widths, teacherT), { strategy: strategyFor(backend.tfjsBackend), chunkSize: R });
+const theta0 = drawLayers(new RandomStream([1, StreamPurpose.init, 0]), widths, 1);
+const shard = { batchSize: b, initPoint: 0, runStart: 0, runCount: R, steps: 1 };
+const state = engine.replicate(theta0, R);
+const sampler = gaussianSampler(widths[0]).create(shard, 1);
+const seconds = [];
+const total = Number(stepsArg) + Number(warmArg);
+for (let t = 0; t < total; t++) {
+  const t0 = performance.now();
+  const batch = sampler.next(t);
+  engine.gradients(state, batch.x, [b, widths[0]], true);
+  engine.losses(state);
+  engine.sgd(state, 1e-3);
+  if (t >= Number(warmArg)) seconds.push((performance.now() - t0) / 1000);
+}
+engine.dispose(state);
+process.stdout.write(JSON.stringify({ backend: backend.name, strategy: engine.options.strategy, simd: backend.simd, seconds }) + '\n');
