@@ -5,7 +5,7 @@
  * ../shared/data. Where a setting's data file is absent it runs on its embedded default and says
  * how to get the real file.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -27,14 +27,41 @@ const tour = [
           'runs on a synthetic data set of the same shape. Put the file from the Kaggle dataset mohansacharya/graduate-admissions ' +
           'in data/graduate_admission/ to run it on the real data.',
       },
+  // Gaussian inputs are drawn from the seed: no data file.
+  { setting: 'gaussian-deeplinear', args: [] },
 ];
 
 let failed = 0;
+const done = [];
 for (const { setting, args, note } of tour) {
   if (note) process.stderr.write(`note: ${note}\n`);
   const dirArgs = dataDir ? ['--data-dir', dataDir] : [];
+  const name = args.includes('name=admission-linreg-cpu-synthetic') ? 'admission-linreg-cpu-synthetic' : `${setting}-cpu`;
   const r = spawnSync(process.execPath, [cli, 'run', setting, '--preset', 'cpu', '--force', ...dirArgs, ...args], { stdio: 'inherit', cwd: root });
   if (r.status !== 0) failed++;
+  done.push({ setting, name, status: r.status });
 }
-process.stderr.write(`\nresults are in ${join(root, 'results')}\n`);
+
+// The suite index: one line per study, with its claims and a link to its report.
+const rows = done.map(({ setting, name, status }) => {
+  const dir = join(root, 'results', name);
+  let claims = [];
+  try {
+    claims = JSON.parse(readFileSync(join(dir, 'claims.json'), 'utf8')).claims;
+  } catch {
+    /* the study failed before writing claims */
+  }
+  const verdicts = ['holds', 'fails', 'inconclusive'].map((v) => `${claims.filter((c) => c.verdict === v).length} ${v}`).join(', ');
+  const link = existsSync(join(dir, 'report.html')) ? `<a href="${name}/report.html">${name}</a>` : name;
+  return `<tr><td>${link}</td><td>${setting}</td><td>${status === 0 ? 'completed' : `exit ${status}`}</td><td>${verdicts}</td></tr>`;
+});
+const index = join(root, 'results', 'index.html');
+writeFileSync(
+  index,
+  `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>sgd-batch-lab tour</title>
+<style>body{font-family:system-ui,sans-serif;margin:2rem}td,th{padding:.3rem .8rem;border-bottom:1px solid #ddd;text-align:left}</style></head>
+<body><h1>sgd-batch-lab: every setting at its cpu preset</h1><table><tr><th>study</th><th>setting</th><th>status</th><th>claims</th></tr>
+${rows.join('\n')}</table></body></html>\n`,
+);
+process.stderr.write(`\nsuite index: ${index}\n`);
 process.exit(failed ? 1 : 0);

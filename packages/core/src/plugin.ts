@@ -74,7 +74,17 @@ export interface ReporterContext {
 export interface Reporter {
   name: string;
   description: string;
+  /** Attached to studies that do not list their reporters. @default false */
+  enabledByDefault?: boolean;
   create(context: ReporterContext): MetricObserver;
+}
+
+/** A command a package adds to the sgd-lab CLI (`"sgd-lab": { "commands": "<module>" }`). */
+export interface CliCommand {
+  /** One line for the usage text. */
+  usage: string;
+  /** Runs with the arguments after the command name; resolves to the exit code. */
+  run(args: string[]): Promise<number>;
 }
 
 export function defineReporter(reporter: Reporter): Reporter {

@@ -35,6 +35,13 @@ const USAGE = `usage:
 The data directory holds one folder per dataset with the original file names
 (default: $SGD_LAB_DATA_DIR, else ./data).`;
 
+/** The usage text, with the commands installed packages add. */
+async function usage(): Promise<string> {
+  const { commands } = await discoverExtensions();
+  const extra = commands.flatMap((c) => Object.values(c.value).map((cmd) => `  ${cmd.usage}`));
+  return extra.length ? USAGE.replace('\n\nThe data directory', `\n${extra.join('\n')}\n\nThe data directory`) : USAGE;
+}
+
 /** Preset used when `run` is given a setting id without --preset. */
 export const DEFAULT_PRESET = 'cpu';
 
@@ -234,11 +241,15 @@ export async function main(argv: string[]): Promise<number> {
       case '-h':
       case '--help':
       case 'help':
-        process.stdout.write(USAGE + '\n');
+        process.stdout.write((await usage()) + '\n');
         return command === undefined ? 2 : 0;
-      default:
-        process.stderr.write(`unknown command "${command}"\n${USAGE}\n`);
+      default: {
+        const { commands } = await discoverExtensions();
+        const found = commands.map((c) => c.value[command]).find((c) => c !== undefined);
+        if (found) return await found.run(rest);
+        process.stderr.write(`unknown command "${command}"\n${await usage()}\n`);
         return 2;
+      }
     }
   } catch (err) {
     if (err instanceof UserError) {

@@ -8,7 +8,7 @@
 import { existsSync, readdirSync, readFileSync, realpathSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import type { AnyPlugin, Reporter } from '../plugin.js';
+import type { AnyPlugin, CliCommand, Reporter } from '../plugin.js';
 
 export interface Found<T> {
   value: T;
@@ -20,11 +20,13 @@ export interface Found<T> {
 export interface Extensions {
   plugins: Found<AnyPlugin>[];
   reporters: Found<Reporter>[];
+  commands: Found<Record<string, CliCommand>>[];
 }
 
 interface SgdLabField {
   plugin?: string;
   reporter?: string | string[];
+  commands?: string;
 }
 
 function nodeModulesAbove(start: string): string[] {
@@ -73,6 +75,7 @@ async function discover(cwd: string): Promise<Extensions> {
   const seen = new Set<string>();
   const plugins: Found<AnyPlugin>[] = [];
   const reporters: Found<Reporter>[] = [];
+  const commands: Found<Record<string, CliCommand>>[] = [];
   const roots = [...nodeModulesAbove(cwd), ...nodeModulesAbove(here)];
   for (const nm of roots) {
     for (const dir of packageDirs(nm)) {
@@ -106,6 +109,11 @@ async function discover(cwd: string): Promise<Extensions> {
         const mod = await importDefault(file);
         for (const r of Array.isArray(mod) ? mod : [mod]) reporters.push({ ...info, value: r as Reporter });
       }
+      if (field.commands) {
+        const file = join(real, field.commands);
+        if (!existsSync(file)) throw new Error(`package ${meta.name} is not built: ${file} is missing (run npm run build)`);
+        commands.push({ ...info, value: (await importDefault(file)) as Record<string, CliCommand> });
+      }
     }
   }
   for (const file of (process.env.SGD_LAB_PLUGINS ?? '').split(',').filter(Boolean)) {
@@ -113,5 +121,5 @@ async function discover(cwd: string): Promise<Extensions> {
     plugins.push({ packageName: abs, version: 'local', dir: dirname(abs), value: (await importDefault(abs)) as AnyPlugin });
   }
   plugins.sort((a, b) => a.value.name.localeCompare(b.value.name));
-  return { plugins, reporters };
+  return { plugins, reporters, commands };
 }

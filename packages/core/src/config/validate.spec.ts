@@ -20,7 +20,7 @@ describe('resolveStudy', () => {
     expect(s.runs).toBe(50);
     expect(s.batchSizes).toEqual([2, 8]);
     expect(s.options).toEqual({ dim: 2, points: 40 });
-    expect(s.reporters).toEqual(['jsonl', 'claims', 'console']);
+    expect(s.reporters).toEqual([]);
     expect(s.confidenceLevel).toBe(0.95);
     expect(s.name).toBe('toy-mean-smoke');
   });

@@ -40,8 +40,12 @@ export interface SessionResult {
   manifest: Record<string, unknown>;
 }
 
-/** Resolves reporter ids, with an error listing the known ones. */
+/**
+ * Resolves reporter ids, with an error listing the known ones. No ids: the built-in reporters and
+ * every installed one that is enabled by default.
+ */
 export function pickReporters(ids: readonly string[], extra: readonly Reporter[] = []): Reporter[] {
+  if (ids.length === 0) return [...builtinReporters, ...extra.filter((r) => r.enabledByDefault)];
   const known = new Map([...builtinReporters, ...extra].map((r) => [r.name, r]));
   return ids.map((id, i) => {
     const r = known.get(id);

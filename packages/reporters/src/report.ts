@@ -1,0 +1,83 @@
+/** Builds figures/ and report.html for one results folder, or a comparison of several. */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { ClaimResult, MetricRecord } from '@sgd-lab/core';
+import { figuresFor } from './figures.js';
+import { reportHtml, type RenderedFigure } from './html.js';
+import { renderSvg, svgToPng } from './render.js';
+import { readResults } from './results.js';
+
+/** File names the report writes. */
+export const ReportFiles = { html: 'report.html', figures: 'figures' } as const;
+
+export interface BuiltReport {
+  html: string;
+  figures: string[];
+}
+
+async function render(records: MetricRecord[], initPoints: number, outDir: string, compare: boolean): Promise<RenderedFigure[]> {
+  const figDir = join(outDir, ReportFiles.figures);
+  mkdirSync(figDir, { recursive: true });
+  const out: RenderedFigure[] = [];
+  for (const figure of figuresFor(records, { initPoints, compare })) {
+    const svg = await renderSvg(figure.spec);
+    writeFileSync(join(figDir, `${figure.id}.svg`), svg);
+    writeFileSync(join(figDir, `${figure.id}.png`), svgToPng(svg));
+    out.push({ figure, svg });
+  }
+  return out;
+}
+
+/** Writes the figures and report.html of a study from its records. */
+export async function writeStudyReport(opts: {
+  outDir: string;
+  name: string;
+  setting: string;
+  initPoints: number;
+  records: MetricRecord[];
+  claims: ClaimResult[];
+  manifest?: Record<string, unknown>;
+}): Promise<BuiltReport> {
+  const figures = await render(opts.records, opts.initPoints, opts.outDir, false);
+  const status = (opts.manifest?.status as string | undefined) ?? 'unknown';
+  const html = reportHtml({
+    title: `${opts.name} (${opts.setting})`,
+    subtitle: `${opts.records.length.toLocaleString('en-US')} records; status ${status}; written by sgd-batch-lab`,
+    claims: opts.claims,
+    figures,
+    manifest: opts.manifest,
+  });
+  const file = join(opts.outDir, ReportFiles.html);
+  writeFileSync(file, html);
+  return { html: file, figures: figures.map((f) => f.figure.id) };
+}
+
+/** `sgd-lab report <dir>`: rebuilds the report of a results folder from its files. */
+export async function rebuildReport(dir: string): Promise<BuiltReport> {
+  const r = readResults(dir);
+  return writeStudyReport({ outDir: dir, name: r.name, setting: r.setting, initPoints: r.initPoints, records: r.records, claims: r.claims, manifest: r.manifest });
+}
+
+/** `sgd-lab compare <a> <b> ...`: overlays studies in one report (lines dashed by study). */
+export async function compareReports(dirs: string[], outDir: string): Promise<BuiltReport> {
+  const studies = dirs.map(readResults);
+  const names = studies.map((s) => s.name);
+  if (new Set(names).size !== names.length) {
+    // Same study name twice (two runs of one config): tell them apart by folder.
+    studies.forEach((s, i) => s.records.forEach((r) => (r.study = `${s.name} (${dirs[i]})`)));
+  }
+  const records = studies.flatMap((s) => s.records);
+  const figures = await render(records, Math.max(...studies.map((s) => s.initPoints)), outDir, true);
+  const claims = studies.flatMap((s) => s.claims.map((c) => ({ ...c, id: `${s.name}: ${c.id}` })));
+  const html = reportHtml({
+    title: `compare: ${names.join(' vs ')}`,
+    subtitle: `${studies.length} studies overlaid; lines are dashed by study`,
+    claims,
+    figures,
+    notes: studies.map((s) => `<h2>Manifest of ${s.name}</h2><details><summary>${s.dir}</summary><pre>${JSON.stringify(s.manifest, null, 2).replace(/</g, '&lt;')}</pre></details>`),
+  });
+  mkdirSync(outDir, { recursive: true });
+  const file = join(outDir, ReportFiles.html);
+  writeFileSync(file, html);
+  return { html: file, figures: figures.map((f) => f.figure.id) };
+}
