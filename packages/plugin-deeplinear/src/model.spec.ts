@@ -40,7 +40,7 @@ describe('deep linear program', () => {
       off += r * c;
       return t;
     });
-    const out = prog.step(params, tf.tensor2d(Float32Array.from(x), [b, widths[0]]), true);
+    const out = prog.step(params, [tf.tensor2d(Float32Array.from(x), [b, widths[0]])], true);
     const grads = out.grads.map((g) => Array.from(g.dataSync()));
     const h = 1e-6;
     let k0 = 0;

@@ -94,7 +94,7 @@ export function deepLinearProgram(widths: readonly number[], teacherT: tf.Tensor
   };
   return {
     blocks,
-    step(params, x, wantFull) {
+    step(params, [x], wantFull) {
       const { ts, prefix, deltaT } = forward(params);
       const b = x.shape[x.rank - 2];
       const s = tf.div(tf.matMul(swapLast(x), x), b);
@@ -141,7 +141,7 @@ export class DeepLinearModel implements Model<TensorReplicaState, GaussianBatch>
   }
 
   gradients(state: TensorReplicaState, batch: GaussianBatch, wantFull: boolean): GradientReport {
-    return this.engine.gradients(state, batch.x, [batch.b, batch.p], wantFull);
+    return this.engine.gradients(state, [{ data: batch.x, shape: [batch.b, batch.p] }], wantFull);
   }
 
   scalars(state: TensorReplicaState): Record<string, Float64Array> {

@@ -15,7 +15,7 @@ function program(target: tf.Tensor2D): ReplicaProgram {
       { name: 'A', shape: [2, 3] },
       { name: 'B', shape: [3, 3] },
     ],
-    step(params, x, wantFull) {
+    step(params, [x], wantFull) {
       const b = x.shape[x.rank - 2];
       const s = tf.div(tf.matMul(swapLast(x), x), b);
       const [a, bb] = params;
@@ -47,7 +47,7 @@ async function trajectory(backend: string, strategy: KernelStrategy, chunkSize: 
   const out: { g: number; f: number; loss: number }[] = [];
   const counts: number[] = [];
   for (const x of batches(steps)) {
-    const rep = engine.gradients(state, x, [b, 3], true);
+    const rep = engine.gradients(state, [{ data: x, shape: [b, 3] }], true);
     const loss = engine.losses(state);
     out.push({ g: traceVariance(rep.stochastic.all), f: traceVariance(rep.full!.all), loss: loss.reduce((s, v) => s + v, 0) / runs });
     engine.sgd(state, 0.1);
@@ -82,7 +82,7 @@ describe('ReplicaEngine', () => {
     const engine = new ReplicaEngine(program(target), { strategy: 'per-replica', chunkSize: runs });
     const state = engine.replicate(theta0, runs);
     const [x] = batches(1);
-    const rep = engine.gradients(state, x, [b, 3], false);
+    const rep = engine.gradients(state, [{ data: x, shape: [b, 3] }], false);
     // Float64 reference of block A's gradient per run.
     const t = [1, 2, 3, 4, 5, 6];
     const per: number[][] = [];

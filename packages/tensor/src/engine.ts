@@ -12,7 +12,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { mergeMoments, type BlockMoments, type GradientReport, type RunMoments } from '@sgd-lab/core';
-import type { ReplicaProgram } from './program.js';
+import type { ReplicaInput, ReplicaProgram } from './program.js';
 
 export type KernelStrategy = 'per-replica' | 'stacked';
 
@@ -77,13 +77,18 @@ export class ReplicaEngine {
   }
 
   /**
-   * Runs the program on every chunk with the mini-batches in `x` (run r's batch at
-   * x[r*batchLen .. (r+1)*batchLen), shape `batchShape`), keeps the stochastic gradients for the
-   * optimizer, and returns the across-run moments per block and in total.
+   * Runs the program on every chunk with the mini-batches in `inputs` (run r's block of each input
+   * at r * rows * cols), keeps the stochastic gradients for the optimizer, and returns the
+   * across-run moments per block and in total.
    */
-  gradients(state: TensorReplicaState, x: Float32Array, batchShape: [number, number], wantFull: boolean): GradientReport {
+  gradients(state: TensorReplicaState, inputs: readonly ReplicaInput[], wantFull: boolean): GradientReport {
     this.releasePending(state);
-    const batchLen = batchShape[0] * batchShape[1];
+    const slice = (start: number, count: number) =>
+      inputs.map((inp) => {
+        const len = inp.shape[0] * inp.shape[1];
+        const view = inp.data.subarray(start * len, (start + count) * len);
+        return count === 1 && state.strategy === 'per-replica' ? tf.tensor2d(view, inp.shape) : tf.tensor3d(view, [count, ...inp.shape]);
+      });
     const nb = this.program.blocks.length;
     let grad: ChunkMoments | undefined;
     let full: ChunkMoments | undefined;
@@ -96,13 +101,9 @@ export class ReplicaEngine {
       tf.tidy(() => {
         const results: { grads: tf.Tensor[]; full?: tf.Tensor[]; loss: tf.Tensor }[] = [];
         if (state.strategy === 'stacked') {
-          const xs = tf.tensor3d(x.subarray(chunk.start * batchLen, (chunk.start + chunk.count) * batchLen), [chunk.count, ...batchShape]);
-          results.push(this.program.step(chunk.params[0], xs, wantFull));
+          results.push(this.program.step(chunk.params[0], slice(chunk.start, chunk.count), wantFull));
         } else {
-          chunk.params.forEach((p, r) => {
-            const o = (chunk.start + r) * batchLen;
-            results.push(this.program.step(p, tf.tensor2d(x.subarray(o, o + batchLen), batchShape), wantFull));
-          });
+          chunk.params.forEach((p, r) => results.push(this.program.step(p, slice(chunk.start + r, 1), wantFull)));
         }
         const grads = results.map((r) => r.grads);
         const g = blockDeviations(grads, state.strategy, nb);
@@ -130,16 +131,51 @@ export class ReplicaEngine {
   /** Per-run loss at the current parameters (reuses the last gradient pass when it is current). */
   losses(state: TensorReplicaState): Float64Array {
     if (state.loss) return state.loss;
+    const lossFn = this.program.loss;
+    if (!lossFn) throw new Error('this program has no batch-free loss; use evaluate()');
     const loss = new Float64Array(state.runs);
     for (const chunk of state.chunks) {
       const l = tf.tidy(() =>
-        state.strategy === 'stacked' ? this.program.loss(chunk.params[0]) : tf.stack(chunk.params.map((p) => this.program.loss(p))),
+        state.strategy === 'stacked' ? lossFn(chunk.params[0]) : tf.stack(chunk.params.map((p) => lossFn(p))),
       );
       const v = readAndDispose(l);
       for (let i = 0; i < chunk.count; i++) loss[chunk.start + i] = v[i];
     }
     state.loss = loss;
     return loss;
+  }
+
+  /**
+   * Scalars per run on inputs every replica shares (an evaluation set, uploaded once per call),
+   * e.g. { loss, error }; batches of `rowsPerCall` rows keep memory bounded and are averaged.
+   */
+  evaluate(state: TensorReplicaState, inputs: readonly ReplicaInput[], rowsPerCall = 1000): Record<string, Float64Array> {
+    const evaluate = this.program.evaluate;
+    if (!evaluate) throw new Error('this program has no evaluate()');
+    const rows = inputs[0].shape[0];
+    const sums: Record<string, Float64Array> = {};
+    for (let start = 0; start < rows; start += rowsPerCall) {
+      const n = Math.min(rowsPerCall, rows - start);
+      const shared = inputs.map((inp) => tf.tensor2d(inp.data.subarray(start * inp.shape[1], (start + n) * inp.shape[1]), [n, inp.shape[1]]));
+      for (const chunk of state.chunks) {
+        const out: Record<string, tf.Tensor> = {};
+        tf.tidy(() => {
+          if (state.strategy === 'stacked') {
+            for (const [k, v] of Object.entries(evaluate(chunk.params[0], shared))) out[k] = tf.keep(v);
+          } else {
+            const per = chunk.params.map((p) => evaluate(p, shared));
+            for (const k of Object.keys(per[0])) out[k] = tf.keep(tf.stack(per.map((o) => o[k])));
+          }
+        });
+        for (const [k, t] of Object.entries(out)) {
+          const v = readAndDispose(t);
+          const acc = (sums[k] ??= new Float64Array(state.runs));
+          for (let i = 0; i < chunk.count; i++) acc[chunk.start + i] += (v[i] * n) / rows;
+        }
+      }
+      tf.dispose(shared);
+    }
+    return sums;
   }
 
   /** SGD on every replica with the pending gradients: W <- W - lr g. */

@@ -26,12 +26,23 @@ export interface StepOutput {
 export interface ReplicaProgram {
   readonly blocks: readonly BlockShape[];
   /**
-   * Gradients at `params` for the mini-batch `x` ([b, p] or [C, b, p]). Called inside tf.tidy:
-   * return new tensors, never the inputs.
+   * Gradients at `params` for the mini-batch `inputs` (each [b, k], or [C, b, k] stacked). Called
+   * inside tf.tidy: return new tensors, never the inputs.
    */
-  step(params: readonly tf.Tensor[], x: tf.Tensor, wantFull: boolean): StepOutput;
-  /** Loss only (the last step, or the initial point). */
-  loss(params: readonly tf.Tensor[]): tf.Tensor;
+  step(params: readonly tf.Tensor[], inputs: readonly tf.Tensor[], wantFull: boolean): StepOutput;
+  /** Loss at `params` without a batch (population losses); settings without one omit it. */
+  loss?(params: readonly tf.Tensor[]): tf.Tensor;
+  /**
+   * Scalars per replica on inputs shared by every replica (an evaluation set): e.g. loss and error.
+   * Values are scalars (per-replica call) or [C] (stacked).
+   */
+  evaluate?(params: readonly tf.Tensor[], inputs: readonly tf.Tensor[]): Record<string, tf.Tensor>;
+}
+
+/** A per-run input: run r's [rows, cols] block starts at r * rows * cols. */
+export interface ReplicaInput {
+  data: Float32Array;
+  shape: [number, number];
 }
 
 /** Transposes the last two axes of a rank-2 or rank-3 tensor. */

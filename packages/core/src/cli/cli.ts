@@ -65,11 +65,16 @@ function readJson(file: string): unknown {
 }
 
 async function findPlugin(setting: unknown, source: string): Promise<Found<AnyPlugin>> {
-  const { plugins } = await discoverExtensions();
+  const { plugins, unbuilt } = await discoverExtensions();
   const ids = plugins.map((p) => p.value.name);
   if (typeof setting !== 'string') throw new ConfigError(source, [`/setting: missing; one of ${ids.join(', ') || '(no plugin installed)'}`]);
   const found = plugins.find((p) => p.value.name === setting);
-  if (!found) throw new ConfigError(source, [`/setting: unknown setting "${setting}"; installed: ${ids.join(', ') || '(none)'}`]);
+  if (!found) {
+    const notBuilt = [...unbuilt].map(([pkg, file]) => `${pkg} (${file} is missing: run npm run build)`);
+    throw new ConfigError(source, [
+      `/setting: unknown setting "${setting}"; installed: ${ids.join(', ') || '(none)'}${notBuilt.length ? `; not built: ${notBuilt.join(', ')}` : ''}`,
+    ]);
+  }
   return found;
 }
 

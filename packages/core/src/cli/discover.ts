@@ -19,6 +19,8 @@ export interface Found<T> {
 
 export interface Extensions {
   plugins: Found<AnyPlugin>[];
+  /** Packages that declare an extension whose module is not built: name -> the missing file. */
+  unbuilt: Map<string, string>;
   reporters: Found<Reporter>[];
   commands: Found<Record<string, CliCommand>>[];
 }
@@ -76,6 +78,7 @@ async function discover(cwd: string): Promise<Extensions> {
   const plugins: Found<AnyPlugin>[] = [];
   const reporters: Found<Reporter>[] = [];
   const commands: Found<Record<string, CliCommand>>[] = [];
+  const unbuilt = new Map<string, string>();
   const roots = [...nodeModulesAbove(cwd), ...nodeModulesAbove(here)];
   for (const nm of roots) {
     for (const dir of packageDirs(nm)) {
@@ -98,21 +101,32 @@ async function discover(cwd: string): Promise<Extensions> {
       const field = meta['sgd-lab'];
       if (!field) continue;
       const info = { packageName: meta.name, version: meta.version, dir: real };
+      // A package that is not built yet (a workspace mid-build) is skipped, not fatal: asking for
+      // its setting by name then says what is missing.
+      const load = async (rel: string) => {
+        const file = join(real, rel);
+        if (existsSync(file)) {
+          try {
+            return await importDefault(file);
+          } catch (e) {
+            unbuilt.set(meta.name, `${file} failed to load: ${(e as Error).message}`);
+            return undefined;
+          }
+        }
+        unbuilt.set(meta.name, file);
+        return undefined;
+      };
       if (field.plugin) {
-        const file = join(real, field.plugin);
-        if (!existsSync(file)) throw new Error(`plugin package ${meta.name} is not built: ${file} is missing (run npm run build)`);
-        plugins.push({ ...info, value: (await importDefault(file)) as AnyPlugin });
+        const mod = await load(field.plugin);
+        if (mod) plugins.push({ ...info, value: mod as AnyPlugin });
       }
       for (const rel of [field.reporter ?? []].flat()) {
-        const file = join(real, rel);
-        if (!existsSync(file)) throw new Error(`reporter package ${meta.name} is not built: ${file} is missing (run npm run build)`);
-        const mod = await importDefault(file);
-        for (const r of Array.isArray(mod) ? mod : [mod]) reporters.push({ ...info, value: r as Reporter });
+        const mod = await load(rel);
+        if (mod) for (const r of Array.isArray(mod) ? mod : [mod]) reporters.push({ ...info, value: r as Reporter });
       }
       if (field.commands) {
-        const file = join(real, field.commands);
-        if (!existsSync(file)) throw new Error(`package ${meta.name} is not built: ${file} is missing (run npm run build)`);
-        commands.push({ ...info, value: (await importDefault(file)) as Record<string, CliCommand> });
+        const mod = await load(field.commands);
+        if (mod) commands.push({ ...info, value: mod as Record<string, CliCommand> });
       }
     }
   }
@@ -121,5 +135,5 @@ async function discover(cwd: string): Promise<Extensions> {
     plugins.push({ packageName: abs, version: 'local', dir: dirname(abs), value: (await importDefault(abs)) as AnyPlugin });
   }
   plugins.sort((a, b) => a.value.name.localeCompare(b.value.name));
-  return { plugins, reporters, commands };
+  return { plugins, unbuilt, reporters, commands };
 }
