@@ -249,8 +249,49 @@ End to end, \`sgd-lab run gaussian-deeplinear --preset cpu --backend wasm\`: ${f
 `);
 }
 
+async function benchMnist(sections) {
+  const R = 8;
+  const b = 128;
+  const widths = [784, 256, 128, 10];
+  say(`mnist-mlp: cpu preset step, R = ${R}, b = ${b}, widths ${widths.join('-')}`);
+  const script = join(root, 'tools', 'bench', 'mnist-step.mjs');
+  const rows = [];
+  const { availableBackends } = await import('@sgd-lab/tensor');
+  for (const backend of availableBackends()) {
+    const r = spawnSync(process.execPath, [script, backend, String(R), String(b), backend === 'cpu' ? '2' : '20', '2', widths.join('-')], { encoding: 'utf8' });
+    if (r.status !== 0) {
+      say(`  ${backend}: failed: ${r.stderr.trim().split('\n').at(-1)}`);
+      continue;
+    }
+    const out = JSON.parse(r.stdout.trim().split('\n').at(-1));
+    rows.push({ name: `sgd-lab ${out.backend} (${out.strategy}${out.simd ? ', SIMD' : ''})`, sec: median(out.seconds) });
+    say(`  ${out.backend}: ${fmt(median(out.seconds))} per step`);
+  }
+  let torch;
+  if (ensureTorch()) {
+    const r = spawnSync('/usr/bin/python3', [join(root, 'tools', 'bench', 'mnist_torch.py')], { input: JSON.stringify({ R, b, widths, steps: 20, warmup: 3 }), env: peerEnv(), encoding: 'utf8' });
+    if (r.status === 0) {
+      torch = JSON.parse(r.stdout);
+      say(`  PyTorch ${torch.torch}: ${fmt(median(torch.seconds))} per step`);
+    } else say(`  PyTorch peer failed: ${r.stderr.trim().split('\n').at(-1)}`);
+  }
+  const torchSec = torch ? median(torch.seconds) : undefined;
+  const line = (name, sec) => `| ${name} | ${fmt(sec)} | ${(b / sec).toFixed(0)} | ${torchSec ? (torchSec / sec).toFixed(2) : '-'} |`;
+  const table = [...rows.map((r) => line(r.name, r.sec)), ...(torchSec ? [line(`PyTorch ${torch.torch} CPU, bmm/baddbmm, ${torch.threads} threads`, torchSec)] : [])].join('\n');
+  sections.push(`## mnist-mlp (cpu preset step: R = ${R} replicas, b = ${b}, widths ${widths.join('-')})
+
+One step = the epoch-shuffled batch of every replica, forward and hand-written backward of the
+MLP, the across-run moments of all six gradient blocks, and the SGD update.
+
+| code | time per step (median) | samples/s per replica | ratio to PyTorch |
+|---|---|---|---|
+${table}
+`);
+}
+
 const sections = [];
 if (wanted('linreg')) await benchLinreg(sections);
+if (wanted('mnist')) await benchMnist(sections);
 if (wanted('deeplinear')) await benchDeepLinear(sections);
 const text = `# Benchmarks
 

@@ -55,6 +55,17 @@ describe('decreasingInBatchSize', () => {
   });
 });
 
+describe('increasing direction', () => {
+  it('checks the reversed order', () => {
+    const up = decreasingInBatchSize({ id: 'u', statement: 's', paperRef: 'r', metric: 'v', direction: 'increasing' });
+    const idx = new RecordIndex();
+    idx.add(mc(4, 0, 1, 0.05));
+    idx.add(mc(16, 0, 4, 0.05));
+    expect(up.evaluate(idx, study)[0].verdict).toBe('holds');
+    expect(claim.evaluate(idx, study)[0].verdict).toBe('fails');
+  });
+});
+
 describe('agreesWithExact', () => {
   const agree = agreesWithExact({ id: 'a', statement: 's', paperRef: 'r', metrics: [{ metric: 'v', scale: 'log' }] });
   it('holds within noise and fails for a biased estimate', () => {

@@ -26,6 +26,8 @@ export interface DecreasingInBatchSizeSpec {
   /** Which field indexes the curve. @default 'step' */
   axis?: 'step' | 'epoch';
   split?: string;
+  /** 'increasing' checks the opposite order (the accuracy gap grows with b). @default 'decreasing' */
+  direction?: 'decreasing' | 'increasing';
 }
 
 /** The log-scale standard error of a record, recovered from its log-symmetric interval. */
@@ -43,7 +45,9 @@ export function decreasingInBatchSize(spec: DecreasingInBatchSizeSpec): Claim {
       const axis = spec.axis ?? 'step';
       for (const estimator of spec.estimators ?? (['exact', 'monte_carlo'] as const)) {
         for (const layer of spec.layers ?? [undefined]) {
-          const curves = bs.map((b) => {
+          // Checking "increasing" is checking "decreasing" over the reversed batch sizes.
+          const order = spec.direction === 'increasing' ? [...bs].reverse() : bs;
+          const curves = order.map((b) => {
             const m = new Map<number, MetricRecord>();
             for (let ip = 0; ip < study.initPoints; ip++) {
               for (const r of index.get(spec.metric, estimator, b, ip, layer, spec.split)) {
@@ -57,8 +61,8 @@ export function decreasingInBatchSize(spec: DecreasingInBatchSizeSpec): Claim {
           const id = layer ? `${spec.id}[${layer}]` : spec.id;
           out.push(
             estimator === 'monte_carlo'
-              ? judgeMonteCarlo(spec, id, bs, curves, study)
-              : judgeExact(spec, id, estimator, bs, curves),
+              ? judgeMonteCarlo(spec, id, order, curves, study)
+              : judgeExact(spec, id, estimator, order, curves),
           );
         }
       }
@@ -110,7 +114,8 @@ function judgeMonteCarlo(spec: DecreasingInBatchSizeSpec, id: string, bs: number
       const s1 = logStdError(r1, study.confidenceLevel);
       const s2 = logStdError(r2, study.confidenceLevel);
       const z = (Math.log(r1.value) - Math.log(r2.value)) / Math.sqrt(s1 * s1 + s2 * s2);
-      tests.push({ z: Number.isNaN(z) ? -Infinity : z, r1, r2, b1, b2 });
+      // NaN: two equal values without spread (a tie), which is no evidence either way.
+      tests.push({ z: Number.isNaN(z) ? 0 : z, r1, r2, b1, b2 });
     }
   }
   const m = tests.length;

@@ -42,6 +42,16 @@ export interface GradientReport {
   difference?: BlockMoments;
 }
 
+/** How a shard's steps are laid out, for epoch-based settings. */
+export interface ShardSchedule {
+  /** Total SGD steps of the shard. */
+  steps: number;
+  /** Steps per epoch; records then carry `epoch`. */
+  epochLength?: number;
+  /** Whether scalars (losses, errors) are evaluated before step t (t = steps: at the end). */
+  evaluateAt?(t: number): boolean;
+}
+
 /**
  * A model run as R replicas side by side. `S` is the replica state (parameters and gradient
  * buffers of all runs), `B` a mini-batch for all runs.
@@ -56,8 +66,13 @@ export interface Model<S = unknown, B = unknown> {
   replicate(theta0: Float64Array, shard: ShardSpec): S;
   /** Computes the per-run stochastic gradients for `batch` (kept in the state for the optimizer). */
   gradients(state: S, batch: B, wantFull: boolean): GradientReport;
-  /** Per-run scalar metrics at the current parameters (at least `loss`), named by metric. */
-  scalars(state: S): Record<string, Float64Array>;
+  /**
+   * Per-run scalar metrics at the current parameters, named by metric (at least `loss`); a name
+   * `metric@split` gives the record that split (`loss@train`, `error@validation`). `t` is the step.
+   */
+  scalars(state: S, t: number): Record<string, Float64Array>;
+  /** Steps and epochs of a shard; default: `study.steps` steps, scalars at recorded steps. */
+  schedule?(shard: ShardSpec, study: StudyConfig): ShardSchedule;
   dispose?(state: S): void;
 }
 

@@ -46,15 +46,17 @@ export interface RunStudyOptions {
   onInitialPoint?(info: InitialPointInfo): void;
 }
 
-/** The planned shards of a study, in the order they run. */
-export function planShards(study: StudyConfig): ShardSpec[] {
+/** The planned shards of a study, in the order they run (steps from the model's schedule when it has one). */
+export function planShards(study: StudyConfig, model?: Pick<Model, 'schedule'>): ShardSpec[] {
   const steps = study.steps ?? 0;
   const per = study.runsPerShard ?? study.runs;
   const shards: ShardSpec[] = [];
   for (let initPoint = 0; initPoint < study.initPoints; initPoint++) {
     for (const batchSize of study.batchSizes) {
       for (let runStart = 0; runStart < study.runs; runStart += per) {
-        shards.push({ batchSize, initPoint, runStart, runCount: Math.min(per, study.runs - runStart), steps });
+        const shard = { batchSize, initPoint, runStart, runCount: Math.min(per, study.runs - runStart), steps };
+        shard.steps = model?.schedule?.(shard, study).steps ?? steps;
+        shards.push(shard);
       }
     }
   }
@@ -118,8 +120,7 @@ async function execute(opts: RunStudyOptions, signal: AbortSignal, emit: (e: Stu
   const wanted = new Set(study.metrics);
   const wants = (metric: string) => wanted.size === 0 || wanted.has(metric);
   const index = new RecordIndex();
-  const shards = model ? planShards(study) : [];
-  const steps = study.steps ?? 0;
+  const shards = model ? planShards(study, model) : [];
   const level = study.confidenceLevel;
 
   const put = (r: MetricRecord) => {
@@ -129,7 +130,7 @@ async function execute(opts: RunStudyOptions, signal: AbortSignal, emit: (e: Stu
   };
   const base = { study: study.name, setting: study.setting };
 
-  emit({ type: 'studyStart', ...base, plannedShards: shards.length, plannedSteps: shards.length * steps });
+  emit({ type: 'studyStart', ...base, plannedShards: shards.length, plannedSteps: shards.reduce((n, s) => n + s.steps, 0) });
 
   const thetas = new Map<number, Float64Array>();
   for (let initPoint = 0; initPoint < study.initPoints; initPoint++) {
@@ -144,14 +145,17 @@ async function execute(opts: RunStudyOptions, signal: AbortSignal, emit: (e: Stu
     for (const oracle of oracles) for (const r of oracle.compute(study, initPoint, theta0)) put(r);
   }
 
-  const recorded = (t: number) => t % study.recordEvery === 0 || t === steps - 1 || t === steps;
-  const emitStep = (shard: ShardSpec, t: number, s: StepStats) => {
+  const emitStep = (shard: ShardSpec, t: number, s: StepStats, epochLength?: number) => {
     const common = { ...base, batchSize: shard.batchSize, initPoint: shard.initPoint, step: t, estimator: 'monte_carlo' as const };
+    // Gradients at step t belong to the epoch being run (1-based); scalars evaluated before step
+    // t = e * L describe the parameters after e completed epochs.
+    const gradEpoch = epochLength ? { epoch: Math.floor(t / epochLength) + 1 } : {};
+    const scalarEpoch = epochLength ? { epoch: Math.floor(t / epochLength) } : {};
     const variance = (metric: string, m: BlockMoments | undefined) => {
       if (!m) return;
       const one = (mm: RunMoments, layer?: string) => {
         const ci = varianceInterval(mm, level);
-        put({ ...common, metric, layer, value: traceVariance(mm), runs: mm.n, ciLow: ci.low, ciHigh: ci.high });
+        put({ ...common, ...gradEpoch, metric, layer, value: traceVariance(mm), runs: mm.n, ciLow: ci.low, ciHigh: ci.high });
       };
       if (m.blocks) {
         for (const [name, mm] of Object.entries(m.blocks)) one(mm, name);
@@ -165,22 +169,23 @@ async function execute(opts: RunStudyOptions, signal: AbortSignal, emit: (e: Stu
       const d = s.difference.all;
       let sq = 0;
       for (const v of d.mean) sq += v * v;
-      put({ ...common, metric: 'grad_bias_ratio', value: (d.n * sq) / traceVariance(d), runs: d.n });
+      put({ ...common, ...gradEpoch, metric: 'grad_bias_ratio', value: (d.n * sq) / traceVariance(d), runs: d.n });
     }
-    for (const [metric, m] of Object.entries(s.scalars)) {
+    for (const [key, m] of Object.entries(s.scalars)) {
       const ci = meanInterval(m, level);
-      put({ ...common, metric, value: m.mean[0], runs: m.n, ciLow: ci.low, ciHigh: ci.high });
+      const [metric, split] = key.split('@');
+      put({ ...common, ...scalarEpoch, metric, split, value: m.mean[0], runs: m.n, ciLow: ci.low, ciHigh: ci.high });
     }
   };
 
   let lastYield = performance.now();
   // Shards of the same (b, initPoint) are adjacent in the plan; merge their per-step statistics.
-  let group: { key: string; shards: ShardSpec[]; stats: StepStats[] } | undefined;
+  let group: { key: string; shards: ShardSpec[]; stats: StepStats[]; epochLength?: number } | undefined;
   const flushGroup = () => {
     if (!group || group.shards.length < 2) return;
     const s0 = group.shards[0];
     const merged: ShardSpec = { ...s0, runCount: group.shards.reduce((n, s) => n + s.runCount, 0) };
-    group.stats.forEach((s, t) => s && emitStep(merged, t, s));
+    group.stats.forEach((s, t) => s && emitStep(merged, t, s, group!.epochLength));
   };
 
   for (const shard of shards) {
@@ -192,21 +197,26 @@ async function execute(opts: RunStudyOptions, signal: AbortSignal, emit: (e: Stu
     }
     group.shards.push(shard);
     const streaming = shardsInGroup === 1;
+    if (!model) break;
+    const schedule = model.schedule?.(shard, study) ?? { steps: study.steps ?? 0 };
+    const steps = schedule.steps;
+    group.epochLength = schedule.epochLength;
+    const recorded = (t: number) => t % study.recordEvery === 0 || t === steps - 1;
+    const evaluate = (t: number) => (schedule.evaluateAt ? schedule.evaluateAt(t) : recorded(t) || t === steps);
     emit({ type: 'shardStart', ...shard });
     const t0 = performance.now();
-    if (!model) break;
     const state = model.replicate(thetas.get(shard.initPoint)!, shard);
     const sampler = container.resolve<SamplerFactory>(Tokens.SamplerFactory).create(shard, study.seed);
     try {
       for (let t = 0; t <= steps; t++) {
         if (signal.aborted) throw new CancelledError();
-        const record = recorded(t);
+        const record = t < steps && recorded(t);
         // Gradients first: a model may compute the loss in the same pass and reuse it.
         let report: GradientReport | undefined;
         if (t < steps) report = model.gradients(state, sampler.next(t), record);
-        const scalars = record || t === steps ? model.scalars(state) : undefined;
+        const scalars = evaluate(t) ? model.scalars(state, t) : undefined;
         if (scalars) {
-          const loss = scalars.loss;
+          const loss = scalars.loss ?? scalars['loss@train'];
           if (loss) {
             for (let r = 0; r < loss.length; r++) {
               if (!Number.isFinite(loss[r])) {
@@ -218,14 +228,14 @@ async function execute(opts: RunStudyOptions, signal: AbortSignal, emit: (e: Stu
             }
           }
         }
-        if (record && scalars) {
+        if (record || scalars) {
           const s: StepStats = {
-            grad: report?.stochastic,
-            full: report?.full,
-            difference: report?.difference,
-            scalars: Object.fromEntries(Object.entries(scalars).map(([k, v]) => [k, scalarMoments(v)])),
+            grad: record ? report?.stochastic : undefined,
+            full: record ? report?.full : undefined,
+            difference: record ? report?.difference : undefined,
+            scalars: Object.fromEntries(Object.entries(scalars ?? {}).map(([k, v]) => [k, scalarMoments(v)])),
           };
-          if (streaming) emitStep(shard, t, s);
+          if (streaming) emitStep(shard, t, s, schedule.epochLength);
           else {
             const prev = group.stats[t];
             group.stats[t] = prev

@@ -1,0 +1,178 @@
+import 'reflect-metadata';
+import * as tf from '@tensorflow/tfjs-core';
+import { createServer } from 'node:http';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { lastValueFrom, toArray } from 'rxjs';
+import { container } from 'tsyringe';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { RandomStream, createLogger, resolveStudy, runStudy, type ClaimResult, type MetricRecord } from '@sgd-lab/core';
+import { testDataDir, testDataFile } from '@sgd-lab/core/testing';
+import { useBackend } from '@sgd-lab/tensor';
+import plugin from './index.js';
+import { PIXELS, loadEmbedded, head } from './data.js';
+import { distortSet } from './distort.js';
+import { initMlp, mlpBlocks, mlpProgram } from './model.js';
+import { fetchMnist, MNIST_SHA256 } from './commands.js';
+
+beforeAll(async () => {
+  await useBackend('wasm');
+});
+
+/** Float64 mean cross-entropy of an MLP (layout of mlpBlocks) on a batch. */
+function ceLoss(theta: Float64Array, widths: number[], x: Float64Array, labels: number[]): number {
+  const blocks = mlpBlocks(widths);
+  let off = 0;
+  const ps = blocks.map((b) => {
+    const v = theta.subarray(off, off + b.shape[0] * b.shape[1]);
+    off += b.shape[0] * b.shape[1];
+    return v;
+  });
+  let loss = 0;
+  for (let i = 0; i < labels.length; i++) {
+    let h = Array.from(x.subarray(i * widths[0], (i + 1) * widths[0]));
+    for (let k = 0; k < widths.length - 1; k++) {
+      const [nin, nout] = [widths[k], widths[k + 1]];
+      const z = Array.from({ length: nout }, (_, j) => ps[2 * k + 1][j] + h.reduce((s, v, a) => s + v * ps[2 * k][a * nout + j], 0));
+      h = k < widths.length - 2 ? z.map((v) => Math.max(0, v)) : z;
+      void nin;
+    }
+    const m = Math.max(...h);
+    const lse = m + Math.log(h.reduce((s, v) => s + Math.exp(v - m), 0));
+    loss += lse - h[labels[i]];
+  }
+  return loss / labels.length;
+}
+
+describe('MLP program', () => {
+  it('backpropagates the mean cross-entropy (finite differences, float64 reference)', () => {
+    const widths = [6, 5, 4, 3];
+    const rng = new RandomStream([3]);
+    const theta = initMlp(rng, widths);
+    const b = 4;
+    const x = rng.fillNormal(new Float64Array(b * 6)) as Float64Array;
+    const labels = [0, 2, 1, 2];
+    const y = new Float32Array(b * 3);
+    labels.forEach((l, i) => (y[i * 3 + l] = 1));
+    const prog = mlpProgram(widths);
+    let off = 0;
+    const params = prog.blocks.map((bl) => {
+      const t = tf.tensor2d(Float32Array.from(theta.subarray(off, off + bl.shape[0] * bl.shape[1])), bl.shape);
+      off += bl.shape[0] * bl.shape[1];
+      return t;
+    });
+    const out = prog.step(params, [tf.tensor2d(Float32Array.from(x), [b, 6]), tf.tensor2d(y, [b, 3])], false);
+    expect(out.loss.dataSync()[0]).toBeCloseTo(ceLoss(theta, widths, x, labels), 5);
+    const grads = out.grads.flatMap((g) => Array.from(g.dataSync()));
+    const h = 1e-6;
+    for (let i = 0; i < theta.length; i++) {
+      const up = Float64Array.from(theta);
+      const down = Float64Array.from(theta);
+      up[i] += h;
+      down[i] -= h;
+      const fd = (ceLoss(up, widths, x, labels) - ceLoss(down, widths, x, labels)) / (2 * h);
+      expect(Math.abs(grads[i] - fd)).toBeLessThan(1e-4 + 1e-3 * Math.abs(fd));
+    }
+    tf.dispose([...params, ...out.grads, out.loss]);
+  });
+});
+
+describe('elastic distortion', () => {
+  const digits = head(loadEmbedded(1, 0.2).validation, 20);
+  it('is the identity at alpha = 0 and deterministic otherwise', () => {
+    const same = distortSet(digits, 1, 0, 2);
+    for (let i = 0; i < same.images.length; i++) expect(same.images[i]).toBeCloseTo(digits.images[i], 6);
+    const a = distortSet(digits, 1, 8, 2);
+    const b = distortSet(digits, 1, 8, 2);
+    expect(Array.from(a.images)).toEqual(Array.from(b.images));
+    const c = distortSet(digits, 2, 8, 2);
+    expect(Array.from(c.images)).not.toEqual(Array.from(a.images));
+  });
+
+  it('moves strokes without changing the range, more with larger alpha', () => {
+    const diff = (alpha: number) => {
+      const d = distortSet(digits, 1, alpha, 2);
+      let s = 0;
+      for (let i = 0; i < d.images.length; i++) s += Math.abs(d.images[i] - digits.images[i]);
+      for (const v of d.images) expect(v >= -1 - 1e-6 && v <= 1 + 1e-6).toBe(true);
+      return s / (digits.count * PIXELS);
+    };
+    const small = diff(2);
+    const large = diff(8);
+    expect(small).toBeGreaterThan(0.01);
+    expect(large).toBeGreaterThan(small);
+  });
+});
+
+const ctx = { dataDir: testDataDir() ?? '.', logger: createLogger({ quiet: true, level: 'error' }), recordDataFile: () => {}, recordFact: () => {} };
+
+async function run(raw: Record<string, unknown>) {
+  const study = resolveStudy({ setting: 'mnist-mlp', preset: 'smoke', ...raw }, plugin, 'test');
+  const child = container.createChildContainer();
+  await plugin.register(child, study as never, ctx);
+  const before = tf.memory().numTensors;
+  const events = await lastValueFrom(runStudy({ container: child, study }).pipe(toArray()));
+  return {
+    leaked: tf.memory().numTensors - before,
+    records: events.flatMap((e) => (e.type === 'metric' ? [e.record] : [])) as MetricRecord[],
+    claims: events.flatMap((e) => (e.type === 'claim' ? [e.claim] : [])) as ClaimResult[],
+  };
+}
+
+describe('mnist-mlp study', () => {
+  it('runs the smoke preset: epochs, splits, gap, per-epoch variance, no tensor leak', async () => {
+    const { records, claims, leaked } = await run({});
+    expect(leaked).toBe(0);
+    const ev = records.filter((r) => r.metric === 'error' && r.batchSize === 32 && r.initPoint === 1);
+    expect(ev.map((r) => `${r.split}@${r.epoch}`).sort()).toEqual(['train@0', 'train@1', 'train@2', 'validation@0', 'validation@1', 'validation@2']);
+    expect(records.filter((r) => r.metric === 'accuracy_gap' && r.batchSize === 64 && r.initPoint === 0).map((r) => r.epoch)).toEqual([1, 2]);
+    const epochVar = records.filter((r) => r.metric === 'grad_variance_epoch' && r.batchSize === 64);
+    expect(epochVar.map((r) => `${r.initPoint}:${r.epoch}`).sort()).toEqual(['0:1', '0:2', '1:1', '1:2']);
+    // The training loss goes down from its initial value.
+    const loss = records.filter((r) => r.metric === 'loss' && r.split === 'train' && r.batchSize === 32 && r.initPoint === 0);
+    expect(loss.at(-1)!.value).toBeLessThan(loss[0].value);
+    expect(claims.map((c) => c.id)).toEqual(expect.arrayContaining(['grad-variance-decreasing-in-b[all]', 'train-loss-decreasing-in-b', 'accuracy-gap-increasing-in-b']));
+  });
+
+  it('gives the same records per replica on wasm and stacked on cpu (float32 tolerance)', async () => {
+    const a = await run({ backend: 'wasm', epochs: 1, initPoints: 1 });
+    const b = await run({ backend: 'cpu', epochs: 1, initPoints: 1 });
+    expect(b.records.length).toBe(a.records.length);
+    a.records.forEach((r, i) => {
+      const o = b.records[i];
+      expect([o.metric, o.step, o.split]).toEqual([r.metric, r.step, r.split]);
+      if (r.value !== 0) expect(o.value / r.value).toBeCloseTo(1, 2);
+    });
+    await useBackend('wasm');
+  });
+});
+
+describe('sgd-lab data fetch mnist', () => {
+  it.runIf(!!testDataFile('mnist', 't10k-labels-idx1-ubyte.gz'))('downloads from a mirror and verifies every sha256', async () => {
+    const src = join(testDataDir()!, 'mnist');
+    let corrupt = false;
+    const server = createServer((req, res) => {
+      const name = (req.url ?? '').split('/').pop()!;
+      const file = join(src, name);
+      if (!existsSync(file)) return void res.writeHead(404).end();
+      const body = readFileSync(file);
+      if (corrupt && name.startsWith('t10k-labels')) body[100] ^= 0xff;
+      res.writeHead(200).end(body);
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const mirror = `http://127.0.0.1:${(server.address() as { port: number }).port}/`;
+    try {
+      const dir = mkdtempSync(join(tmpdir(), 'fetch-'));
+      const files = await fetchMnist(dir, mirror);
+      expect(files).toHaveLength(4);
+      const d2 = mkdtempSync(join(tmpdir(), 'fetch-'));
+      corrupt = true;
+      await expect(fetchMnist(d2, mirror)).rejects.toThrow(/t10k-labels-idx1-ubyte\.gz: sha256 mismatch: expected f7ae60f9/);
+      expect(existsSync(join(d2, 'mnist', 't10k-labels-idx1-ubyte.gz'))).toBe(false);
+      expect(Object.keys(MNIST_SHA256)).toHaveLength(4);
+    } finally {
+      server.close();
+    }
+  });
+});

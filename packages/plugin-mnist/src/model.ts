@@ -1,0 +1,226 @@
+/**
+ * The MLP 784 -> h1 -> ... -> 10 with ReLU and softmax cross-entropy, as a replica program with
+ * hand-written backpropagation (2-D products without transpose flags, so the wasm fast path
+ * applies), and its epoch-based sampler: every run reshuffles the training set at every epoch
+ * from its own stream.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { PackedStreams, StreamPurpose, type GradientReport, type Model, type ParamBlock, type RandomStream, type Sampler, type SamplerFactory, type ShardSchedule, type ShardSpec, type StudyConfig } from '@sgd-lab/core';
+import { ReplicaEngine, swapLast, type ReplicaProgram, type TensorReplicaState } from '@sgd-lab/tensor';
+import { CLASSES, PIXELS, oneHot, type ImageSet } from './data.js';
+
+/** Blocks W1, b1, W2, b2, ...: W_k is (in x out), b_k is (1 x out). */
+export function mlpBlocks(widths: readonly number[]) {
+  return widths.slice(1).flatMap((out, k) => [
+    { name: `W${k + 1}`, shape: [widths[k], out] as [number, number] },
+    { name: `b${k + 1}`, shape: [1, out] as [number, number] },
+  ]);
+}
+
+/** Like PyTorch's nn.Linear default: weights and biases ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)). */
+export function initMlp(rng: RandomStream, widths: readonly number[]): Float64Array {
+  const blocks = mlpBlocks(widths);
+  const out = new Float64Array(blocks.reduce((s, b) => s + b.shape[0] * b.shape[1], 0));
+  let o = 0;
+  blocks.forEach((b, i) => {
+    const bound = 1 / Math.sqrt(widths[i >> 1]);
+    for (let j = 0; j < b.shape[0] * b.shape[1]; j++) out[o++] = (2 * rng.nextDouble() - 1) * bound;
+  });
+  return out;
+}
+
+/** The forward pass; keeps what backpropagation needs. */
+function forward(params: readonly tf.Tensor[], x: tf.Tensor) {
+  const layers = params.length / 2;
+  const acts: tf.Tensor[] = [x];
+  const pre: tf.Tensor[] = [];
+  let h = x;
+  for (let k = 0; k < layers; k++) {
+    const z = tf.add(tf.matMul(h, params[2 * k]), params[2 * k + 1]);
+    pre.push(z);
+    h = k < layers - 1 ? tf.relu(z) : z;
+    if (k < layers - 1) acts.push(h);
+  }
+  return { logits: h, acts, pre };
+}
+
+/** Mean cross-entropy of logits against one-hot rows, per replica. */
+function crossEntropy(logits: tf.Tensor, y: tf.Tensor): tf.Tensor {
+  const logp = tf.logSoftmax(logits);
+  return tf.neg(tf.mean(tf.sum(tf.mul(y, logp), -1), -1));
+}
+
+/** Broadcasts a shared 2-D input to the chunk size of stacked parameters. */
+function match(x: tf.Tensor, params: readonly tf.Tensor[]): tf.Tensor {
+  return params[0].rank === 3 && x.rank === 2 ? tf.tile(tf.expandDims(x, 0), [params[0].shape[0], 1, 1]) : x;
+}
+
+export function mlpProgram(widths: readonly number[]): ReplicaProgram {
+  const blocks = mlpBlocks(widths);
+  return {
+    blocks,
+    step(params, [x, y]) {
+      const b = x.shape[x.rank - 2];
+      const { logits, acts, pre } = forward(params, x);
+      const layers = params.length / 2;
+      const grads = new Array<tf.Tensor>(params.length);
+      // d loss / d logits for the mean cross-entropy.
+      let delta = tf.div(tf.sub(tf.softmax(logits), y), b);
+      for (let k = layers - 1; k >= 0; k--) {
+        grads[2 * k] = tf.matMul(swapLast(acts[k]), delta);
+        grads[2 * k + 1] = tf.sum(delta, -2, true);
+        if (k > 0) delta = tf.mul(tf.matMul(delta, swapLast(params[2 * k])), tf.step(pre[k - 1]));
+      }
+      return { grads, loss: crossEntropy(logits, y) };
+    },
+    evaluate(params, [x, y]) {
+      const xs = match(x, params);
+      const ys = match(y, params);
+      const { logits } = forward(params, xs);
+      const correct = tf.cast(tf.equal(tf.argMax(logits, -1), tf.argMax(ys, -1)), 'float32');
+      return { loss: crossEntropy(logits, ys), error: tf.sub(1, tf.mean(correct, -1)) };
+    },
+  };
+}
+
+/** Bytes one replica needs during a step at batch size b (float32). */
+export function mlpBytesPerReplica(widths: readonly number[], b: number): number {
+  const params = mlpBlocks(widths).reduce((s, x) => s + x.shape[0] * x.shape[1], 0);
+  const acts = widths.reduce((s, w) => s + w, 0) * b;
+  return 4 * (4 * params + 4 * acts);
+}
+
+/** A mini-batch of every run: images [R * b * 784] and one-hot labels [R * b * 10]. */
+export interface ImageBatch {
+  x: Float32Array;
+  y: Float32Array;
+  b: number;
+}
+
+/** Steps per epoch at batch size b: the last partial batch is dropped. */
+export function stepsPerEpoch(n: number, b: number): number {
+  return Math.floor(n / b);
+}
+
+/**
+ * Epoch-based sampling: run r reshuffles the n training rows at every epoch start (Fisher-Yates
+ * from its stream keyed by (seed, batch, initPoint, b, r)) and takes consecutive batches.
+ */
+export function epochSampler(train: ImageSet): SamplerFactory<ImageBatch> {
+  const labels = oneHot(train.labels);
+  return {
+    id: 'epoch-shuffle',
+    create(shard: ShardSpec, seed: number): Sampler<ImageBatch> {
+      const n = train.count;
+      const b = shard.batchSize;
+      const runs = shard.runCount;
+      const perEpoch = stepsPerEpoch(n, b);
+      const perm = new Int32Array(runs * n);
+      for (let r = 0; r < runs; r++) for (let i = 0; i < n; i++) perm[r * n + i] = i;
+      const rng = new PackedStreams(Array.from({ length: runs }, (_, r) => [seed, StreamPurpose.batch, shard.initPoint, b, shard.runStart + r]));
+      const batch: ImageBatch = { x: new Float32Array(runs * b * PIXELS), y: new Float32Array(runs * b * CLASSES), b };
+      return {
+        next(t) {
+          const j = t % perEpoch;
+          if (j === 0) for (let r = 0; r < runs; r++) rng.partialShuffle(r, perm, r * n, n, n);
+          for (let r = 0; r < runs; r++) {
+            for (let k = 0; k < b; k++) {
+              const row = perm[r * n + j * b + k];
+              const o = r * b + k;
+              batch.x.set(train.images.subarray(row * PIXELS, (row + 1) * PIXELS), o * PIXELS);
+              batch.y.set(labels.subarray(row * CLASSES, (row + 1) * CLASSES), o * CLASSES);
+            }
+          }
+          return batch;
+        },
+      };
+    },
+  };
+}
+
+/** What the model evaluates at epoch boundaries. */
+export interface EvaluationSets {
+  train: ImageSet;
+  validation: ImageSet;
+  /** The distorted validation images, for the accuracy gap. */
+  distorted?: ImageSet;
+  /** Evaluate every this many epochs. */
+  every: number;
+  /** Accuracy gap every this many epochs, from `gapFrom`. */
+  gapEvery: number;
+  gapFrom: number;
+}
+
+const asInputs = (s: ImageSet) => [
+  { data: s.images, shape: [s.count, PIXELS] as [number, number] },
+  { data: oneHot(s.labels), shape: [s.count, CLASSES] as [number, number] },
+];
+
+export class MlpModel implements Model<TensorReplicaState, ImageBatch> {
+  readonly id = 'mlp';
+  readonly blocks: readonly ParamBlock[];
+  private readonly inputs: { train: ReturnType<typeof asInputs>; validation: ReturnType<typeof asInputs>; distorted?: ReturnType<typeof asInputs> };
+  private epochLength = 1;
+
+  constructor(
+    readonly widths: readonly number[],
+    readonly engine: ReplicaEngine,
+    private readonly trainingRows: number,
+    private readonly evalSets: EvaluationSets,
+  ) {
+    this.blocks = engine.program.blocks.map((b) => ({ name: b.name, size: b.shape[0] * b.shape[1] }));
+    this.inputs = {
+      train: asInputs(evalSets.train),
+      validation: asInputs(evalSets.validation),
+      distorted: evalSets.distorted && asInputs(evalSets.distorted),
+    };
+  }
+
+  schedule(shard: ShardSpec, study: StudyConfig): ShardSchedule {
+    const epochLength = stepsPerEpoch(this.trainingRows, shard.batchSize);
+    const epochs = study.epochs ?? Math.ceil((study.steps ?? 0) / epochLength);
+    const steps = study.epochs !== undefined ? epochs * epochLength : (study.steps ?? 0);
+    const every = this.evalSets.every;
+    return { steps, epochLength, evaluateAt: (t) => t === steps || (t % epochLength === 0 && (t / epochLength) % every === 0) };
+  }
+
+  initialParameters(rng: RandomStream): Float64Array {
+    return initMlp(rng, this.widths);
+  }
+
+  replicate(theta0: Float64Array, shard: ShardSpec): TensorReplicaState {
+    this.epochLength = stepsPerEpoch(this.trainingRows, shard.batchSize);
+    return this.engine.replicate(theta0, shard.runCount);
+  }
+
+  gradients(state: TensorReplicaState, batch: ImageBatch, wantFull: boolean): GradientReport {
+    void wantFull; // the full training-set gradient is not part of this setting's metrics
+    return this.engine.gradients(state, [
+      { data: batch.x, shape: [batch.b, PIXELS] },
+      { data: batch.y, shape: [batch.b, CLASSES] },
+    ], false);
+  }
+
+  scalars(state: TensorReplicaState, t: number): Record<string, Float64Array> {
+    const train = this.engine.evaluate(state, this.inputs.train);
+    const val = this.engine.evaluate(state, this.inputs.validation);
+    const out: Record<string, Float64Array> = {
+      'loss@train': train.loss,
+      'error@train': train.error,
+      'loss@validation': val.loss,
+      'error@validation': val.error,
+    };
+    const epoch = Math.round(t / this.epochLength);
+    const { gapEvery, gapFrom } = this.evalSets;
+    if (this.inputs.distorted && epoch >= gapFrom && epoch % gapEvery === 0) {
+      const test = this.engine.evaluate(state, this.inputs.distorted);
+      // Accuracy gap = (1 - train error) - (1 - distorted test error).
+      out.accuracy_gap = test.error.map((e, r) => e - train.error[r]);
+    }
+    return out;
+  }
+
+  dispose(state: TensorReplicaState): void {
+    this.engine.dispose(state);
+  }
+}

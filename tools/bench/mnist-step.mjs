@@ -1,0 +1,32 @@
+#!/usr/bin/env node
+/**
+ * Times the mnist-mlp step on one backend: R replicas, batch b, the cpu preset's widths; per step
+ * the epoch-shuffled batches of every run, forward and backward, the across-run moments of every
+ * gradient block, and the SGD update, as a study runs it. Prints JSON {backend, strategy, seconds[]}.
+ *
+ *   node mnist-step.mjs <backend> <R> <b> <steps> [warmup] [widths as 784-256-128-10]
+ */
+import { RandomStream, StreamPurpose } from '@sgd-lab/core';
+import { ReplicaEngine, strategyFor, useBackend } from '@sgd-lab/tensor';
+import { PIXELS, CLASSES, epochSampler, initMlp, loadEmbedded, mlpProgram } from '@sgd-lab/plugin-mnist';
+
+const [backendName = 'wasm', rArg = '8', bArg = '128', stepsArg = '10', warmArg = '2', widthsArg = '784-256-128-10'] = process.argv.slice(2);
+const R = Number(rArg);
+const b = Number(bArg);
+const widths = widthsArg.split('-').map(Number);
+const backend = await useBackend(backendName);
+const data = loadEmbedded(1, 0.2);
+const engine = new ReplicaEngine(mlpProgram(widths), { strategy: strategyFor(backend.tfjsBackend), chunkSize: R });
+const state = engine.replicate(initMlp(new RandomStream([1, StreamPurpose.init, 0]), widths), R);
+const sampler = epochSampler(data.train).create({ batchSize: b, initPoint: 0, runStart: 0, runCount: R, steps: 1 }, 1);
+const seconds = [];
+const total = Number(stepsArg) + Number(warmArg);
+for (let t = 0; t < total; t++) {
+  const t0 = performance.now();
+  const batch = sampler.next(t);
+  engine.gradients(state, [{ data: batch.x, shape: [b, PIXELS] }, { data: batch.y, shape: [b, CLASSES] }], false);
+  engine.sgd(state, 3e-3);
+  if (t >= Number(warmArg)) seconds.push((performance.now() - t0) / 1000);
+}
+engine.dispose(state);
+process.stdout.write(JSON.stringify({ backend: backend.name, strategy: engine.options.strategy, simd: backend.simd, seconds }) + '\n');
