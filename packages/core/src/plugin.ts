@@ -3,6 +3,7 @@ import type { DependencyContainer } from 'tsyringe';
 import type { Logger } from 'winston';
 import type { StudyConfig } from './config/study-config.js';
 import type { MetricObserver } from './engine/records.js';
+import type { ComponentFactories } from './engine/components.js';
 
 /** A partial study a preset contributes; the file's own fields override it. */
 export type PresetConfig<Options> = Partial<Omit<StudyConfig<Options>, 'options' | 'setting'>> & {
@@ -42,6 +43,8 @@ export interface Plugin<Options = Record<string, unknown>> {
   presetGroups?: Record<string, string[]>;
   /** Metrics the setting can emit. */
   metrics: readonly string[];
+  /** Samplers and optimizers this package offers to studies of any setting, by id. */
+  components?: ComponentFactories;
   /** Extra checks across fields that a schema cannot express; call `fail(jsonPath, message)`. */
   checkStudy?(study: StudyConfig<Options>, fail: (path: string, message: string) => never): void;
   /**

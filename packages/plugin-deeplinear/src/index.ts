@@ -5,8 +5,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { JSONSchemaType } from 'ajv';
 import { RandomStream, StreamPurpose, Tokens, agreesWithExact, decreasingInBatchSize, definePlugin, type PresetConfig } from '@sgd-lab/core';
-import { ReplicaEngine, chunkSizeFor, strategyFor, useBackend } from '@sgd-lab/tensor';
-import { DeepLinearModel, bytesPerReplica, deepLinearProgram, drawLayers, gaussianSampler, layerShapes, product, tensorSgd } from './model.js';
+import { ReplicaEngine, chunkSizeFor, engineSgd, strategyFor, useBackend } from '@sgd-lab/tensor';
+import { DeepLinearModel, bytesPerReplica, deepLinearProgram, drawLayers, gaussianSampler, layerShapes, product } from './model.js';
 import { exactAtZero } from './oracle.js';
 import { noConstantTermClaim, varianceFit } from './analysis.js';
 
@@ -109,7 +109,7 @@ export default definePlugin<DeepLinearOptions>({
     const model = new DeepLinearModel({ widths, teacherScale: o.teacherScale, studentScale: o.studentScale }, engine);
     container.register(Tokens.Model, { useValue: model });
     container.register(Tokens.SamplerFactory, { useValue: gaussianSampler(p) });
-    container.register(Tokens.Optimizer, { useValue: tensorSgd(engine) });
+    container.register(Tokens.Optimizer, { useValue: engineSgd(engine) });
     container.register(Tokens.Oracle, { useValue: exactAtZero(teacher, widths) });
     container.register(Tokens.Analysis, { useValue: varianceFit(o.fitSteps, o.fitDegree) });
     const layers = [...layerShapes(widths).map((_, k) => `W${k + 1}`), 'all'];

@@ -8,7 +8,7 @@
  * (W_d ... W_{k+1})^T Delta S_b (W_{k-1} ... W_1)^T, and the full gradient the same with I for S_b.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { RandomStream, StreamPurpose, type GradientReport, type Model, type Optimizer, type ParamBlock, type Sampler, type SamplerFactory, type ShardSpec } from '@sgd-lab/core';
+import { RandomStream, StreamPurpose, type GradientReport, type Model, type ParamBlock, type Sampler, type SamplerFactory, type ShardSpec } from '@sgd-lab/core';
 import { ReplicaEngine, sumSquaresLast2, swapLast, type ReplicaProgram, type TensorReplicaState } from '@sgd-lab/tensor';
 
 /** The mini-batches of all runs of a shard for one step: run r's [b, p] block at r*b*p. */
@@ -169,9 +169,4 @@ export function gaussianSampler(p: number): SamplerFactory<GaussianBatch> {
       };
     },
   };
-}
-
-/** Plain SGD on the engine's replicas. */
-export function tensorSgd(engine: ReplicaEngine): Optimizer<TensorReplicaState> {
-  return { id: 'sgd', step: (state, lr) => engine.sgd(state, lr) };
 }

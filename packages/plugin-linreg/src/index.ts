@@ -15,7 +15,7 @@ import {
 import { ADMISSION_DIR, ADMISSION_FILE, loadAdmission, syntheticData, type RegressionData } from './data.js';
 import { LinearRegressionModel, type InitSpec } from './model.js';
 import { exactOracle } from './oracle.js';
-import { withReplacement, withoutReplacement, type SamplingScheme } from './sampler.js';
+import { samplerComponents, withReplacement, withoutReplacement, type SamplingScheme } from './sampler.js';
 import { fittedPolynomial, polynomialClaim } from './analysis.js';
 
 export * from './data.js';
@@ -154,6 +154,7 @@ export default definePlugin<LinRegOptions>({
   presets,
   presetGroups: { paper: ['paper-fig2a', 'paper-fig2b'] },
   metrics: ['grad_variance', 'full_grad_variance', 'loss', 'grad_bias_ratio', 'grad_variance_poly'],
+  components: samplerComponents,
   register(container, study, ctx) {
     const o = study.options;
     const data = loadData(o, study.seed, ctx.dataDir);

@@ -97,6 +97,7 @@ export function gradientKernel(p: number): GradientKernel {
 export class LinearRegressionModel implements Model<LinRegState, IndexBatch> {
   readonly id = 'linear-regression';
   readonly blocks: readonly ParamBlock[];
+  readonly rows: number;
   private readonly mom: DataMoments;
   private readonly kernel: GradientKernel;
 
@@ -105,6 +106,7 @@ export class LinearRegressionModel implements Model<LinRegState, IndexBatch> {
     private readonly init: InitSpec,
   ) {
     this.blocks = [{ name: 'w', size: data.p }];
+    this.rows = data.n;
     this.mom = dataMoments(data);
     this.kernel = gradientKernel(data.p);
   }

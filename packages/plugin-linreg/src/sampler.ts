@@ -2,7 +2,7 @@
  * Mini-batch samplers for all runs of a shard. Run r's stream is keyed by
  * (seed, batch, initPoint, b, runStart + r), so it does not depend on the shard layout.
  */
-import { PackedStreams, StreamPurpose, type Sampler, type SamplerFactory, type ShardSpec } from '@sgd-lab/core';
+import { ConfigError, PackedStreams, StreamPurpose, type ComponentContext, type ComponentFactories, type Sampler, type SamplerFactory, type ShardSpec } from '@sgd-lab/core';
 import type { IndexBatch } from './model.js';
 
 export type SamplingScheme = 'without-replacement' | 'with-replacement';
@@ -67,3 +67,20 @@ export function samplingFactor(scheme: SamplingScheme, n: number, b: number): nu
 export function samplingFactorAffine(scheme: SamplingScheme, n: number): { a1: number; a0: number } {
   return scheme === 'with-replacement' ? { a1: 1, a0: 0 } : { a1: n / (n - 1), a0: -1 / (n - 1) };
 }
+
+function rowsOf(ctx: ComponentContext, id: string): number {
+  const rows = ctx.model.rows;
+  if (!rows) throw new ConfigError(ctx.study.name, [`/components/sampler: "${id}" draws rows of a finite data set; ${ctx.study.setting}'s model has none`]);
+  return rows;
+}
+
+/**
+ * Index samplers offered to any setting whose model has a finite training set (`model.rows`) and
+ * takes IndexBatch mini-batches.
+ */
+export const samplerComponents: ComponentFactories = {
+  samplers: {
+    'without-replacement': { description: 'uniform b-subsets, independent across steps', create: (ctx) => withoutReplacement(rowsOf(ctx, 'without-replacement')) },
+    'with-replacement': { description: 'b i.i.d. uniform row draws per step', create: (ctx) => withReplacement(rowsOf(ctx, 'with-replacement')) },
+  },
+};

@@ -3,12 +3,11 @@
  */
 import type { JSONSchemaType } from 'ajv';
 import { Tokens, decreasingInBatchSize, definePlugin, type PresetConfig } from '@sgd-lab/core';
-import { ReplicaEngine, chunkSizeFor, strategyFor, useBackend } from '@sgd-lab/tensor';
+import { ReplicaEngine, chunkSizeFor, engineSgd, strategyFor, useBackend } from '@sgd-lab/tensor';
 import { hasIdx, head, loadEmbedded, loadIdx, MNIST_DIR, HOW_TO_GET_MNIST, type MnistData } from './data.js';
 import { distortSet } from './distort.js';
 import { MlpModel, epochSampler, mlpBlocks, mlpBytesPerReplica, mlpProgram } from './model.js';
 import { epochMeanVariance } from './analysis.js';
-import { tensorSgd } from './optimizer.js';
 
 export * from './data.js';
 export * from './distort.js';
@@ -156,7 +155,7 @@ export default definePlugin<MnistOptions>({
     });
     container.register(Tokens.Model, { useValue: model });
     container.register(Tokens.SamplerFactory, { useValue: epochSampler(train) });
-    container.register(Tokens.Optimizer, { useValue: tensorSgd(engine) });
+    container.register(Tokens.Optimizer, { useValue: engineSgd(engine) });
     container.register(Tokens.Analysis, { useValue: epochMeanVariance });
     const claim = (id: string, statement: string, paperRef: string, metric: string, extra: Record<string, unknown> = {}) =>
       container.register(Tokens.Claim, { useValue: decreasingInBatchSize({ id, statement, paperRef, metric, axis: 'epoch', estimators: ['monte_carlo'], ...extra }) });

@@ -180,12 +180,20 @@ export class ReplicaEngine {
 
   /** SGD on every replica with the pending gradients: W <- W - lr g. */
   sgd(state: TensorReplicaState, lr: number): void {
-    if (!state.pending) throw new Error('sgd: no gradients computed for this step');
+    this.update(state, (w, g) => tf.sub(w, tf.mul(g, lr)));
+  }
+
+  /**
+   * Replaces every parameter tensor by `rule(w, g, slot)` with its pending gradient, inside a tidy
+   * scope; `slot` names the (chunk, replica, block) so optimizers can keep per-parameter state.
+   */
+  update(state: TensorReplicaState, rule: (w: tf.Tensor, g: tf.Tensor, slot: string) => tf.Tensor): void {
+    if (!state.pending) throw new Error('update: no gradients computed for this step');
     state.chunks.forEach((chunk, c) => {
       const grads = state.pending![c];
       chunk.params = chunk.params.map((blocks, r) =>
         blocks.map((w, k) => {
-          const next = tf.keep(tf.tidy(() => tf.sub(w, tf.mul(grads[r][k], lr))));
+          const next = tf.keep(tf.tidy(() => rule(w, grads[r][k], `${c}/${r}/${k}`)));
           w.dispose();
           return next;
         }),

@@ -2,3 +2,4 @@
 export * from './backends.js';
 export * from './program.js';
 export * from './engine.js';
+export * from './optimizers.js';

@@ -144,7 +144,7 @@ async function cmdRun(args: string[]): Promise<number> {
   const runs: { study: StudyConfig; sub?: string }[] = parts
     ? parts.map((p) => ({ study: resolveStudy({ ...target.raw, preset: p, name: target.raw.name ? `${target.raw.name}-${p}` : undefined }, plugin, target.source, p), sub: p }))
     : [{ study: resolveStudy(target.raw, plugin, target.source, values.preset) }];
-  const { reporters } = await discoverExtensions();
+  const { reporters, components } = await discoverExtensions();
   const packages: Record<string, string> = {
     [corePackage().name]: corePackage().version,
     [target.plugin.packageName]: target.plugin.version,
@@ -181,6 +181,7 @@ async function cmdRun(args: string[]): Promise<number> {
           dataDir: dataDirFrom(values['data-dir']),
           logger,
           reporters: reporters.map((r) => r.value),
+          components,
           observers,
           signal: controller.signal,
         });
@@ -218,6 +219,8 @@ async function cmdList(): Promise<number> {
     for (const [name, preset] of Object.entries(p.value.presets)) lines.push(`    preset ${name.padEnd(14)} ${preset.description ?? ''}`);
     for (const [name, parts] of Object.entries(p.value.presetGroups ?? {})) lines.push(`    preset ${name.padEnd(14)} runs ${parts.join(' + ')}`);
   }
+  lines.push('components (use in a study as "components": { "sampler" | "optimizer": id }):');
+  for (const c of (await discoverExtensions()).components.describe()) lines.push(`  ${c.kind.slice(0, -1).padEnd(10)} ${c.id.padEnd(22)} ${c.description}  (${c.from})`);
   lines.push('reporters:');
   for (const r of [...builtinReporters, ...reporters.map((x) => x.value)]) lines.push(`  ${r.name.padEnd(22)} ${r.description}`);
   process.stdout.write(lines.join('\n') + '\n');

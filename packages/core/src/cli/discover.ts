@@ -9,6 +9,7 @@ import { existsSync, readdirSync, readFileSync, realpathSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { AnyPlugin, CliCommand, Reporter } from '../plugin.js';
+import { ComponentRegistry, type ComponentFactories } from '../engine/components.js';
 
 export interface Found<T> {
   value: T;
@@ -23,10 +24,13 @@ export interface Extensions {
   unbuilt: Map<string, string>;
   reporters: Found<Reporter>[];
   commands: Found<Record<string, CliCommand>>[];
+  /** Samplers and optimizers of every package (plugins' own and `components` modules). */
+  components: ComponentRegistry;
 }
 
 interface SgdLabField {
   plugin?: string;
+  components?: string;
   reporter?: string | string[];
   commands?: string;
 }
@@ -79,6 +83,7 @@ async function discover(cwd: string): Promise<Extensions> {
   const reporters: Found<Reporter>[] = [];
   const commands: Found<Record<string, CliCommand>>[] = [];
   const unbuilt = new Map<string, string>();
+  const components = new ComponentRegistry();
   const roots = [...nodeModulesAbove(cwd), ...nodeModulesAbove(here)];
   for (const nm of roots) {
     for (const dir of packageDirs(nm)) {
@@ -118,7 +123,14 @@ async function discover(cwd: string): Promise<Extensions> {
       };
       if (field.plugin) {
         const mod = await load(field.plugin);
-        if (mod) plugins.push({ ...info, value: mod as AnyPlugin });
+        if (mod) {
+          plugins.push({ ...info, value: mod as AnyPlugin });
+          if ((mod as AnyPlugin).components) components.add(meta.name, (mod as AnyPlugin).components!);
+        }
+      }
+      if (field.components) {
+        const mod = await load(field.components);
+        if (mod) components.add(meta.name, mod as ComponentFactories);
       }
       for (const rel of [field.reporter ?? []].flat()) {
         const mod = await load(rel);
@@ -135,5 +147,5 @@ async function discover(cwd: string): Promise<Extensions> {
     plugins.push({ packageName: abs, version: 'local', dir: dirname(abs), value: (await importDefault(abs)) as AnyPlugin });
   }
   plugins.sort((a, b) => a.value.name.localeCompare(b.value.name));
-  return { plugins, unbuilt, reporters, commands };
+  return { plugins, unbuilt, reporters, commands, components };
 }

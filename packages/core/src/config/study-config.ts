@@ -58,6 +58,8 @@ export interface StudyConfig<Options = Record<string, unknown>> {
   backend?: string;
   /** Memory budget in MiB for one batched computation. */
   memoryBudgetMiB: number;
+  /** Replace the setting's sampler or optimizer by a component of any installed package, by id. */
+  components?: { sampler?: string; optimizer?: string };
   options: Options;
 }
 
@@ -144,6 +146,17 @@ export const coreStudySchema: JSONSchemaType<StudyConfig> = {
     significance: { type: 'number', exclusiveMinimum: 0, exclusiveMaximum: 0.5, default: 0.01, description: 'Level of the claim tests.' },
     backend: { type: 'string', nullable: true, description: 'Tensor backend: wasm, cpu, tensorflow, tensorflow-gpu.' },
     memoryBudgetMiB: { type: 'integer', minimum: 16, default: 2048, description: 'Memory budget of one batched computation, MiB.' },
+    components: {
+      type: 'object',
+      nullable: true,
+      description: 'Components from any installed package, by id, replacing the setting\'s own (see `sgd-lab list`).',
+      properties: {
+        sampler: { type: 'string', nullable: true, description: 'Sampler id, e.g. "with-replacement".' },
+        optimizer: { type: 'string', nullable: true, description: 'Optimizer id, e.g. "adam".' },
+      },
+      required: [],
+      additionalProperties: false,
+    },
     options: { type: 'object', description: "The setting's own options.", required: [], additionalProperties: true, default: {} },
   },
   required: ['name', 'setting', 'seed', 'batchSizes', 'runs', 'initPoints', 'learningRate'],

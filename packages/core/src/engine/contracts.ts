@@ -60,6 +60,8 @@ export interface Model<S = unknown, B = unknown> {
   readonly id: string;
   /** Parameter blocks in order; several blocks give per-layer records. */
   readonly blocks: readonly ParamBlock[];
+  /** Rows of a finite training set, for index samplers from other packages; absent for online data. */
+  readonly rows?: number;
   /** θ0; drawn from a stream keyed by (seed, initPoint) only, so it is the same for every b. */
   initialParameters(rng: RandomStream, initPoint: number): Float64Array;
   /** R replicas at θ0. */

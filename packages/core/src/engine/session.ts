@@ -16,6 +16,8 @@ import type { AnyPlugin, PluginContext, Reporter } from '../plugin.js';
 import { Tokens } from '../tokens.js';
 import type { MetricObserver, StudyEvent } from './records.js';
 import { runStudy, type InitialPointInfo } from './run-study.js';
+import { ComponentRegistry } from './components.js';
+import type { Model } from './contracts.js';
 
 export interface SessionOptions {
   study: StudyConfig;
@@ -27,6 +29,8 @@ export interface SessionOptions {
   logger: Logger;
   /** Reporters found besides the built-in ones. */
   reporters?: readonly Reporter[];
+  /** Components of every installed package (the study's plugin's own are always included). */
+  components?: ComponentRegistry;
   /** Extra observers (progress display, tests). */
   observers?: readonly MetricObserver[];
   signal?: AbortSignal;
@@ -54,6 +58,17 @@ export function pickReporters(ids: readonly string[], extra: readonly Reporter[]
   });
 }
 
+/** Overrides the study's sampler and optimizer by the components it names. */
+export function applyComponents(child: DependencyContainer, study: StudyConfig, plugin: AnyPlugin, registry = new ComponentRegistry()): void {
+  const wanted = study.components;
+  if (!wanted?.sampler && !wanted?.optimizer) return;
+  if (plugin.components) registry.add(plugin.name, plugin.components);
+  if (!child.isRegistered(Tokens.Model, true)) throw new ConfigError(study.name, ['/components: this study runs no Monte Carlo model to give components to']);
+  const ctx = { study, model: child.resolve<Model>(Tokens.Model), container: child };
+  if (wanted.sampler) child.register(Tokens.SamplerFactory, { useValue: registry.sampler(wanted.sampler, ctx) });
+  if (wanted.optimizer) child.register(Tokens.Optimizer, { useValue: registry.optimizer(wanted.optimizer, ctx) });
+}
+
 export async function runSession(opts: SessionOptions): Promise<SessionResult> {
   const { study, plugin, logger, outDir } = opts;
   const reporters = pickReporters(study.reporters, opts.reporters);
@@ -71,6 +86,7 @@ export async function runSession(opts: SessionOptions): Promise<SessionResult> {
   child.register(Tokens.Logger, { useValue: logger });
   // Data is loaded here: a missing or corrupt file fails before the results folder is touched.
   await plugin.register(child, study, context);
+  applyComponents(child, study, plugin, opts.components);
 
   await fs.mkdir(outDir, { recursive: true });
   const initialPoints: InitialPointInfo[] = [];

@@ -1,0 +1,76 @@
+/**
+ * Optimizers for models on the replica engine, offered to every setting as components:
+ * `sgd` and `adam` (Adam with decoupled weight decay, Loshchilov and Hutter), each replica with
+ * its own moment estimates.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { ConfigError, type ComponentContext, type ComponentFactories, type Optimizer } from '@sgd-lab/core';
+import type { ReplicaEngine, TensorReplicaState } from './engine.js';
+
+export function engineSgd(engine: ReplicaEngine): Optimizer<TensorReplicaState> {
+  return { id: 'sgd', step: (state, lr) => engine.sgd(state, lr) };
+}
+
+export interface AdamOptions {
+  beta1: number;
+  beta2: number;
+  epsilon: number;
+  /** Decoupled weight decay: w <- w - lr * weightDecay * w. */
+  weightDecay: number;
+}
+
+export const ADAM_DEFAULTS: AdamOptions = { beta1: 0.9, beta2: 0.999, epsilon: 1e-8, weightDecay: 0 };
+
+/** Adam(W) per replica; moment tensors live on the backend and are freed by `dispose`. */
+export function engineAdam(engine: ReplicaEngine, o: AdamOptions = ADAM_DEFAULTS): Optimizer<TensorReplicaState> & { dispose(): void } {
+  const m = new Map<string, tf.Tensor>();
+  const v = new Map<string, tf.Tensor>();
+  let seen: TensorReplicaState | undefined;
+  let t = 0;
+  const reset = () => {
+    for (const x of [...m.values(), ...v.values()]) x.dispose();
+    m.clear();
+    v.clear();
+    t = 0;
+  };
+  return {
+    id: 'adam',
+    step(state, lr) {
+      // A new shard starts from θ0 with fresh moments.
+      if (seen !== state) {
+        reset();
+        seen = state;
+      }
+      t++;
+      const c1 = 1 - o.beta1 ** t;
+      const c2 = 1 - o.beta2 ** t;
+      engine.update(state, (w, g, slot) => {
+        const m1 = tf.add(tf.mul(m.get(slot) ?? tf.zerosLike(g), o.beta1), tf.mul(g, 1 - o.beta1));
+        const v1 = tf.add(tf.mul(v.get(slot) ?? tf.zerosLike(g), o.beta2), tf.mul(tf.square(g), 1 - o.beta2));
+        m.get(slot)?.dispose();
+        v.get(slot)?.dispose();
+        m.set(slot, tf.keep(m1));
+        v.set(slot, tf.keep(v1));
+        const stepDir = tf.div(tf.div(m1, c1), tf.add(tf.sqrt(tf.div(v1, c2)), o.epsilon));
+        const decayed = o.weightDecay ? tf.mul(w, 1 - lr * o.weightDecay) : w;
+        return tf.sub(decayed, tf.mul(stepDir, lr));
+      });
+    },
+    dispose: reset,
+  };
+}
+
+function engineOf(ctx: ComponentContext, id: string): ReplicaEngine {
+  const engine = (ctx.model as { engine?: ReplicaEngine }).engine;
+  if (!engine) throw new ConfigError(ctx.study.name, [`/components/optimizer: "${id}" works on tensor-engine models; ${ctx.study.setting}'s model is not one`]);
+  return engine;
+}
+
+export const components: ComponentFactories = {
+  optimizers: {
+    adam: { description: 'Adam (beta 0.9/0.999, eps 1e-8) per replica, for tensor-engine models', create: (ctx) => engineAdam(engineOf(ctx, 'adam')) },
+    'tensor-sgd': { description: 'plain SGD for tensor-engine models', create: (ctx) => engineSgd(engineOf(ctx, 'tensor-sgd')) },
+  },
+};
+
+export default components;
