@@ -19,6 +19,7 @@ export * from './engine/session.js';
 export * from './engine/components.js';
 export * from './claims/monotone.js';
 export * from './io/files.js';
+export * from './io/shard-store.js';
 export * from './io/builtin-reporters.js';
 export * from './log/logger.js';
 export { main as cliMain } from './cli/cli.js';

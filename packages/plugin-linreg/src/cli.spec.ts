@@ -134,7 +134,7 @@ describe('sgd-lab CLI', () => {
     expect(sgdLab(['run', join(dir, 's.json'), '--out', out, '--quiet']).code).toBe(0);
     const again = sgdLab(['run', join(dir, 's.json'), '--out', out]);
     expect(again.code).toBe(2);
-    expect(again.stderr).toMatch(/already holds results; pass --force/);
+    expect(again.stderr).toMatch(/already holds results; pass --resume to finish them, --force to replace them/);
     expect(sgdLab(['run', join(dir, 's.json'), '--out', out, '--force', '--quiet']).code).toBe(0);
   });
 });

@@ -5,6 +5,8 @@
  *   sgd-lab validate <study.json>
  *   sgd-lab list
  *   sgd-lab schema <setting-id>
+  sgd-lab suite <suite.json> [--out dir] [--data-dir d]   check claim verdicts against a suite
+  sgd-lab verify <results-dir> [--data-dir d]             re-run and compare metrics byte for byte
  *
  * Exit codes: 0 done, 1 internal error, 2 invalid config or arguments, 3 data error,
  * 4 diverged run, 130 interrupted. Results go to the results folder and a summary to stdout;
@@ -23,14 +25,17 @@ import { closeLogger, createLogger } from '../log/logger.js';
 import { builtinReporters, ResultFiles } from '../io/builtin-reporters.js';
 import { discoverExtensions, type Found } from './discover.js';
 import { progressObserver } from './progress.js';
+import { cmdSuite, cmdVerify } from './suite.js';
 import type { AnyPlugin } from '../plugin.js';
 
 const USAGE = `usage:
   sgd-lab run <study.json | setting-id> [--preset p] [--out dir] [--data-dir d] [--backend b]
-              [--set field.path=json]... [--force] [--quiet]
+              [--set field.path=json]... [--resume | --force] [--quiet]
   sgd-lab validate <study.json>
   sgd-lab list
   sgd-lab schema <setting-id>
+  sgd-lab suite <suite.json> [--out dir] [--data-dir d]    check claim verdicts against a suite
+  sgd-lab verify <results-dir> [--data-dir d]              re-run, compare metrics byte for byte
 
 The data directory holds one folder per dataset with the original file names
 (default: $SGD_LAB_DATA_DIR, else ./data).`;
@@ -131,6 +136,7 @@ async function cmdRun(args: string[]): Promise<number> {
       'data-dir': { type: 'string' },
       backend: { type: 'string' },
       force: { type: 'boolean', default: false },
+      resume: { type: 'boolean', default: false },
       quiet: { type: 'boolean', default: false },
       set: { type: 'string', multiple: true, default: [] },
     },
@@ -166,8 +172,8 @@ async function cmdRun(args: string[]): Promise<number> {
     for (const { study, sub } of runs) {
       if (values.backend) study.backend = values.backend;
       const outDir = sub ? join(baseOut, sub) : baseOut;
-      if (existsSync(join(outDir, ResultFiles.manifest)) && !values.force) {
-        throw new ConfigError('command line', [`--out: ${outDir} already holds results; pass --force to replace them or choose another --out`]);
+      if (existsSync(join(outDir, ResultFiles.manifest)) && !values.force && !values.resume) {
+        throw new ConfigError('command line', [`--out: ${outDir} already holds results; pass --resume to finish them, --force to replace them, or choose another --out`]);
       }
       const logger = createLogger({ file: join(outDir, ResultFiles.log), quiet: values.quiet });
       try {
@@ -183,6 +189,7 @@ async function cmdRun(args: string[]): Promise<number> {
           reporters: reporters.map((r) => r.value),
           components,
           observers,
+          resume: values.resume,
           signal: controller.signal,
         });
         if (result.error !== undefined) {
@@ -245,6 +252,10 @@ export async function main(argv: string[]): Promise<number> {
         return await cmdList();
       case 'schema':
         return await cmdSchema(rest);
+      case 'suite':
+        return await cmdSuite(rest);
+      case 'verify':
+        return await cmdVerify(rest);
       case undefined:
       case '-h':
       case '--help':

@@ -17,7 +17,7 @@ import {
   type RunMoments,
 } from '../stats/across-runs.js';
 import { Tokens } from '../tokens.js';
-import type { Analysis, BlockMoments, Claim, GradientReport, Model, Optimizer, Oracle, SamplerFactory, ShardSpec } from './contracts.js';
+import type { Analysis, BlockMoments, Claim, GradientReport, Model, Optimizer, Oracle, SamplerFactory, ShardSchedule, ShardSpec } from './contracts.js';
 import { denseSgd } from './dense.js';
 import { RecordIndex } from './record-index.js';
 import type { MetricRecord, StudyEvent } from './records.js';
@@ -44,6 +44,19 @@ export interface RunStudyOptions {
   signal?: AbortSignal;
   /** Called once per initial point with θ0 (for the manifest). */
   onInitialPoint?(info: InitialPointInfo): void;
+  /** Where finished shards are kept, so a killed study resumes with only the unfinished ones. */
+  shardStore?: ShardStore;
+}
+
+/** What a finished shard leaves: its records (a shard alone in its group) or its per-step moments. */
+export type ShardResult =
+  | { kind: 'records'; records: MetricRecord[] }
+  | { kind: 'stats'; epochLength?: number; steps: [number, StepStats][] };
+
+/** Persistence of finished shards (see io/shard-store.ts). */
+export interface ShardStore {
+  load(shard: ShardSpec): ShardResult | undefined;
+  save(shard: ShardSpec, result: ShardResult): Promise<void>;
 }
 
 /** The planned shards of a study, in the order they run (steps from the model's schedule when it has one). */
@@ -71,7 +84,7 @@ function hashTheta(theta: Float64Array): string {
 type InitOnly = Pick<Model, 'initialParameters'>;
 
 /** Per-step statistics of one (b, initPoint) while its shards run. */
-interface StepStats {
+export interface StepStats {
   grad?: BlockMoments;
   full?: BlockMoments;
   difference?: BlockMoments;
@@ -123,9 +136,12 @@ async function execute(opts: RunStudyOptions, signal: AbortSignal, emit: (e: Stu
   const shards = model ? planShards(study, model) : [];
   const level = study.confidenceLevel;
 
+  // Records of a shard that is alone in its group are also collected for its shard file.
+  let collecting: MetricRecord[] | undefined;
   const put = (r: MetricRecord) => {
     if (!wants(r.metric)) return;
     index.add(r);
+    collecting?.push(r);
     emit({ type: 'metric', record: r });
   };
   const base = { study: study.name, setting: study.setting };
@@ -179,6 +195,53 @@ async function execute(opts: RunStudyOptions, signal: AbortSignal, emit: (e: Stu
   };
 
   let lastYield = performance.now();
+  /** Runs one shard's replicas step by step; `onStep` receives the statistics of every recorded step. */
+  const runShard = async (shard: ShardSpec, schedule: ShardSchedule, onStep: (t: number, s: StepStats) => void) => {
+    const m = model!;
+    const steps = schedule.steps;
+    const recorded = (t: number) => t % study.recordEvery === 0 || t === steps - 1;
+    const evaluate = (t: number) => (schedule.evaluateAt ? schedule.evaluateAt(t) : recorded(t) || t === steps);
+    const state = m.replicate(thetas.get(shard.initPoint)!, shard);
+    const sampler = container.resolve<SamplerFactory>(Tokens.SamplerFactory).create(shard, study.seed);
+    try {
+      for (let t = 0; t <= steps; t++) {
+        if (signal.aborted) throw new CancelledError();
+        const record = t < steps && recorded(t);
+        // Gradients first: a model may compute the loss in the same pass and reuse it.
+        let report: GradientReport | undefined;
+        if (t < steps) report = m.gradients(state, sampler.next(t), record);
+        const scalars = evaluate(t) ? m.scalars(state, t) : undefined;
+        const loss = scalars?.loss ?? scalars?.['loss@train'];
+        if (loss) {
+          for (let r = 0; r < loss.length; r++) {
+            if (!Number.isFinite(loss[r])) {
+              throw new DivergenceError(
+                `run ${shard.runStart + r} diverged at step ${t} (b = ${shard.batchSize}, initial point ${shard.initPoint}): ` +
+                  `loss is ${loss[r]}; lower /learningRate. Records up to step ${t - 1} were written.`,
+              );
+            }
+          }
+        }
+        if (record || scalars) {
+          onStep(t, {
+            grad: record ? report?.stochastic : undefined,
+            full: record ? report?.full : undefined,
+            difference: record ? report?.difference : undefined,
+            scalars: Object.fromEntries(Object.entries(scalars ?? {}).map(([k, v]) => [k, scalarMoments(v)])),
+          });
+        }
+        if (t < steps) optimizer.step(state, learningRateAt(study.learningRate, t), t);
+        if (performance.now() - lastYield > YIELD_EVERY_MS) {
+          emit({ type: 'progress', batchSize: shard.batchSize, initPoint: shard.initPoint, step: t, steps, runCount: shard.runCount });
+          await new Promise<void>((resolve) => setImmediate(resolve));
+          lastYield = performance.now();
+        }
+      }
+    } finally {
+      m.dispose?.(state);
+    }
+  };
+
   // Shards of the same (b, initPoint) are adjacent in the plan; merge their per-step statistics.
   let group: { key: string; shards: ShardSpec[]; stats: StepStats[]; epochLength?: number } | undefined;
   const flushGroup = () => {
@@ -186,6 +249,18 @@ async function execute(opts: RunStudyOptions, signal: AbortSignal, emit: (e: Stu
     const s0 = group.shards[0];
     const merged: ShardSpec = { ...s0, runCount: group.shards.reduce((n, s) => n + s.runCount, 0) };
     group.stats.forEach((s, t) => s && emitStep(merged, t, s, group!.epochLength));
+  };
+
+  const mergeInto = (t: number, st: StepStats) => {
+    const prev = group!.stats[t];
+    group!.stats[t] = prev
+      ? {
+          grad: mergeBlock(prev.grad, st.grad),
+          full: mergeBlock(prev.full, st.full),
+          difference: mergeBlock(prev.difference, st.difference),
+          scalars: Object.fromEntries(Object.entries(st.scalars).map(([k, v]) => [k, prev.scalars[k] ? mergeMoments(prev.scalars[k], v) : v])),
+        }
+      : st;
   };
 
   for (const shard of shards) {
@@ -196,67 +271,34 @@ async function execute(opts: RunStudyOptions, signal: AbortSignal, emit: (e: Stu
       group = { key, shards: [], stats: [] };
     }
     group.shards.push(shard);
-    const streaming = shardsInGroup === 1;
+    const alone = shardsInGroup === 1;
     if (!model) break;
     const schedule = model.schedule?.(shard, study) ?? { steps: study.steps ?? 0 };
-    const steps = schedule.steps;
     group.epochLength = schedule.epochLength;
-    const recorded = (t: number) => t % study.recordEvery === 0 || t === steps - 1;
-    const evaluate = (t: number) => (schedule.evaluateAt ? schedule.evaluateAt(t) : recorded(t) || t === steps);
     emit({ type: 'shardStart', ...shard });
     const t0 = performance.now();
-    const state = model.replicate(thetas.get(shard.initPoint)!, shard);
-    const sampler = container.resolve<SamplerFactory>(Tokens.SamplerFactory).create(shard, study.seed);
-    try {
-      for (let t = 0; t <= steps; t++) {
-        if (signal.aborted) throw new CancelledError();
-        const record = t < steps && recorded(t);
-        // Gradients first: a model may compute the loss in the same pass and reuse it.
-        let report: GradientReport | undefined;
-        if (t < steps) report = model.gradients(state, sampler.next(t), record);
-        const scalars = evaluate(t) ? model.scalars(state, t) : undefined;
-        if (scalars) {
-          const loss = scalars.loss ?? scalars['loss@train'];
-          if (loss) {
-            for (let r = 0; r < loss.length; r++) {
-              if (!Number.isFinite(loss[r])) {
-                throw new DivergenceError(
-                  `run ${shard.runStart + r} diverged at step ${t} (b = ${shard.batchSize}, initial point ${shard.initPoint}): ` +
-                    `loss is ${loss[r]}; lower /learningRate. Records up to step ${t - 1} were written.`,
-                );
-              }
-            }
-          }
-        }
-        if (record || scalars) {
-          const s: StepStats = {
-            grad: record ? report?.stochastic : undefined,
-            full: record ? report?.full : undefined,
-            difference: record ? report?.difference : undefined,
-            scalars: Object.fromEntries(Object.entries(scalars ?? {}).map(([k, v]) => [k, scalarMoments(v)])),
-          };
-          if (streaming) emitStep(shard, t, s, schedule.epochLength);
+    const stored = opts.shardStore?.load(shard);
+    if (stored) {
+      // Finished before: replay what it left, exactly as it was first emitted.
+      if (stored.kind === 'records') for (const r of stored.records) put(r);
+      else for (const [t, st] of stored.steps) mergeInto(t, st);
+    } else {
+      const stepsDone: [number, StepStats][] = [];
+      collecting = alone ? [] : undefined;
+      try {
+        await runShard(shard, schedule, (t, st) => {
+          if (alone) emitStep(shard, t, st, schedule.epochLength);
           else {
-            const prev = group.stats[t];
-            group.stats[t] = prev
-              ? {
-                  grad: mergeBlock(prev.grad, s.grad),
-                  full: mergeBlock(prev.full, s.full),
-                  difference: mergeBlock(prev.difference, s.difference),
-                  scalars: Object.fromEntries(Object.entries(s.scalars).map(([k, v]) => [k, prev.scalars[k] ? mergeMoments(prev.scalars[k], v) : v])),
-                }
-              : s;
+            stepsDone.push([t, st]);
+            mergeInto(t, st);
           }
-        }
-        if (t < steps) optimizer.step(state, learningRateAt(study.learningRate, t), t);
-        if (performance.now() - lastYield > YIELD_EVERY_MS) {
-          emit({ type: 'progress', batchSize: shard.batchSize, initPoint: shard.initPoint, step: t, steps, runCount: shard.runCount });
-          await new Promise<void>((resolve) => setImmediate(resolve));
-          lastYield = performance.now();
-        }
+        });
+      } finally {
+        collecting = undefined;
       }
-    } finally {
-      model.dispose?.(state);
+      const result: ShardResult = alone ? { kind: 'records', records: [] } : { kind: 'stats', epochLength: schedule.epochLength, steps: stepsDone };
+      if (alone) (result as { records: MetricRecord[] }).records = index.recordsOfShard(shard);
+      await opts.shardStore?.save(shard, result);
     }
     emit({ type: 'shardEnd', batchSize: shard.batchSize, initPoint: shard.initPoint, runStart: shard.runStart, runCount: shard.runCount, seconds: (performance.now() - t0) / 1000 });
   }

@@ -10,7 +10,9 @@ import { container as rootContainer, type DependencyContainer } from 'tsyringe';
 import type { Logger } from 'winston';
 import type { StudyConfig } from '../config/study-config.js';
 import { ConfigError, UserError } from '../errors.js';
-import { gitCommit, writeFileAtomic } from '../io/files.js';
+import { gitCommit, sha256, writeFileAtomic } from '../io/files.js';
+import { DirectoryShardStore } from '../io/shard-store.js';
+import { existsSync, readFileSync } from 'node:fs';
 import { ResultFiles, builtinReporters } from '../io/builtin-reporters.js';
 import type { AnyPlugin, PluginContext, Reporter } from '../plugin.js';
 import { Tokens } from '../tokens.js';
@@ -35,6 +37,15 @@ export interface SessionOptions {
   observers?: readonly MetricObserver[];
   signal?: AbortSignal;
   container?: DependencyContainer;
+  /** Reuse the finished shards of an interrupted run of the same study in `outDir`. */
+  resume?: boolean;
+}
+
+/** Content hash of a resolved study: what must match for a results folder to be resumed. */
+export function studyFingerprint(study: StudyConfig): string {
+  const canonical = (v: unknown): unknown =>
+    Array.isArray(v) ? v.map(canonical) : v && typeof v === 'object' ? Object.fromEntries(Object.keys(v).sort().filter((k) => k !== '$schema').map((k) => [k, canonical((v as Record<string, unknown>)[k])])) : v;
+  return sha256(JSON.stringify(canonical(study)));
 }
 
 export interface SessionResult {
@@ -88,12 +99,26 @@ export async function runSession(opts: SessionOptions): Promise<SessionResult> {
   await plugin.register(child, study, context);
   applyComponents(child, study, plugin, opts.components);
 
+  const fingerprint = studyFingerprint(study);
+  const manifestFile = join(outDir, ResultFiles.manifest);
+  if (opts.resume && existsSync(manifestFile)) {
+    const previous = JSON.parse(readFileSync(manifestFile, 'utf8')) as { fingerprint?: string; study?: { name?: string } };
+    if (previous.fingerprint !== fingerprint) {
+      throw new ConfigError('--resume', [
+        `${outDir} holds results of another study (${previous.study?.name ?? 'unknown'}, fingerprint ${String(previous.fingerprint).slice(0, 12)}); ` +
+          `this one is ${fingerprint.slice(0, 12)}. Resume with the same config, or choose another --out`,
+      ]);
+    }
+  }
   await fs.mkdir(outDir, { recursive: true });
+  const shardStore = new DirectoryShardStore(outDir, logger);
+  if (!opts.resume) shardStore.clear();
   const initialPoints: InitialPointInfo[] = [];
   const started = new Date();
   const manifest: Record<string, unknown> = {
     tool: 'sgd-batch-lab',
     status: 'running',
+    fingerprint,
     study,
     setting: plugin.name,
     seeds: {
@@ -134,6 +159,7 @@ export async function runSession(opts: SessionOptions): Promise<SessionResult> {
       study,
       signal: opts.signal,
       onInitialPoint: (info) => initialPoints.push(info),
+      shardStore,
     }).subscribe({
       next: (e) => {
         if (e.type === 'studyEnd') status = e.status;
@@ -166,6 +192,7 @@ export async function runSession(opts: SessionOptions): Promise<SessionResult> {
     error: error === undefined ? undefined : error instanceof UserError ? error.message : String(error),
     finishedAt: new Date().toISOString(),
     seconds: (Date.now() - started.getTime()) / 1000,
+    resumedShards: shardStore.reused,
     outputs,
   });
   await writeManifest();

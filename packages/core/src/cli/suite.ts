@@ -1,0 +1,180 @@
+/**
+ * Reproducibility suites and verification.
+ *
+ * `sgd-lab suite <suite.json>` runs a list of studies and compares every claim's verdict with what
+ * the suite expects; any difference is a regression, named with the claim, the expected and the
+ * new verdict, and the command exits 1. A study whose data file is absent is skipped and says why.
+ *
+ * `sgd-lab verify <results-dir>` runs the study of a results folder again (same config, seed and
+ * backend) and checks that metrics.jsonl comes out byte-identical (sha256 in the manifest).
+ */
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { Ajv } from 'ajv';
+import { formatAjvErrors, resolveStudy } from '../config/validate.js';
+import type { StudyConfig } from '../config/study-config.js';
+import { ConfigError, DataError } from '../errors.js';
+import { runSession } from '../engine/session.js';
+import type { ClaimResult } from '../engine/records.js';
+import { ResultFiles } from '../io/builtin-reporters.js';
+import { closeLogger, createLogger } from '../log/logger.js';
+import { discoverExtensions } from './discover.js';
+
+/** One study of a suite and the verdicts it must reproduce. */
+export interface SuiteEntry {
+  /** An inline study, or `file`: a study file relative to the suite. */
+  study?: Record<string, unknown>;
+  file?: string;
+  /** A data file (relative to the data directory) the study needs; absent: skipped, not failed. */
+  needs?: string;
+  /** Claim key -> verdict; the key is `<claim id>/<estimator>`. */
+  expect: Record<string, 'holds' | 'fails' | 'inconclusive'>;
+}
+
+export interface Suite {
+  $schema?: string;
+  name: string;
+  description?: string;
+  studies: SuiteEntry[];
+}
+
+const suiteSchema = {
+  type: 'object',
+  properties: {
+    $schema: { type: 'string' },
+    name: { type: 'string', minLength: 1 },
+    description: { type: 'string' },
+    studies: {
+      type: 'array',
+      minItems: 1,
+      items: {
+        type: 'object',
+        properties: {
+          study: { type: 'object' },
+          file: { type: 'string' },
+          needs: { type: 'string' },
+          expect: { type: 'object', additionalProperties: { enum: ['holds', 'fails', 'inconclusive'] } },
+        },
+        required: ['expect'],
+        additionalProperties: false,
+      },
+    },
+  },
+  required: ['name', 'studies'],
+  additionalProperties: false,
+};
+
+/** The key of a claim in a suite's expectations. */
+export const claimKey = (c: ClaimResult) => `${c.id}/${c.estimator}`;
+
+export interface SuiteOutcome {
+  study: string;
+  status: 'passed' | 'regressed' | 'skipped' | 'failed';
+  problems: string[];
+}
+
+/** Runs a suite; resolves to one outcome per study. */
+export async function runSuite(file: string, outRoot: string, dataDir: string, log: (line: string) => void): Promise<SuiteOutcome[]> {
+  let suite: Suite;
+  try {
+    suite = JSON.parse(readFileSync(file, 'utf8')) as Suite;
+  } catch (e) {
+    throw new ConfigError(file, [`/: ${(e as Error).message}`]);
+  }
+  const validate = new Ajv({ allErrors: true, strict: false }).compile(suiteSchema);
+  if (!validate(suite)) throw new ConfigError(file, formatAjvErrors(validate.errors));
+  const { plugins, reporters, components } = await discoverExtensions();
+  const outcomes: SuiteOutcome[] = [];
+  for (const [i, entry] of suite.studies.entries()) {
+    const raw = entry.study ?? (JSON.parse(readFileSync(resolve(dirname(file), entry.file ?? ''), 'utf8')) as Record<string, unknown>);
+    const plugin = plugins.find((p) => p.value.name === raw.setting);
+    if (!plugin) throw new ConfigError(file, [`/studies/${i}/study/setting: unknown setting "${String(raw.setting)}"`]);
+    const study: StudyConfig = resolveStudy({ reporters: ['jsonl', 'claims'], ...raw }, plugin.value, `${file} /studies/${i}`);
+    if (entry.needs && !existsSync(join(dataDir, entry.needs))) {
+      const reason = `${join(dataDir, entry.needs)} not found`;
+      log(`SKIPPED  ${study.name}: ${reason}`);
+      outcomes.push({ study: study.name, status: 'skipped', problems: [reason] });
+      continue;
+    }
+    const outDir = join(outRoot, study.name);
+    const logger = createLogger({ quiet: true, file: join(outDir, ResultFiles.log) });
+    const result = await runSession({ study, plugin: plugin.value, packages: {}, outDir, dataDir, logger, reporters: reporters.map((r) => r.value), components }).finally(() => closeLogger(logger));
+    if (result.status !== 'completed') {
+      const why = result.error instanceof Error ? result.error.message : String(result.error);
+      log(`FAILED   ${study.name}: ${why}`);
+      outcomes.push({ study: study.name, status: 'failed', problems: [why] });
+      continue;
+    }
+    const claims = (JSON.parse(readFileSync(join(outDir, ResultFiles.claims), 'utf8')) as { claims: ClaimResult[] }).claims;
+    const got = new Map(claims.map((c) => [claimKey(c), c]));
+    const problems: string[] = [];
+    for (const [key, verdict] of Object.entries(entry.expect)) {
+      const c = got.get(key);
+      if (!c) problems.push(`${key}: expected ${verdict}, but the study no longer produces this claim`);
+      else if (c.verdict !== verdict) {
+        const stat = c.pValue !== undefined ? `p = ${c.pValue}` : `margin = ${c.margin}`;
+        problems.push(`${key}: expected ${verdict}, got ${c.verdict} (${stat})`);
+      }
+    }
+    const status = problems.length ? 'regressed' : 'passed';
+    log(`${status === 'passed' ? 'PASSED ' : 'REGRESSED'} ${study.name}: ${Object.keys(entry.expect).length} claims checked${problems.length ? '\n  ' + problems.join('\n  ') : ''}`);
+    outcomes.push({ study: study.name, status, problems });
+  }
+  return outcomes;
+}
+
+export async function cmdSuite(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { out: { type: 'string' }, 'data-dir': { type: 'string' } } });
+  if (positionals.length !== 1) throw new ConfigError('command line', ['suite takes one suite file']);
+  const file = resolve(positionals[0]);
+  const name = (JSON.parse(readFileSync(file, 'utf8')) as { name?: string }).name ?? 'suite';
+  const out = resolve(values.out ?? join('results', 'suites', name));
+  const dataDir = resolve(values['data-dir'] ?? process.env.SGD_LAB_DATA_DIR ?? 'data');
+  const outcomes = await runSuite(file, out, dataDir, (l) => process.stdout.write(l + '\n'));
+  const count = (s: SuiteOutcome['status']) => outcomes.filter((o) => o.status === s).length;
+  process.stdout.write(`suite ${name}: ${count('passed')} passed, ${count('regressed')} regressed, ${count('failed')} failed, ${count('skipped')} skipped\n`);
+  return count('regressed') + count('failed') > 0 ? 1 : 0;
+}
+
+/** Re-runs a results folder's study and compares metrics.jsonl byte for byte. */
+export async function verifyResults(dir: string, dataDir: string): Promise<{ identical: boolean; expected: string; got: string; firstDifference?: number }> {
+  const manifestFile = join(dir, ResultFiles.manifest);
+  if (!existsSync(manifestFile)) throw new DataError(dir, `not a results folder: ${ResultFiles.manifest} is missing`);
+  const manifest = JSON.parse(readFileSync(manifestFile, 'utf8')) as { study: StudyConfig; status: string; facts?: { backend?: { name?: string } }; outputs?: Record<string, { sha256: string }> };
+  const expected = manifest.outputs?.[ResultFiles.metrics]?.sha256;
+  if (!expected || manifest.status !== 'completed') throw new DataError(manifestFile, `the study did not complete (status ${manifest.status}); nothing to verify`);
+  const { plugins, reporters, components } = await discoverExtensions();
+  const plugin = plugins.find((p) => p.value.name === manifest.study.setting);
+  if (!plugin) throw new ConfigError(manifestFile, [`/study/setting: "${manifest.study.setting}" is not installed`]);
+  // Same backend as recorded: float results depend on it.
+  const study: StudyConfig = { ...manifest.study, reporters: ['jsonl'], backend: manifest.facts?.backend?.name ?? manifest.study.backend };
+  const tmp = mkdtempSync(join(tmpdir(), 'sgd-lab-verify-'));
+  const logger = createLogger({ quiet: true });
+  try {
+    const r = await runSession({ study, plugin: plugin.value, packages: {}, outDir: tmp, dataDir, logger, reporters: reporters.map((x) => x.value), components });
+    if (r.status !== 'completed') throw r.error;
+    const got = (r.manifest.outputs as Record<string, { sha256: string }>)[ResultFiles.metrics].sha256;
+    let firstDifference: number | undefined;
+    if (got !== expected) {
+      const a = readFileSync(join(dir, ResultFiles.metrics), 'utf8').split('\n');
+      const b = readFileSync(join(tmp, ResultFiles.metrics), 'utf8').split('\n');
+      firstDifference = a.findIndex((line, i) => line !== b[i]) + 1;
+    }
+    return { identical: got === expected, expected, got, firstDifference };
+  } finally {
+    await closeLogger(logger);
+    rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+export async function cmdVerify(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { 'data-dir': { type: 'string' } } });
+  if (positionals.length !== 1) throw new ConfigError('command line', ['verify takes one results folder']);
+  const dataDir = resolve(values['data-dir'] ?? process.env.SGD_LAB_DATA_DIR ?? 'data');
+  const v = await verifyResults(resolve(positionals[0]), dataDir);
+  if (v.identical) process.stdout.write(`verified: metrics.jsonl reproduced byte for byte (sha256 ${v.expected})\n`);
+  else process.stdout.write(`NOT reproduced: sha256 ${v.got} instead of ${v.expected}; first different line ${v.firstDifference}\n`);
+  return v.identical ? 0 : 1;
+}
