@@ -27,10 +27,12 @@ import { discoverExtensions, type Found } from './discover.js';
 import { progressObserver } from './progress.js';
 import { cmdSuite, cmdVerify } from './suite.js';
 import type { AnyPlugin } from '../plugin.js';
+import type { RemoteShards } from '../engine/run-study.js';
 
 const USAGE = `usage:
   sgd-lab run <study.json | setting-id> [--preset p] [--out dir] [--data-dir d] [--backend b]
               [--set field.path=json]... [--resume | --force] [--quiet]
+              [--redis <url> [--redis-timeout seconds]]   shards computed by \`sgd-lab worker\`s
   sgd-lab validate <study.json>
   sgd-lab list
   sgd-lab schema <setting-id>
@@ -39,6 +41,19 @@ const USAGE = `usage:
 
 The data directory holds one folder per dataset with the original file names
 (default: $SGD_LAB_DATA_DIR, else ./data).`;
+
+/** Package that computes shards on workers; loaded by name only when --redis is given. */
+export const DISTRIBUTED_PACKAGE = '@sgd-lab/distributed';
+
+async function distributedRemote(url: string, study: StudyConfig, unreachableMs: number): Promise<RemoteShards & { close(): Promise<void> }> {
+  let mod: { createRemote(o: { url: string; study: StudyConfig; unreachableMs: number }): Promise<RemoteShards & { close(): Promise<void> }> };
+  try {
+    mod = await import(DISTRIBUTED_PACKAGE);
+  } catch {
+    throw new ConfigError('command line', [`--redis: needs ${DISTRIBUTED_PACKAGE}; install it with \`npm install ${DISTRIBUTED_PACKAGE}\``]);
+  }
+  return mod.createRemote({ url, study, unreachableMs });
+}
 
 /** The usage text, with the commands installed packages add. */
 async function usage(): Promise<string> {
@@ -137,6 +152,8 @@ async function cmdRun(args: string[]): Promise<number> {
       backend: { type: 'string' },
       force: { type: 'boolean', default: false },
       resume: { type: 'boolean', default: false },
+      redis: { type: 'string' },
+      'redis-timeout': { type: 'string', default: '20' },
       quiet: { type: 'boolean', default: false },
       set: { type: 'string', multiple: true, default: [] },
     },
@@ -179,6 +196,7 @@ async function cmdRun(args: string[]): Promise<number> {
       try {
         logger.info(`study ${study.name}: ${plugin.name}, b in {${study.batchSizes.join(', ')}}, ${study.runs} runs, ${study.steps ?? study.epochs} ${study.steps !== undefined ? 'steps' : 'epochs'} -> ${outDir}`);
         const observers = process.stderr.isTTY && !values.quiet ? [progressObserver()] : [];
+        const remote = values.redis ? await distributedRemote(values.redis, study, Number(values['redis-timeout']) * 1000) : undefined;
         const result = await runSession({
           study,
           plugin,
@@ -190,8 +208,9 @@ async function cmdRun(args: string[]): Promise<number> {
           components,
           observers,
           resume: values.resume,
+          remote,
           signal: controller.signal,
-        });
+        }).finally(() => remote?.close());
         if (result.error !== undefined) {
           const err = result.error;
           logger.error(err instanceof UserError ? err.message : `internal error: ${(err as Error)?.stack ?? String(err)}`);

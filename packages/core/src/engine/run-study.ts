@@ -46,7 +46,20 @@ export interface RunStudyOptions {
   onInitialPoint?(info: InitialPointInfo): void;
   /** Where finished shards are kept, so a killed study resumes with only the unfinished ones. */
   shardStore?: ShardStore;
+  /** Computes shards elsewhere (distributed workers); results are merged in plan order. */
+  remote?: RemoteShards;
+  /** Worker mode: run this one shard only; no oracles, analyses or claims. */
+  onlyShard?: ShardSpec;
 }
+
+/** Shards computed by other processes or machines. */
+export interface RemoteShards {
+  /** Starts computing a shard; `alone` is whether it is the only shard of its (b, initial point). */
+  submit(shard: ShardSpec, alone: boolean): Promise<ShardResult>;
+}
+
+/** Identity of a shard within a study. */
+export const shardKey = (s: ShardSpec) => `${s.batchSize}|${s.initPoint}|${s.runStart}|${s.runCount}`;
 
 /** What a finished shard leaves: its records (a shard alone in its group) or its per-step moments. */
 export type ShardResult =
@@ -133,7 +146,9 @@ async function execute(opts: RunStudyOptions, signal: AbortSignal, emit: (e: Stu
   const wanted = new Set(study.metrics);
   const wants = (metric: string) => wanted.size === 0 || wanted.has(metric);
   const index = new RecordIndex();
-  const shards = model ? planShards(study, model) : [];
+  const only = opts.onlyShard;
+  const shards = (model ? planShards(study, model) : []).filter((s) => !only || shardKey(s) === shardKey(only));
+  if (only && shards.length === 0) throw new Error(`shard ${shardKey(only)} is not part of study ${study.name}`);
   const level = study.confidenceLevel;
 
   // Records of a shard that is alone in its group are also collected for its shard file.
@@ -150,6 +165,7 @@ async function execute(opts: RunStudyOptions, signal: AbortSignal, emit: (e: Stu
 
   const thetas = new Map<number, Float64Array>();
   for (let initPoint = 0; initPoint < study.initPoints; initPoint++) {
+    if (only && initPoint !== only.initPoint) continue;
     const theta0 = initModel.initialParameters(new RandomStream([study.seed, StreamPurpose.init, initPoint]), initPoint);
     thetas.set(initPoint, theta0);
     opts.onInitialPoint?.({
@@ -158,7 +174,7 @@ async function execute(opts: RunStudyOptions, signal: AbortSignal, emit: (e: Stu
       sha256: hashTheta(theta0),
       values: theta0.length <= MAX_THETA0_IN_MANIFEST ? Array.from(theta0) : undefined,
     });
-    for (const oracle of oracles) for (const r of oracle.compute(study, initPoint, theta0)) put(r);
+    if (!only) for (const oracle of oracles) for (const r of oracle.compute(study, initPoint, theta0)) put(r);
   }
 
   const emitStep = (shard: ShardSpec, t: number, s: StepStats, epochLength?: number) => {
@@ -263,9 +279,27 @@ async function execute(opts: RunStudyOptions, signal: AbortSignal, emit: (e: Stu
       : st;
   };
 
+  const shardsInGroup = Math.ceil(study.runs / (study.runsPerShard ?? study.runs));
+  // Distributed: every shard not already finished is submitted up front; results merge in plan order.
+  const pending = new Map<string, Promise<ShardResult>>();
+  if (opts.remote) {
+    for (const shard of shards) {
+      if (opts.shardStore?.load(shard)) continue;
+      const p = opts.remote.submit(shard, shardsInGroup === 1);
+      p.catch(() => undefined); // awaited in order below; keeps early failures from being unhandled
+      pending.set(shardKey(shard), p);
+    }
+  }
+  const awaitRemote = (p: Promise<ShardResult>) =>
+    new Promise<ShardResult>((resolve, reject) => {
+      if (signal.aborted) return reject(new CancelledError());
+      const onAbort = () => reject(new CancelledError());
+      signal.addEventListener('abort', onAbort, { once: true });
+      p.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+    });
+
   for (const shard of shards) {
     const key = `${shard.batchSize}|${shard.initPoint}`;
-    const shardsInGroup = Math.ceil(study.runs / (study.runsPerShard ?? study.runs));
     if (!group || group.key !== key) {
       flushGroup();
       group = { key, shards: [], stats: [] };
@@ -277,7 +311,12 @@ async function execute(opts: RunStudyOptions, signal: AbortSignal, emit: (e: Stu
     group.epochLength = schedule.epochLength;
     emit({ type: 'shardStart', ...shard });
     const t0 = performance.now();
-    const stored = opts.shardStore?.load(shard);
+    let stored = opts.shardStore?.load(shard);
+    const remote = pending.get(shardKey(shard));
+    if (!stored && remote) {
+      stored = await awaitRemote(remote);
+      await opts.shardStore?.save(shard, stored);
+    }
     if (stored) {
       // Finished before: replay what it left, exactly as it was first emitted.
       if (stored.kind === 'records') for (const r of stored.records) put(r);
@@ -304,6 +343,7 @@ async function execute(opts: RunStudyOptions, signal: AbortSignal, emit: (e: Stu
   }
   flushGroup();
 
+  if (only) return;
   for (const analysis of analyses) for (const r of analysis.analyze(index, study)) put(r);
   for (const claim of claims) for (const c of claim.evaluate(index, study)) emit({ type: 'claim', claim: c });
 }

@@ -17,7 +17,7 @@ import { ResultFiles, builtinReporters } from '../io/builtin-reporters.js';
 import type { AnyPlugin, PluginContext, Reporter } from '../plugin.js';
 import { Tokens } from '../tokens.js';
 import type { MetricObserver, StudyEvent } from './records.js';
-import { runStudy, type InitialPointInfo } from './run-study.js';
+import { runStudy, type InitialPointInfo, type RemoteShards } from './run-study.js';
 import { ComponentRegistry } from './components.js';
 import type { Model } from './contracts.js';
 
@@ -39,6 +39,8 @@ export interface SessionOptions {
   container?: DependencyContainer;
   /** Reuse the finished shards of an interrupted run of the same study in `outDir`. */
   resume?: boolean;
+  /** Compute shards on distributed workers. */
+  remote?: RemoteShards;
 }
 
 /** Content hash of a resolved study: what must match for a results folder to be resumed. */
@@ -160,6 +162,7 @@ export async function runSession(opts: SessionOptions): Promise<SessionResult> {
       signal: opts.signal,
       onInitialPoint: (info) => initialPoints.push(info),
       shardStore,
+      remote: opts.remote,
     }).subscribe({
       next: (e) => {
         if (e.type === 'studyEnd') status = e.status;

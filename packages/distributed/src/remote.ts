@@ -1,0 +1,96 @@
+/**
+ * The coordinator side: every unfinished shard becomes a BullMQ job; results come back as the
+ * jobs' return values and are merged by the run engine in plan order (and saved as shard files
+ * as they arrive, so nothing finished is lost if Redis or the coordinator goes away).
+ */
+import { Queue, QueueEvents } from 'bullmq';
+import { UserError, shardResultFromJson, studyFingerprint, type RemoteShards, type ShardResult, type ShardSpec, type StudyConfig } from '@sgd-lab/core';
+import { QUEUE_NAME, connect, jobId, type ShardJob } from './queue.js';
+
+export interface RemoteOptions {
+  url: string;
+  study: StudyConfig;
+  /** How long Redis may be unreachable before the study stops. @default 20000 */
+  unreachableMs?: number;
+  /** How often Redis is pinged. @default 500 */
+  pingMs?: number;
+}
+
+/** Raised when Redis stops answering: the finished shards are on disk, `--resume` continues. */
+export class RedisGoneError extends UserError {
+  constructor(url: string, detail: string, ms: number) {
+    super(`Redis at ${url} did not answer for ${ms / 1000} s (${detail}); the study stopped. Finished shards are saved: run the same command with --resume when Redis is back.`, 5);
+  }
+}
+
+export interface Remote extends RemoteShards {
+  close(): Promise<void>;
+}
+
+export async function createRemote(o: RemoteOptions): Promise<Remote> {
+  const unreachableMs = o.unreachableMs ?? 20_000;
+  const fingerprint = studyFingerprint(o.study);
+  const queueConn = connect(o.url);
+  const eventsConn = connect(o.url);
+  const monitor = connect(o.url);
+  const swallow = () => undefined; // ioredis reports every failed reconnect; the watchdog decides
+  for (const c of [queueConn, eventsConn, monitor]) c.on('error', swallow);
+  const queue = new Queue<ShardJob, string>(QUEUE_NAME, { connection: queueConn });
+  // A short blocking read keeps close() quick; events still arrive as soon as they are written.
+  const events = new QueueEvents(QUEUE_NAME, { connection: eventsConn, blockingTimeout: 500 });
+  queue.on('error', swallow);
+  events.on('error', swallow);
+  try {
+    await Promise.race([monitor.ping(), new Promise((_, reject) => setTimeout(() => reject(new Error('no answer to PING')), unreachableMs))]);
+  } catch (e) {
+    await Promise.allSettled([queue.close(), events.close()]);
+    for (const c of [queueConn, eventsConn, monitor]) c.disconnect();
+    throw new RedisGoneError(o.url, (e as Error).message, unreachableMs);
+  }
+  await events.waitUntilReady();
+
+  let failWith: ((e: Error) => void)[] = [];
+  let lastOk = Date.now();
+  let lastError = '';
+  let stopped = false;
+  const watchdog = setInterval(() => {
+    monitor.ping().then(
+      () => (lastOk = Date.now()),
+      (e: Error) => (lastError = e.message),
+    );
+    if (!stopped && Date.now() - lastOk > unreachableMs) {
+      stopped = true;
+      const err = new RedisGoneError(o.url, lastError || 'no answer to PING', unreachableMs);
+      for (const f of failWith) f(err);
+      failWith = [];
+    }
+  }, o.pingMs ?? 500);
+
+  return {
+    async submit(shard: ShardSpec, alone: boolean): Promise<ShardResult> {
+      return new Promise<ShardResult>((resolve, reject) => {
+        failWith.push(reject);
+        (async () => {
+          const job = await queue.add('shard', { study: o.study, shard, alone }, {
+            jobId: jobId(fingerprint, shard),
+            // A worker that dies mid-shard leaves a stalled job that BullMQ hands to another worker;
+            // attempts cover shards that throw.
+            attempts: 3,
+            backoff: { type: 'fixed', delay: 1000 },
+            removeOnComplete: { age: 3600 },
+            removeOnFail: { age: 24 * 3600 },
+          });
+          const state = await job.getState();
+          const value = state === 'completed' ? (await queue.getJob(job.id!))?.returnvalue : await job.waitUntilFinished(events);
+          resolve(shardResultFromJson(String(value), shard));
+        })().catch((e: Error) => reject(e instanceof UserError ? e : new UserError(`shard ${jobId(fingerprint, shard)} failed on the workers: ${e.message}`, 1)));
+      });
+    },
+    async close() {
+      clearInterval(watchdog);
+      // After a Redis failure close() could wait on a dead connection: bound it.
+      await Promise.race([Promise.allSettled([queue.close(), events.close()]), new Promise((r) => setTimeout(r, 2000).unref())]);
+      for (const c of [queueConn, eventsConn, monitor]) c.disconnect();
+    },
+  };
+}
