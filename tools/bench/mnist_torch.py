@@ -6,9 +6,10 @@ Input: JSON on stdin {R, b, widths, steps, warmup}. Output: JSON with the second
 import json
 import os
 import sys
-import time
 
 import torch
+
+from peer_torch import moments, timed
 
 
 def main():
@@ -26,11 +27,6 @@ def main():
     images = torch.rand(8000, widths[0]) * 2 - 1
     labels = torch.randint(0, widths[-1], (8000,))
     layers = len(ws)
-
-    def moments(g):
-        dev = g - g.mean(0, keepdim=True)
-        per_run = dev.square().sum((1, 2))
-        return per_run.sum().item(), per_run.square().sum().item()
 
     def step(lr):
         idx = torch.randint(0, 8000, (r, b))
@@ -53,14 +49,7 @@ def main():
             w.sub_(g, alpha=lr)
         return stats
 
-    with torch.no_grad():
-        for _ in range(cfg["warmup"]):
-            step(3e-3)
-        seconds = []
-        for _ in range(cfg["steps"]):
-            t = time.perf_counter()
-            step(3e-3)
-            seconds.append(time.perf_counter() - t)
+    seconds = timed(step, 3e-3, cfg["warmup"], cfg["steps"])
     json.dump({"seconds": seconds, "threads": torch.get_num_threads(), "torch": torch.__version__}, sys.stdout)
 
 

@@ -1,24 +1,14 @@
 import 'reflect-metadata';
 import * as tf from '@tensorflow/tfjs-core';
-import { lastValueFrom, toArray } from 'rxjs';
-import { container } from 'tsyringe';
 import { describe, expect, it } from 'vitest';
-import { createLogger, resolveStudy, runStudy, type ClaimResult, type MetricRecord } from '@sgd-lab/core';
+import { resolveStudy, type MetricRecord } from '@sgd-lab/core';
+import { collectStudy } from '@sgd-lab/core/testing';
 import plugin from './index.js';
 
-const ctx = { dataDir: '.', logger: createLogger({ quiet: true, level: 'error' }), recordDataFile: () => {}, recordFact: () => {} };
-
 async function run(raw: Record<string, unknown>) {
-  const study = resolveStudy({ setting: 'gaussian-deeplinear', preset: 'smoke', ...raw }, plugin, 'test');
-  const child = container.createChildContainer();
-  await plugin.register(child, study as never, ctx);
-  const before = tf.memory().numTensors;
-  const events = await lastValueFrom(runStudy({ container: child, study }).pipe(toArray()));
-  return {
-    leaked: tf.memory().numTensors - before,
-    records: events.flatMap((e) => (e.type === 'metric' ? [e.record] : [])) as MetricRecord[],
-    claims: events.flatMap((e) => (e.type === 'claim' ? [e.claim] : [])) as ClaimResult[],
-  };
+  let before = 0;
+  const out = await collectStudy(plugin, { preset: 'smoke', ...raw }, { afterRegister: () => (before = tf.memory().numTensors) });
+  return { ...out, leaked: tf.memory().numTensors - before };
 }
 
 describe('gaussian-deeplinear', () => {

@@ -1,9 +1,7 @@
 import 'reflect-metadata';
-import { lastValueFrom, toArray } from 'rxjs';
-import { container } from 'tsyringe';
 import { describe, expect, it } from 'vitest';
-import { createLogger, normalQuantile, polyval, resolveStudy, runStudy, type ClaimResult, type MetricRecord, type StudyConfig } from '@sgd-lab/core';
-import { testDataDir, testDataFile } from '@sgd-lab/core/testing';
+import { normalQuantile, polyval, resolveStudy } from '@sgd-lab/core';
+import { collectStudy, testDataDir, testDataFile } from '@sgd-lab/core/testing';
 import plugin from './index.js';
 import { ADMISSION_DIR, ADMISSION_FILE, loadAdmission, syntheticData, type RegressionData } from './data.js';
 import { dataMoments } from './model.js';
@@ -14,19 +12,7 @@ import { samplingFactor, samplingFactorAffine, type SamplingScheme } from './sam
 const realFile = testDataFile(ADMISSION_DIR, ADMISSION_FILE);
 const synthetic = syntheticData(7, { rows: 120, features: 3, noise: 0.1 }, false);
 const rate = (t: number) => 0.5 / (t + 1);
-const ctx = { dataDir: testDataDir() ?? '.', logger: createLogger({ quiet: true, level: 'error' }), recordDataFile: () => {}, recordFact: () => {} };
-
-async function run(raw: Record<string, unknown>): Promise<{ records: MetricRecord[]; claims: ClaimResult[]; study: StudyConfig }> {
-  const study = resolveStudy({ setting: 'admission-linreg', preset: 'smoke', ...raw }, plugin, 'test');
-  const child = container.createChildContainer();
-  await plugin.register(child, study as never, ctx);
-  const events = await lastValueFrom(runStudy({ container: child, study }).pipe(toArray()));
-  return {
-    study,
-    records: events.flatMap((e) => (e.type === 'metric' ? [e.record] : [])),
-    claims: events.flatMap((e) => (e.type === 'claim' ? [e.claim] : [])),
-  };
-}
+const run = (raw: Record<string, unknown>) => collectStudy(plugin, { preset: 'smoke', ...raw }, { dataDir: testDataDir() });
 
 /** Var(g_0|F0) = C_b (1/n) sum ||u_i - u||^2 with u_i = grad L_i(w0): Lemma 1 at t = 0. */
 function varianceAtZero(d: RegressionData, w0: Float64Array, c: number): number {

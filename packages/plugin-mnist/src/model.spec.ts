@@ -4,11 +4,9 @@ import { createServer } from 'node:http';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { lastValueFrom, toArray } from 'rxjs';
-import { container } from 'tsyringe';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { RandomStream, createLogger, resolveStudy, runStudy, type ClaimResult, type MetricRecord } from '@sgd-lab/core';
-import { testDataDir, testDataFile } from '@sgd-lab/core/testing';
+import { RandomStream } from '@sgd-lab/core';
+import { collectStudy, testDataDir, testDataFile } from '@sgd-lab/core/testing';
 import { useBackend } from '@sgd-lab/tensor';
 import plugin from './index.js';
 import { PIXELS, loadEmbedded, head } from './data.js';
@@ -105,19 +103,10 @@ describe('elastic distortion', () => {
   });
 });
 
-const ctx = { dataDir: testDataDir() ?? '.', logger: createLogger({ quiet: true, level: 'error' }), recordDataFile: () => {}, recordFact: () => {} };
-
 async function run(raw: Record<string, unknown>) {
-  const study = resolveStudy({ setting: 'mnist-mlp', preset: 'smoke', ...raw }, plugin, 'test');
-  const child = container.createChildContainer();
-  await plugin.register(child, study as never, ctx);
-  const before = tf.memory().numTensors;
-  const events = await lastValueFrom(runStudy({ container: child, study }).pipe(toArray()));
-  return {
-    leaked: tf.memory().numTensors - before,
-    records: events.flatMap((e) => (e.type === 'metric' ? [e.record] : [])) as MetricRecord[],
-    claims: events.flatMap((e) => (e.type === 'claim' ? [e.claim] : [])) as ClaimResult[],
-  };
+  let before = 0;
+  const out = await collectStudy(plugin, { preset: 'smoke', ...raw }, { dataDir: testDataDir(), afterRegister: () => (before = tf.memory().numTensors) });
+  return { ...out, leaked: tf.memory().numTensors - before };
 }
 
 describe('mnist-mlp study', () => {

@@ -1,0 +1,24 @@
+"""Helpers shared by the PyTorch peers of the benchmark."""
+import time
+
+import torch
+
+
+def moments(g):
+    """Across-replica sums the sgd-lab engine reads back: sum_r d_r and sum_r d_r^2, d_r = ||g_r - mean||^2."""
+    dev = g - g.mean(0, keepdim=True)
+    per_run = dev.square().sum((1, 2))
+    return per_run.sum().item(), per_run.square().sum().item()
+
+
+def timed(step, lr, warmup, steps):
+    """Seconds of each of `steps` calls of step(lr) after `warmup` untimed ones, without autograd."""
+    with torch.no_grad():
+        for _ in range(warmup):
+            step(lr)
+        seconds = []
+        for _ in range(steps):
+            t = time.perf_counter()
+            step(lr)
+            seconds.append(time.perf_counter() - t)
+    return seconds
