@@ -2,7 +2,7 @@
  * Reproducibility: the paper-smoke suite passes (and a changed expectation is reported as a
  * regression), and every setting's smoke preset re-runs to byte-identical metrics (`verify`).
  */
-import { spawnSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -15,34 +15,40 @@ const dataDir = [process.env.SGD_LAB_DATA_DIR, join(repo, '..', 'shared', 'data'
 const admission = existsSync(join(dataDir, 'graduate_admission', 'Admission_Predict_Ver1.1.csv'));
 if (!admission) process.stderr.write(`SKIPPED (no real data): admission studies need ${dataDir}/graduate_admission\n`);
 
-const sgdLab = (args: string[]) => spawnSync(process.execPath, [cli, ...args, '--data-dir', dataDir], { encoding: 'utf8', cwd: repo });
+/** Runs the CLI without blocking this test worker's event loop (vitest reports over it). */
+const sgdLab = (args: string[]) =>
+  new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) => {
+    execFile(process.execPath, [cli, ...args, '--data-dir', dataDir], { cwd: repo, maxBuffer: 1 << 26 }, (err, stdout, stderr) =>
+      resolve({ status: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr }),
+    );
+  });
 
 describe('sgd-lab suite', () => {
-  it('passes suites/paper-smoke.json', () => {
+  it('passes suites/paper-smoke.json', async () => {
     const out = mkdtempSync(join(tmpdir(), 'suite-'));
-    const r = sgdLab(['suite', 'suites/paper-smoke.json', '--out', out]);
+    const r = await sgdLab(['suite', 'suites/paper-smoke.json', '--out', out]);
     expect(r.status, r.stdout + r.stderr).toBe(0);
     expect(r.stdout).toMatch(admission ? /suite paper-smoke: 5 passed, 0 regressed, 0 failed, 0 skipped/ : /suite paper-smoke: 3 passed, 0 regressed, 0 failed, 2 skipped/);
   });
 
-  it('exits non-zero and names the claim that moved', () => {
+  it('exits non-zero and names the claim that moved', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'suite-'));
     const suite = JSON.parse(readFileSync(join(repo, 'suites', 'paper-smoke.json'), 'utf8'));
     suite.studies = [suite.studies[1]];
     suite.studies[0].expect['grad-variance-decreasing-in-b/monte_carlo'] = 'fails';
     suite.studies[0].expect['no-such-claim/exact'] = 'holds';
     writeFileSync(join(dir, 's.json'), JSON.stringify(suite));
-    const r = sgdLab(['suite', join(dir, 's.json'), '--out', join(dir, 'out')]);
+    const r = await sgdLab(['suite', join(dir, 's.json'), '--out', join(dir, 'out')]);
     expect(r.status).toBe(1);
     expect(r.stdout).toMatch(/REGRESSED admission-linreg-smoke-synthetic/);
     expect(r.stdout).toMatch(/grad-variance-decreasing-in-b\/monte_carlo: expected fails, got holds \(p = [0-9.e-]+\)/);
     expect(r.stdout).toMatch(/no-such-claim\/exact: expected holds, but the study no longer produces this claim/);
   });
 
-  it('names a malformed suite entry', () => {
+  it('names a malformed suite entry', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'suite-'));
     writeFileSync(join(dir, 's.json'), JSON.stringify({ name: 'x', studies: [{ study: {}, expect: { a: 'maybe' } }] }));
-    const r = sgdLab(['suite', join(dir, 's.json')]);
+    const r = await sgdLab(['suite', join(dir, 's.json')]);
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/\/studies\/0\/expect\/a: must be one of "holds", "fails", "inconclusive"/);
   });
@@ -57,11 +63,11 @@ const settings: [string, string[], boolean][] = [
 ];
 
 describe.each(settings)('determinism of %s %j', (setting, extra, available) => {
-  it.runIf(available)('re-runs its smoke preset to byte-identical metrics (sgd-lab verify)', () => {
+  it.runIf(available)('re-runs its smoke preset to byte-identical metrics (sgd-lab verify)', async () => {
     const out = join(mkdtempSync(join(tmpdir(), 'verify-')), 'o');
-    const run = sgdLab(['run', setting, '--preset', 'smoke', '--out', out, '--quiet', '--set', 'reporters=["jsonl","claims"]', ...extra]);
+    const run = await sgdLab(['run', setting, '--preset', 'smoke', '--out', out, '--quiet', '--set', 'reporters=["jsonl","claims"]', ...extra]);
     expect(run.status, run.stderr).toBe(0);
-    const v = sgdLab(['verify', out]);
+    const v = await sgdLab(['verify', out]);
     expect(v.status, v.stdout + v.stderr).toBe(0);
     expect(v.stdout).toMatch(/verified: metrics\.jsonl reproduced byte for byte/);
     // And a changed file is caught, with the line.
@@ -72,7 +78,7 @@ describe.each(settings)('determinism of %s %j', (setting, extra, available) => {
     writeFileSync(join(out, 'manifest.json'), JSON.stringify(manifest));
     lines[3] = lines[3].replace(/"value":[^,]+/, '"value":1');
     writeFileSync(metrics, lines.join('\n'));
-    const bad = sgdLab(['verify', out]);
+    const bad = await sgdLab(['verify', out]);
     expect(bad.status).toBe(1);
     expect(bad.stdout).toMatch(/NOT reproduced: .*first different line 4/);
   });

@@ -2,7 +2,7 @@
  * The generator end to end: a plugin generated into a temporary workspace builds, is listed by
  * sgd-lab, runs its smoke study with its claims holding, and passes its own tests.
  */
-import { spawnSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -13,13 +13,17 @@ const repo = resolve(fileURLToPath(new URL('../../..', import.meta.url)));
 const nx = join(repo, 'node_modules', 'nx', 'dist', 'bin', 'nx.js');
 const cli = join(repo, 'packages', 'core', 'dist', 'cli', 'main.js');
 
-function sh(cmd: string, args: string[], cwd: string, env: Record<string, string> = {}) {
-  const r = spawnSync(cmd, args, { cwd, encoding: 'utf8', env: { ...process.env, NX_DAEMON: 'false', NX_NO_CLOUD: 'true', NX_TUI: 'false', ...env } });
-  return { code: r.status, out: `${r.stdout}\n${r.stderr}` };
+/** Runs a command without blocking this test worker's event loop (vitest reports over it). */
+function sh(cmd: string, args: string[], cwd: string, env: Record<string, string> = {}): Promise<{ code: number; out: string }> {
+  return new Promise((resolve) =>
+    execFile(cmd, args, { cwd, maxBuffer: 1 << 26, env: { ...process.env, NX_DAEMON: 'false', NX_NO_CLOUD: 'true', NX_TUI: 'false', ...env } }, (err, stdout, stderr) =>
+      resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, out: `${stdout}\n${stderr}` }),
+    ),
+  );
 }
 
 describe('nx g @sgd-lab/tools:plugin', () => {
-  it('creates a plugin that builds, is listed, runs its smoke study and passes its tests', () => {
+  it('creates a plugin that builds, is listed, runs its smoke study and passes its tests', async () => {
     const ws = mkdtempSync(join(tmpdir(), 'sgd-lab-gen-'));
     writeFileSync(join(ws, 'package.json'), JSON.stringify({ name: 'gen-test', private: true, type: 'module', workspaces: ['packages/*'] }));
     writeFileSync(join(ws, 'nx.json'), JSON.stringify({}));
@@ -28,33 +32,33 @@ describe('nx g @sgd-lab/tools:plugin', () => {
     symlinkSync(join(repo, 'packages', 'core'), join(ws, 'packages', 'core'));
     symlinkSync(join(repo, 'node_modules'), join(ws, 'node_modules'));
 
-    const gen = sh(process.execPath, [nx, 'g', '@sgd-lab/tools:plugin', 'demo', '--setting', 'synthetic-demo'], ws);
+    const gen = await sh(process.execPath, [nx, 'g', '@sgd-lab/tools:plugin', 'demo', '--setting', 'synthetic-demo'], ws);
     expect(gen.code, gen.out).toBe(0);
     const pkg = join(ws, 'packages', 'plugin-demo');
     for (const f of ['package.json', 'README.md', 'src/index.ts', 'src/model.ts', 'src/index.spec.ts', 'tsconfig.json', 'vitest.config.ts']) expect(existsSync(join(pkg, f))).toBe(true);
     expect(JSON.parse(readFileSync(join(pkg, 'package.json'), 'utf8'))['sgd-lab']).toEqual({ plugin: './dist/index.js' });
 
-    const build = sh('npm', ['run', 'build'], pkg);
+    const build = await sh('npm', ['run', 'build'], pkg);
     expect(build.code, build.out).toBe(0);
     expect(JSON.parse(readFileSync(join(pkg, 'schema', 'synthetic-demo.schema.json'), 'utf8')).properties.setting.const).toBe('synthetic-demo');
 
     const env = { SGD_LAB_PLUGINS: join(pkg, 'dist', 'index.js') };
-    const list = sh(process.execPath, [cli, 'list'], ws, env);
+    const list = await sh(process.execPath, [cli, 'list'], ws, env);
     expect(list.code, list.out).toBe(0);
     expect(list.out).toMatch(/synthetic-demo/);
 
     const out = join(ws, 'results', 'smoke');
-    const run = sh(process.execPath, [cli, 'run', 'synthetic-demo', '--preset', 'smoke', '--out', out, '--quiet'], ws, env);
+    const run = await sh(process.execPath, [cli, 'run', 'synthetic-demo', '--preset', 'smoke', '--out', out, '--quiet'], ws, env);
     expect(run.code, run.out).toBe(0);
     const claims = JSON.parse(readFileSync(join(out, 'claims.json'), 'utf8')).claims as { verdict: string }[];
     expect(claims.length).toBeGreaterThan(0);
     for (const c of claims) expect(c.verdict).toBe('holds');
 
-    const test = sh(process.execPath, [join(repo, 'node_modules', 'vitest', 'vitest.mjs'), 'run'], pkg);
+    const test = await sh(process.execPath, [join(repo, 'node_modules', 'vitest', 'vitest.mjs'), 'run'], pkg);
     expect(test.code, test.out).toBe(0);
     expect(test.out).toMatch(/1 passed/);
 
-    const again = sh(process.execPath, [nx, 'g', '@sgd-lab/tools:plugin', 'demo'], ws);
+    const again = await sh(process.execPath, [nx, 'g', '@sgd-lab/tools:plugin', 'demo'], ws);
     expect(again.code).not.toBe(0);
     expect(again.out).toMatch(/already exists/);
   });
