@@ -24,8 +24,8 @@ export interface FigureContext {
 
 const WIDTH = 520;
 const HEIGHT = 300;
-/** Values below this fraction of a series' largest value are round-off and left off log plots. */
-const ROUND_OFF_FLOOR = 1e-12;
+/** Values below this fraction of a series' largest value are round-off (float32 included) and left off log plots. */
+const ROUND_OFF_FLOOR = 1e-9;
 /** Points per polynomial curve in the variance-against-b figure. */
 const CURVE_POINTS = 60;
 

@@ -151,12 +151,9 @@ async function execute(opts: RunStudyOptions, signal: AbortSignal, emit: (e: Stu
   if (only && shards.length === 0) throw new Error(`shard ${shardKey(only)} is not part of study ${study.name}`);
   const level = study.confidenceLevel;
 
-  // Records of a shard that is alone in its group are also collected for its shard file.
-  let collecting: MetricRecord[] | undefined;
   const put = (r: MetricRecord) => {
     if (!wants(r.metric)) return;
     index.add(r);
-    collecting?.push(r);
     emit({ type: 'metric', record: r });
   };
   const base = { study: study.name, setting: study.setting };
@@ -323,20 +320,16 @@ async function execute(opts: RunStudyOptions, signal: AbortSignal, emit: (e: Stu
       else for (const [t, st] of stored.steps) mergeInto(t, st);
     } else {
       const stepsDone: [number, StepStats][] = [];
-      collecting = alone ? [] : undefined;
-      try {
-        await runShard(shard, schedule, (t, st) => {
-          if (alone) emitStep(shard, t, st, schedule.epochLength);
-          else {
-            stepsDone.push([t, st]);
-            mergeInto(t, st);
-          }
-        });
-      } finally {
-        collecting = undefined;
-      }
-      const result: ShardResult = alone ? { kind: 'records', records: [] } : { kind: 'stats', epochLength: schedule.epochLength, steps: stepsDone };
-      if (alone) (result as { records: MetricRecord[] }).records = index.recordsOfShard(shard);
+      await runShard(shard, schedule, (t, st) => {
+        if (alone) emitStep(shard, t, st, schedule.epochLength);
+        else {
+          stepsDone.push([t, st]);
+          mergeInto(t, st);
+        }
+      });
+      const result: ShardResult = alone
+        ? { kind: 'records', records: index.recordsOfShard(shard) }
+        : { kind: 'stats', epochLength: schedule.epochLength, steps: stepsDone };
       await opts.shardStore?.save(shard, result);
     }
     emit({ type: 'shardEnd', batchSize: shard.batchSize, initPoint: shard.initPoint, runStart: shard.runStart, runCount: shard.runCount, seconds: (performance.now() - t0) / 1000 });
