@@ -166,8 +166,9 @@ export function testVarianceGreater(a: RunMoments, b: RunMoments): VarianceCompa
 
 /**
  * Streaming (Welford) accumulation of RunMoments one run at a time, for quantities whose runs
- * arrive one by one; `toMoments()` gives the same n, mean and m2 as the two-pass `runMoments`.
- * m4 is accumulated around the running mean, and so is approximate in the same way as merges.
+ * arrive one by one; `toMoments()` gives the same n, mean and m2 as the two-pass `runMoments`
+ * (and merges exactly with `mergeMoments`). m4 is accumulated around the running mean, so it is
+ * approximate in the same way as merges.
  */
 export class WelfordAccumulator {
   private n = 0;
@@ -193,18 +194,6 @@ export class WelfordAccumulator {
       d2 += after * after;
     }
     this.m4 += d2 * d2;
-  }
-
-  /** Adds a whole batch of runs (exact Chan merge of its two-pass moments). */
-  merge(m: RunMoments): void {
-    const merged = mergeMoments(this.toMoments(), m);
-    this.n = merged.n;
-    this.mean.set(merged.mean);
-    // Keep per-coordinate m2 consistent for later pushes: spread the merged total in proportion.
-    const old = this.m2c.reduce((s, v) => s + v, 0);
-    const scale = old > 0 ? merged.m2 / old : 0;
-    for (let j = 0; j < this.dim; j++) this.m2c[j] = old > 0 ? this.m2c[j] * scale : merged.m2 / this.dim;
-    this.m4 = merged.m4;
   }
 
   /** Per-coordinate unbiased variances. */
