@@ -4,7 +4,7 @@
  * uninterrupted run. Uses the synthetic data source, so it needs no data files.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -21,16 +21,27 @@ function study(dir: string, extra: Record<string, unknown>): string {
 const run = (args: string[]) => spawnSync(process.execPath, [CLI, 'run', ...args, '--quiet'], { encoding: 'utf8' });
 const manifest = (out: string) => JSON.parse(readFileSync(join(out, 'manifest.json'), 'utf8'));
 
+/** Finished shard files in `dir`; none while the folder does not exist yet. */
+function shardFiles(dir: string): number {
+  try {
+    return readdirSync(dir).filter((f) => f.endsWith('.json')).length;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return 0;
+    throw e;
+  }
+}
+
+/** Starts the study and SIGKILLs it as soon as `shards` shard files are on disk (or it exits). */
 async function killAfterShards(file: string, out: string, shards: number): Promise<number> {
   const child = spawn(process.execPath, [CLI, 'run', file, '--out', out, '--quiet'], { stdio: 'ignore' });
+  let exited = false;
+  const exit = new Promise((r) => child.on('exit', () => ((exited = true), r(undefined))));
   const dir = join(out, 'shards');
-  for (let i = 0; i < 1000; i++) {
-    if (existsSync(dir) && readdirSync(dir).filter((f) => f.endsWith('.json')).length >= shards) break;
-    await new Promise((r) => setTimeout(r, 10));
-  }
+  // Polls until the shards are there; a slow machine only makes this wait longer.
+  while (!exited && shardFiles(dir) < shards) await new Promise((r) => setTimeout(r, 5));
   child.kill('SIGKILL');
-  await new Promise((r) => child.on('exit', r));
-  return readdirSync(dir).filter((f) => f.endsWith('.json')).length;
+  await exit;
+  return shardFiles(dir);
 }
 
 describe.each([

@@ -4,7 +4,7 @@
  * unfinished shards and ends with the same metrics as an uninterrupted run. Moments keep their
  * float64 values exactly through JSON.
  */
-import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'winston';
 import type { BlockMoments, ShardSpec } from '../engine/contracts.js';
@@ -106,9 +106,11 @@ export class DirectoryShardStore implements ShardStore {
     await writeFileAtomic(join(this.dir, shardFileName(shard)), shardResultToJson(shard, result));
   }
 
-  /** Removes every shard file (a fresh, non-resumed run). */
+  /**
+   * Removes every shard file (a fresh, non-resumed run). The folder itself stays, so anything
+   * watching it never sees it missing.
+   */
   clear(): void {
-    rmSync(this.dir, { recursive: true, force: true });
-    mkdirSync(this.dir, { recursive: true });
+    for (const f of readdirSync(this.dir)) rmSync(join(this.dir, f), { recursive: true, force: true });
   }
 }
