@@ -1,4 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from '@sgd-lab/core';
 import { availableBackends, useBackend } from './backends.js';
@@ -21,7 +24,32 @@ describe('backends', () => {
     await expect(useBackend('tensorflow')).rejects.toThrow(/needs @tensorflow\/tfjs-node, which is not installed\. Install it with `npm install @tensorflow\/tfjs-node`/);
   });
 
+  it('runs native when its addon is built (the test setup builds it; SGD_LAB_NATIVE=0 opts out)', async () => {
+    if (process.env.SGD_LAB_NATIVE === '0') return;
+    expect(availableBackends()[0]).toBe('native');
+    const info = await useBackend('native');
+    expect(tf.getBackend()).toBe('native');
+    expect(info.fallback).toBeUndefined();
+    expect(info.blasThreads).toBeGreaterThanOrEqual(1);
+    expect(info.blas).toMatch(/OpenBLAS/);
+    const x = tf.tensor3d([1, 2, 3, 4, 5, 6, 7, 8], [2, 2, 2]);
+    expect(Array.from(tf.matMul(x, x, false, true).dataSync())).toEqual([5, 11, 11, 25, 61, 83, 83, 113]);
+  });
+
+  it('without the addon, says once why native is unavailable and uses wasm', async () => {
+    const script = [
+      `const { useBackend, availableBackends } = await import(${JSON.stringify(join(import.meta.dirname, '..', 'dist', 'index.js'))});`,
+      "const a = await useBackend('native'); const b = await useBackend('native');",
+      "console.log(JSON.stringify({ a, b, available: availableBackends() }));",
+    ].join('\n');
+    const { stdout, stderr } = await promisify(execFile)(process.execPath, ['--input-type=module', '-e', script], { env: { ...process.env, SGD_LAB_NATIVE: '0' } });
+    const { a, b, available } = JSON.parse(stdout);
+    expect(available).not.toContain('native');
+    for (const info of [a, b]) expect(info).toMatchObject({ name: 'wasm', tfjsBackend: 'wasm', requested: 'native', fallback: 'disabled by SGD_LAB_NATIVE=0' });
+    expect(stderr.match(/backend "native" is not available: disabled by SGD_LAB_NATIVE=0\. Using wasm instead\./g)).toHaveLength(1);
+  });
+
   it('rejects unknown names, listing the known ones', async () => {
-    await expect(useBackend('webgpu')).rejects.toThrow(/unknown backend "webgpu"; known: auto, tensorflow-gpu, tensorflow, wasm, cpu/);
+    await expect(useBackend('webgpu')).rejects.toThrow(/unknown backend "webgpu"; known: auto, tensorflow-gpu, tensorflow, native, wasm, cpu/);
   });
 });

@@ -1,18 +1,21 @@
 /**
  * TensorFlow.js backends by name. `wasm` and `cpu` ship their binaries inside their npm packages
- * and are always there; `tensorflow` and `tensorflow-gpu` (@tensorflow/tfjs-node, -gpu) download
- * libtensorflow at install time, so they are optional: loaded by name only when installed, with
- * the install step in the error otherwise.
+ * and are always there. `native` (@sgd-lab/native) is the cpu backend with its matrix products on
+ * the system's OpenBLAS; its addon is built by `npm run build` when a compiler and OpenBLAS are
+ * there, and when it is not, asking for `native` says why once and uses wasm. `tensorflow` and
+ * `tensorflow-gpu` (@tensorflow/tfjs-node, -gpu) download libtensorflow at install time, so they
+ * are optional: loaded by name only when installed, with the install step in the error otherwise.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { ConfigError } from '@sgd-lab/core';
+import { loadAddon, registerNative, type NativeInfo } from '@sgd-lab/native';
 
-export type BackendName = 'wasm' | 'cpu' | 'tensorflow' | 'tensorflow-gpu';
+export type BackendName = 'native' | 'wasm' | 'cpu' | 'tensorflow' | 'tensorflow-gpu';
 
 /** Fastest first: the order in which `auto` picks a backend. */
-export const BACKEND_PREFERENCE: readonly BackendName[] = ['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'];
+export const BACKEND_PREFERENCE: readonly BackendName[] = ['tensorflow-gpu', 'tensorflow', 'native', 'wasm', 'cpu'];
 
 const NATIVE_PACKAGES: Record<'tensorflow' | 'tensorflow-gpu', string> = {
   tensorflow: '@tensorflow/tfjs-node',
@@ -27,6 +30,12 @@ export interface BackendInfo {
   version: string;
   simd?: boolean;
   threads?: boolean;
+  /** native: OpenBLAS threads and build line (with the core type it runs). */
+  blasThreads?: number;
+  blas?: string;
+  /** The backend asked for, when another one runs instead, and why. */
+  requested?: BackendName;
+  fallback?: string;
 }
 
 const require = createRequire(import.meta.url);
@@ -42,24 +51,37 @@ function installed(pkg: string): boolean {
 
 /** Backends whose packages are installed here. */
 export function availableBackends(): BackendName[] {
-  return BACKEND_PREFERENCE.filter((b) => b === 'wasm' || b === 'cpu' || installed(NATIVE_PACKAGES[b]));
+  return BACKEND_PREFERENCE.filter((b) => (b === 'native' ? loadAddon().ok : b === 'wasm' || b === 'cpu' || installed(NATIVE_PACKAGES[b])));
 }
 
 let active: BackendInfo | undefined;
+const warned = new Set<string>();
 
 /**
  * Loads and activates a backend by name (`auto` or undefined: the fastest installed). Idempotent
  * for the same name; switching backends in one process is allowed (tests compare them).
  */
-export async function useBackend(name: string | undefined): Promise<BackendInfo> {
+export async function useBackend(name: string | undefined, warn: (message: string) => void = (m) => console.warn(m)): Promise<BackendInfo> {
   const wanted = name === undefined || name === 'auto' ? availableBackends()[0] : name;
   if (!BACKEND_PREFERENCE.includes(wanted as BackendName)) {
     throw new ConfigError('study', [`/backend: unknown backend "${name}"; known: auto, ${BACKEND_PREFERENCE.join(', ')}`]);
   }
+  if (wanted === 'native') {
+    const load = loadAddon();
+    if (!load.ok) {
+      const message = `backend "native" is not available: ${load.reason}. Using wasm instead.`;
+      if (!warned.has(message)) warn(message);
+      warned.add(message);
+      return { ...(await useBackend('wasm', warn)), requested: 'native', fallback: load.reason };
+    }
+  }
   const backend = wanted as BackendName;
   if (active?.name === backend && tf.getBackend() === active.tfjsBackend) return active;
   let tfjsBackend: string = backend;
-  if (backend === 'wasm') {
+  let nativeInfo: NativeInfo | undefined;
+  if (backend === 'native') {
+    nativeInfo = await registerNative();
+  } else if (backend === 'wasm') {
     const wasm = await import('@tensorflow/tfjs-backend-wasm');
     // The .wasm binaries are read from the package's own dist folder inside node_modules.
     wasm.setWasmPaths(join(dirname(require.resolve('@tensorflow/tfjs-backend-wasm/package.json')), 'dist') + '/');
@@ -81,6 +103,10 @@ export async function useBackend(name: string | undefined): Promise<BackendInfo>
   if (!ok) throw new ConfigError('study', [`/backend: ${backend} failed to initialise`]);
   await tf.ready();
   const info: BackendInfo = { name: backend, tfjsBackend, version: tf.version_core };
+  if (nativeInfo) {
+    info.blasThreads = nativeInfo.threads;
+    info.blas = nativeInfo.blas;
+  }
   if (backend === 'wasm') {
     info.simd = Boolean(await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT'));
     info.threads = Boolean(await tf.env().getAsync('WASM_HAS_MULTITHREAD_SUPPORT'));

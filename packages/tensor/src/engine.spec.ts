@@ -66,7 +66,7 @@ beforeAll(async () => {
 describe('ReplicaEngine', () => {
   it('gives the same trajectory per replica, stacked, and in chunks (float32 tolerance)', async () => {
     const ref = await trajectory('wasm', 'per-replica', runs);
-    for (const [backend, strategy, chunk] of [['wasm', 'stacked', runs], ['wasm', 'per-replica', 7], ['cpu', 'stacked', 13], ['cpu', 'per-replica', runs]] as const) {
+    for (const [backend, strategy, chunk] of [['wasm', 'stacked', runs], ['wasm', 'per-replica', 7], ['cpu', 'stacked', 13], ['cpu', 'per-replica', runs], ['native', 'stacked', 13], ['native', 'per-replica', runs]] as const) {
       const other = await trajectory(backend, strategy, chunk);
       other.out.forEach((o, t) => {
         expect(o.g / ref.out[t].g).toBeCloseTo(1, 4);
@@ -101,8 +101,8 @@ describe('ReplicaEngine', () => {
   });
 
   it('leaks no tensors from step to step', async () => {
-    for (const strategy of ['per-replica', 'stacked'] as const) {
-      const { counts } = await trajectory('wasm', strategy, 11, 6);
+    for (const [backend, strategy] of [['wasm', 'per-replica'], ['wasm', 'stacked'], ['native', 'stacked']] as const) {
+      const { counts } = await trajectory(backend, strategy, 11, 6);
       expect(new Set(counts.slice(1)).size).toBe(1);
     }
   });
