@@ -8,7 +8,7 @@
       "cflags!": ["-fno-exceptions"],
       "cflags_cc!": ["-fno-exceptions"],
       "cflags_cc": ["-O3", "-std=c++17"],
-      "libraries": ["<!@(node scripts/blas.cjs libs)"]
+      "libraries": ["<!@(node scripts/blas.cjs libs)", "-lpthread"]
     }
   ]
 }

@@ -5,8 +5,12 @@
 #include <napi.h>
 #include <cblas.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <string>
+#include <thread>
+#include <vector>
 
 extern "C" {
 // OpenBLAS extensions (declared in cblas.h of OpenBLAS; repeated for other cblas.h headers).
@@ -17,6 +21,9 @@ char* openblas_get_config(void);
 }
 
 namespace {
+
+// Threads for the element-wise kernels and batch-parallel products (OpenBLAS's count too).
+int g_threads = 1;
 
 Napi::Float32Array F32(const Napi::CallbackInfo& info, size_t i, const char* name) {
   if (!info[i].IsTypedArray() || info[i].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) {
@@ -59,10 +66,469 @@ Napi::Value GemmBatched(const Napi::CallbackInfo& info) {
   const int lda = ta ? static_cast<int>(m) : static_cast<int>(k);
   const int ldb = tb ? static_cast<int>(k) : static_cast<int>(n);
   const int ldc = static_cast<int>(n);
-  for (int64_t i = 0; i < batch; ++i) {
+  auto one = [&](int64_t i) {
     cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, static_cast<int>(m),
                 static_cast<int>(n), static_cast<int>(k), alpha, pa + i * sa, lda, pb + i * sb, ldb, beta, pc + i * sc, ldc);
+  };
+  // Many small products (a batch of replicas) go faster one thread per slice of the batch, each
+  // product single-threaded, than one product at a time on all threads. Outputs never overlap
+  // unless strideC is 0, which stays sequential.
+  const double flops = 2.0 * m * n * k;
+  if (g_threads > 1 && batch >= 2 * g_threads && sc != 0 && flops < 64.0 * 1024 * 1024) {
+    openblas_set_num_threads(1);
+    std::vector<std::thread> pool;
+    const int parts = g_threads;
+    for (int p = 1; p < parts; ++p)
+      pool.emplace_back([&, p] {
+        for (int64_t i = batch * p / parts; i < batch * (p + 1) / parts; ++i) one(i);
+      });
+    for (int64_t i = 0; i < batch / parts; ++i) one(i);
+    for (auto& t : pool) t.join();
+    openblas_set_num_threads(g_threads);
+  } else {
+    for (int64_t i = 0; i < batch; ++i) one(i);
   }
+  return env.Undefined();
+}
+
+// Reads a JS array of non-negative integers (shapes, strides, permutations).
+std::vector<int64_t> Ints(const Napi::CallbackInfo& info, size_t i, const char* name) {
+  if (!info[i].IsArray()) throw Napi::TypeError::New(info.Env(), std::string(name) + " must be an array");
+  Napi::Array arr = info[i].As<Napi::Array>();
+  std::vector<int64_t> out(arr.Length());
+  for (uint32_t j = 0; j < arr.Length(); ++j) {
+    Napi::Value v = arr.Get(j);
+    if (!v.IsNumber()) throw Napi::TypeError::New(info.Env(), std::string(name) + " must hold numbers");
+    out[j] = v.As<Napi::Number>().Int64Value();
+    if (out[j] < 0) throw Napi::RangeError::New(info.Env(), std::string(name) + " must hold numbers >= 0");
+  }
+  if (out.size() > 8) throw Napi::RangeError::New(info.Env(), std::string(name) + ": rank above 8");
+  return out;
+}
+
+// Largest element offset + 1 reached by `shape` with `strides` (0 for an empty shape).
+int64_t Extent(const std::vector<int64_t>& shape, const std::vector<int64_t>& strides) {
+  int64_t last = 0;
+  for (size_t d = 0; d < shape.size(); ++d) {
+    if (shape[d] == 0) return 0;
+    last += (shape[d] - 1) * strides[d];
+  }
+  return last + 1;
+}
+
+int64_t Size(const std::vector<int64_t>& shape) {
+  int64_t n = 1;
+  for (int64_t d : shape) n *= d;
+  return n;
+}
+
+// Runs f(begin, end, part) over [0, n) split into contiguous parts, one per thread, when the work
+// (`cost`, roughly elements touched) is large enough to pay for starting threads.
+template <typename F>
+void Parallel(int64_t n, int64_t cost, F f) {
+  int parts = static_cast<int>(std::min<int64_t>(g_threads, n));
+  if (cost < (1 << 17) || parts <= 1) {
+    f(0, n, 0);
+    return;
+  }
+  std::vector<std::thread> pool;
+  pool.reserve(parts - 1);
+  for (int p = 1; p < parts; ++p) pool.emplace_back(f, n * p / parts, n * (p + 1) / parts, p);
+  f(0, n / parts, 0);
+  for (auto& t : pool) t.join();
+}
+
+// Calls body(offsetA, offsetB, offsetOut, inner) once per row of the last axis for rows
+// [rowBegin, rowEnd) of `shape` in row-major order; each operand moves by its own strides (0 on
+// broadcast axes).
+template <typename Body>
+void Rows(const std::vector<int64_t>& shape, const std::vector<int64_t>& sa, const std::vector<int64_t>& sb,
+          const std::vector<int64_t>& so, int64_t rowBegin, int64_t rowEnd, Body body) {
+  const size_t rank = shape.size();
+  if (rank == 0) {
+    if (rowBegin == 0 && rowEnd > 0) body(0, 0, 0, 1);
+    return;
+  }
+  if (Size(shape) == 0 || rowBegin >= rowEnd) return;
+  const int64_t inner = shape[rank - 1];
+  int64_t idx[8] = {0};
+  int64_t oa = 0, ob = 0, oo = 0;
+  int64_t r = rowBegin;
+  for (int d = static_cast<int>(rank) - 2; d >= 0; --d) {
+    idx[d] = r % shape[d];
+    r /= shape[d];
+    oa += idx[d] * sa[d];
+    ob += idx[d] * sb[d];
+    oo += idx[d] * so[d];
+  }
+  for (int64_t row = rowBegin; row < rowEnd; ++row) {
+    body(oa, ob, oo, inner);
+    for (int d = static_cast<int>(rank) - 2; d >= 0; --d) {
+      if (++idx[d] < shape[d]) {
+        oa += sa[d];
+        ob += sb[d];
+        oo += so[d];
+        break;
+      }
+      oa -= sa[d] * (shape[d] - 1);
+      ob -= sb[d] * (shape[d] - 1);
+      oo -= so[d] * (shape[d] - 1);
+      idx[d] = 0;
+    }
+  }
+}
+
+int64_t RowCount(const std::vector<int64_t>& shape) {
+  if (shape.empty()) return 1;
+  return Size(shape) / std::max<int64_t>(1, shape.back());
+}
+
+template <typename Body>
+void Rows(const std::vector<int64_t>& shape, const std::vector<int64_t>& sa, const std::vector<int64_t>& sb,
+          const std::vector<int64_t>& so, Body body) {
+  if (!shape.empty() && shape.back() == 0) return;
+  Rows(shape, sa, sb, so, 0, RowCount(shape), body);
+}
+
+template <typename Op>
+void BinaryRows(const float* a, const float* b, float* o, const std::vector<int64_t>& shape, const std::vector<int64_t>& sa,
+                const std::vector<int64_t>& sb, const std::vector<int64_t>& so, Op op) {
+  const size_t r = shape.size();
+  const int64_t ia = r ? sa[r - 1] : 0, ib = r ? sb[r - 1] : 0;
+  if (!shape.empty() && shape.back() == 0) return;
+  const int64_t rows = RowCount(shape);
+  Parallel(rows, Size(shape), [&](int64_t r0, int64_t r1, int) {
+  Rows(shape, sa, sb, so, r0, r1, [&](int64_t oa, int64_t ob, int64_t oo, int64_t n) {
+    const float* pa = a + oa;
+    const float* pb = b + ob;
+    float* po = o + oo;
+    if (ia == 1 && ib == 1) {
+      for (int64_t i = 0; i < n; ++i) po[i] = op(pa[i], pb[i]);
+    } else if (ia == 1 && ib == 0) {
+      const float vb = pb[0];
+      for (int64_t i = 0; i < n; ++i) po[i] = op(pa[i], vb);
+    } else if (ia == 0 && ib == 1) {
+      const float va = pa[0];
+      for (int64_t i = 0; i < n; ++i) po[i] = op(va, pb[i]);
+    } else {
+      for (int64_t i = 0; i < n; ++i) po[i] = op(pa[i * ia], pb[i * ib]);
+    }
+  });
+  });
+}
+
+// binary(op, a, b, out, shape, stridesA, stridesB): out (contiguous, `shape`) = a op b, where a and
+// b are read with their strides (0 on broadcast axes). op: 0 add, 1 sub, 2 mul, 3 div,
+// 4 squared difference, 5 maximum, 6 minimum, 7 copy of a (broadcasts and tiles).
+Napi::Value Binary(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 7) throw Napi::TypeError::New(env, "binary takes 7 arguments");
+  const int64_t op = Int(info, 0, "op");
+  Napi::Float32Array a = F32(info, 1, "a"), b = F32(info, 2, "b"), o = F32(info, 3, "out");
+  const std::vector<int64_t> shape = Ints(info, 4, "shape"), sa = Ints(info, 5, "stridesA"), sb = Ints(info, 6, "stridesB");
+  if (sa.size() != shape.size() || sb.size() != shape.size()) throw Napi::RangeError::New(env, "strides and shape differ in rank");
+  std::vector<int64_t> so(shape.size());
+  for (int d = static_cast<int>(shape.size()) - 1, s = 1; d >= 0; --d) {
+    so[d] = s;
+    s *= static_cast<int>(shape[d]);
+  }
+  if (static_cast<int64_t>(a.ElementLength()) < Extent(shape, sa)) throw Napi::RangeError::New(env, "a is too short");
+  if (static_cast<int64_t>(b.ElementLength()) < Extent(shape, sb)) throw Napi::RangeError::New(env, "b is too short");
+  if (static_cast<int64_t>(o.ElementLength()) < Size(shape)) throw Napi::RangeError::New(env, "out is too short");
+  const float* pa = a.Data();
+  const float* pb = b.Data();
+  float* po = o.Data();
+  switch (op) {
+    case 0: BinaryRows(pa, pb, po, shape, sa, sb, so, [](float x, float y) { return x + y; }); break;
+    case 1: BinaryRows(pa, pb, po, shape, sa, sb, so, [](float x, float y) { return x - y; }); break;
+    case 2: BinaryRows(pa, pb, po, shape, sa, sb, so, [](float x, float y) { return x * y; }); break;
+    case 3: BinaryRows(pa, pb, po, shape, sa, sb, so, [](float x, float y) { return x / y; }); break;
+    case 4: BinaryRows(pa, pb, po, shape, sa, sb, so, [](float x, float y) {
+      const double d = static_cast<double>(x) - y;  // one rounding, as the cpu kernel does
+      return static_cast<float>(d * d);
+    }); break;
+    case 5: BinaryRows(pa, pb, po, shape, sa, sb, so, [](float x, float y) { return x > y || x != x ? x : y; }); break;
+    case 6: BinaryRows(pa, pb, po, shape, sa, sb, so, [](float x, float y) { return x < y || x != x ? x : y; }); break;
+    case 7: BinaryRows(pa, pb, po, shape, sa, sb, so, [](float x, float) { return x; }); break;
+    default: throw Napi::RangeError::New(env, "unknown binary op");
+  }
+  return env.Undefined();
+}
+
+// transpose(x, out, shape, perm): out = x with its axes permuted (out axis d is x axis perm[d]).
+// Swapping the last two axes, the common case, goes through cache-sized tiles.
+Napi::Value Transpose(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 4) throw Napi::TypeError::New(env, "transpose takes 4 arguments");
+  Napi::Float32Array x = F32(info, 0, "x"), o = F32(info, 1, "out");
+  const std::vector<int64_t> shape = Ints(info, 2, "shape"), perm = Ints(info, 3, "perm");
+  const size_t r = shape.size();
+  if (perm.size() != r) throw Napi::RangeError::New(env, "perm and shape differ in rank");
+  std::vector<bool> seen(r, false);
+  for (int64_t p : perm) {
+    if (p >= static_cast<int64_t>(r) || seen[p]) throw Napi::RangeError::New(env, "perm is not a permutation");
+    seen[p] = true;
+  }
+  const int64_t n = Size(shape);
+  if (static_cast<int64_t>(x.ElementLength()) < n || static_cast<int64_t>(o.ElementLength()) < n) throw Napi::RangeError::New(env, "x or out is too short");
+  if (n == 0) return env.Undefined();
+  const float* px = x.Data();
+  float* po = o.Data();
+  std::vector<int64_t> xs(r);
+  for (int d = static_cast<int>(r) - 1, s = 1; d >= 0; --d) {
+    xs[d] = s;
+    s *= static_cast<int>(shape[d]);
+  }
+  bool lastTwo = r >= 2 && perm[r - 2] == static_cast<int64_t>(r - 1) && perm[r - 1] == static_cast<int64_t>(r - 2);
+  for (size_t d = 0; lastTwo && d + 2 < r; ++d) lastTwo = perm[d] == static_cast<int64_t>(d);
+  if (lastTwo) {
+    const int64_t rows = shape[r - 2], cols = shape[r - 1], batch = n / (rows * cols);
+    const int64_t T = 32;
+    const int64_t tilesPerMatrix = (rows + T - 1) / T;
+    Parallel(batch * tilesPerMatrix, n, [&](int64_t t0, int64_t t1, int) {
+      for (int64_t t = t0; t < t1; ++t) {
+        const int64_t bi = t / tilesPerMatrix, i0 = (t % tilesPerMatrix) * T;
+        const float* src = px + bi * rows * cols;
+        float* dst = po + bi * rows * cols;
+        const int64_t i1 = std::min(rows, i0 + T);
+        for (int64_t j0 = 0; j0 < cols; j0 += T) {
+          const int64_t j1 = std::min(cols, j0 + T);
+          for (int64_t i = i0; i < i1; ++i)
+            for (int64_t j = j0; j < j1; ++j) dst[j * rows + i] = src[i * cols + j];
+        }
+      }
+    });
+    return env.Undefined();
+  }
+  // General: walk the output in order, reading x with the permuted strides.
+  std::vector<int64_t> oshape(r), ostr(r), zero(r, 0), ocont(r);
+  for (size_t d = 0; d < r; ++d) {
+    oshape[d] = shape[perm[d]];
+    ostr[d] = xs[perm[d]];
+  }
+  for (int d = static_cast<int>(r) - 1, s = 1; d >= 0; --d) {
+    ocont[d] = s;
+    s *= static_cast<int>(oshape[d]);
+  }
+  const int64_t step = r ? ostr[r - 1] : 0;
+  Parallel(RowCount(oshape), n, [&](int64_t r0, int64_t r1, int) {
+    Rows(oshape, ostr, zero, ocont, r0, r1, [&](int64_t ox, int64_t, int64_t oo, int64_t len) {
+      for (int64_t i = 0; i < len; ++i) po[oo + i] = px[ox + i * step];
+    });
+  });
+  return env.Undefined();
+}
+
+// reduceSum(x, out, shape, outStrides, scale): out[j] = scale * sum of the x elements that map to
+// j, where element i of x maps to the dot product of its index with outStrides (0 on reduced axes).
+// Accumulates in double precision.
+Napi::Value ReduceSum(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 5) throw Napi::TypeError::New(env, "reduceSum takes 5 arguments");
+  Napi::Float32Array x = F32(info, 0, "x"), o = F32(info, 1, "out");
+  const std::vector<int64_t> shape = Ints(info, 2, "shape"), so = Ints(info, 3, "outStrides");
+  const double scale = info[4].As<Napi::Number>().DoubleValue();
+  const size_t r = shape.size();
+  if (so.size() != r) throw Napi::RangeError::New(env, "outStrides and shape differ in rank");
+  const int64_t n = Size(shape);
+  const int64_t outN = std::max<int64_t>(Extent(shape, so), n == 0 ? 0 : 1);
+  if (static_cast<int64_t>(x.ElementLength()) < n) throw Napi::RangeError::New(env, "x is too short");
+  if (static_cast<int64_t>(o.ElementLength()) < outN) throw Napi::RangeError::New(env, "out is too short");
+  const size_t outLen = static_cast<size_t>(outN);
+  const float* px0 = x.Data();
+  float* po0 = o.Data();
+  // The two common layouts first: kept axes all after the reduced ones (a column sum of a
+  // [rows, cols] view, e.g. the mean over runs), or all before them (row sums).
+  int firstKept = -1, lastKept = -1;
+  bool prefix = true, suffix = true;
+  for (size_t d = 0; d < r; ++d) {
+    if (so[d] != 0 || shape[d] == 1) {
+      if (firstKept < 0) firstKept = static_cast<int>(d);
+      lastKept = static_cast<int>(d);
+    }
+  }
+  for (size_t d = 0; d < r; ++d) {
+    const bool kept = so[d] != 0 || shape[d] == 1;
+    if (kept && firstKept >= 0 && static_cast<int>(d) > lastKept) suffix = false;
+    if (!kept && firstKept >= 0 && static_cast<int>(d) > firstKept && static_cast<int>(d) < lastKept) prefix = suffix = false;
+  }
+  if (n > 0 && r > 0 && firstKept >= 0) {
+    int64_t lead = 1, trail = 1;
+    for (int d = 0; d < firstKept; ++d) lead *= shape[d];
+    for (size_t d = lastKept + 1; d < r; ++d) trail *= shape[d];
+    const int64_t kept = n / (lead * trail);
+    if (trail == 1 && suffix) {
+      // out[j] = sum_i x[i, j] over a [lead, kept] view: threads take column blocks.
+      Parallel((kept + 255) / 256, n, [&](int64_t b0, int64_t b1, int) {
+        double acc[256];
+        for (int64_t blk = b0; blk < b1; ++blk) {
+          const int64_t j0 = blk * 256, j1 = std::min(kept, j0 + 256);
+          for (int64_t j = j0; j < j1; ++j) acc[j - j0] = 0;
+          for (int64_t i = 0; i < lead; ++i) {
+            const float* row = px0 + i * kept;
+            for (int64_t j = j0; j < j1; ++j) acc[j - j0] += row[j];
+          }
+          for (int64_t j = j0; j < j1; ++j) po0[j] = static_cast<float>(acc[j - j0] * scale);
+        }
+      });
+      return env.Undefined();
+    }
+    if (lead == 1 && prefix) {
+      // out[i] = sum_j x[i, j] over a [kept, trail] view: threads take rows.
+      Parallel(kept, n, [&](int64_t i0, int64_t i1, int) {
+        for (int64_t i = i0; i < i1; ++i) {
+          const float* row = px0 + i * trail;
+          double acc = 0;
+          for (int64_t j = 0; j < trail; ++j) acc += row[j];
+          po0[i] = static_cast<float>(acc * scale);
+        }
+      });
+      return env.Undefined();
+    }
+  }
+  std::vector<int64_t> xs(r), zero(r, 0);
+  for (int d = static_cast<int>(r) - 1, s = 1; d >= 0; --d) {
+    xs[d] = s;
+    s *= static_cast<int>(shape[d]);
+  }
+  const float* px = x.Data();
+  const int64_t step = r ? so[r - 1] : 0;
+  // One accumulator array per thread (summed at the end), so threads never share a sum.
+  const int parts = outLen * g_threads <= (size_t(1) << 24) ? g_threads : 1;
+  std::vector<std::vector<double>> acc(parts, std::vector<double>(outLen, 0.0));
+  if (n > 0 && !(r > 0 && shape[r - 1] == 0)) {
+    const int saved = g_threads;
+    g_threads = parts;
+    Parallel(RowCount(shape), n, [&](int64_t r0, int64_t r1, int part) {
+      std::vector<double>& a = acc[part];
+      Rows(shape, xs, zero, so, r0, r1, [&](int64_t ox, int64_t, int64_t oo, int64_t len) {
+        if (step == 0) {
+          double s = 0;
+          for (int64_t i = 0; i < len; ++i) s += px[ox + i];
+          a[oo] += s;
+        } else {
+          for (int64_t i = 0; i < len; ++i) a[oo + i * step] += px[ox + i];
+        }
+      });
+    });
+    g_threads = saved;
+  }
+  float* po = o.Data();
+  for (size_t j = 0; j < outLen; ++j) {
+    double t = 0;
+    for (int p = 0; p < parts; ++p) t += acc[p][j];
+    po[j] = static_cast<float>(t * scale);
+  }
+  return env.Undefined();
+}
+
+// unary(op, x, out, alpha): out = f(x) element-wise. op: 0 relu, 1 step (alpha below 0 and for
+// NaN input, NaN; 1 above), 2 exp, 3 log, 4 neg, 5 sqrt, 6 rsqrt, 7 tanh, 8 sigmoid, 9 abs, 10 erf,
+// 11 leaky relu (alpha slope), 12 elu.
+template <typename F>
+void Map(const float* x, float* o, int64_t n, F f) {
+  Parallel(n, n, [&](int64_t i0, int64_t i1, int) {
+    for (int64_t i = i0; i < i1; ++i) o[i] = f(x[i]);
+  });
+}
+
+Napi::Value Unary(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 4) throw Napi::TypeError::New(env, "unary takes 4 arguments");
+  const int64_t op = Int(info, 0, "op");
+  Napi::Float32Array x = F32(info, 1, "x"), o = F32(info, 2, "out");
+  const float alpha = info[3].As<Napi::Number>().FloatValue();
+  const int64_t n = static_cast<int64_t>(x.ElementLength());
+  if (static_cast<int64_t>(o.ElementLength()) < n) throw Napi::RangeError::New(env, "out is too short");
+  const float* px = x.Data();
+  float* po = o.Data();
+  switch (op) {
+    case 0: Map(px, po, n, [](float v) { return v < 0 ? 0.0f : v; }); break;
+    case 1: Map(px, po, n, [alpha](float v) { return v != v ? v : v > 0 ? 1.0f : alpha; }); break;
+    case 2: Map(px, po, n, [](float v) { return std::exp(v); }); break;
+    case 3: Map(px, po, n, [](float v) { return std::log(v); }); break;
+    case 4: Map(px, po, n, [](float v) { return -v; }); break;
+    case 5: Map(px, po, n, [](float v) { return std::sqrt(v); }); break;
+    case 6: Map(px, po, n, [](float v) { return 1.0f / std::sqrt(v); }); break;
+    case 7: Map(px, po, n, [](float v) { return std::tanh(v); }); break;
+    case 8: Map(px, po, n, [](float v) { return 1.0f / (1.0f + std::exp(-v)); }); break;
+    case 9: Map(px, po, n, [](float v) { return std::fabs(v); }); break;
+    case 10: Map(px, po, n, [](float v) { return std::erf(v); }); break;
+    case 11: Map(px, po, n, [alpha](float v) { return v < 0 ? alpha * v : v; }); break;
+    case 12: Map(px, po, n, [](float v) { return v < 0 ? std::expm1(v) : v; }); break;
+    default: throw Napi::RangeError::New(env, "unknown unary op");
+  }
+  return env.Undefined();
+}
+
+// softmax(x, out, rows, cols): softmax over the last axis of a [rows, cols] view (max-shifted).
+Napi::Value Softmax(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 4) throw Napi::TypeError::New(env, "softmax takes 4 arguments");
+  Napi::Float32Array x = F32(info, 0, "x"), o = F32(info, 1, "out");
+  const int64_t rows = Int(info, 2, "rows"), cols = Int(info, 3, "cols");
+  if (static_cast<int64_t>(x.ElementLength()) < rows * cols || static_cast<int64_t>(o.ElementLength()) < rows * cols) throw Napi::RangeError::New(env, "x or out is too short");
+  const float* px = x.Data();
+  float* po = o.Data();
+  Parallel(rows, rows * cols * 4, [&](int64_t r0, int64_t r1, int) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const float* a = px + r * cols;
+      float* b = po + r * cols;
+      float m = -INFINITY;
+      for (int64_t j = 0; j < cols; ++j) m = a[j] > m ? a[j] : m;
+      double sum = 0;
+      for (int64_t j = 0; j < cols; ++j) {
+        b[j] = std::exp(a[j] - m);
+        sum += b[j];
+      }
+      const float inv = static_cast<float>(1.0 / sum);
+      for (int64_t j = 0; j < cols; ++j) b[j] *= inv;
+    }
+  });
+  return env.Undefined();
+}
+
+// sqdevSum(x, mean, out, rows, cols): out[r] = sum_j (x[r, j] - mean[j])^2, double accumulators;
+// the across-run squared deviations of a [runs, ...] block in one read.
+Napi::Value SqdevSum(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 5) throw Napi::TypeError::New(env, "sqdevSum takes 5 arguments");
+  Napi::Float32Array x = F32(info, 0, "x"), mean = F32(info, 1, "mean"), o = F32(info, 2, "out");
+  const int64_t rows = Int(info, 3, "rows"), cols = Int(info, 4, "cols");
+  if (static_cast<int64_t>(x.ElementLength()) < rows * cols) throw Napi::RangeError::New(env, "x is too short");
+  if (static_cast<int64_t>(mean.ElementLength()) < cols) throw Napi::RangeError::New(env, "mean is too short");
+  if (static_cast<int64_t>(o.ElementLength()) < rows) throw Napi::RangeError::New(env, "out is too short");
+  const float* px = x.Data();
+  const float* pm = mean.Data();
+  float* po = o.Data();
+  Parallel(rows, rows * cols, [&](int64_t r0, int64_t r1, int) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const float* a = px + r * cols;
+      double s = 0;
+      for (int64_t j = 0; j < cols; ++j) {
+        const double d = static_cast<double>(a[j]) - pm[j];
+        s += d * d;
+      }
+      po[r] = static_cast<float>(s);
+    }
+  });
+  return env.Undefined();
+}
+
+// axpy(x, y, out, alpha): out = x + alpha y (the SGD update in one pass).
+Napi::Value Axpy(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 4) throw Napi::TypeError::New(env, "axpy takes 4 arguments");
+  Napi::Float32Array x = F32(info, 0, "x"), y = F32(info, 1, "y"), o = F32(info, 2, "out");
+  const float alpha = info[3].As<Napi::Number>().FloatValue();
+  const int64_t n = static_cast<int64_t>(x.ElementLength());
+  if (static_cast<int64_t>(y.ElementLength()) < n || static_cast<int64_t>(o.ElementLength()) < n) throw Napi::RangeError::New(env, "y or out is too short");
+  const float* px = x.Data();
+  const float* py = y.Data();
+  float* po = o.Data();
+  Parallel(n, n, [&](int64_t i0, int64_t i1, int) {
+    for (int64_t i = i0; i < i1; ++i) po[i] = px[i] + alpha * py[i];
+  });
   return env.Undefined();
 }
 
@@ -70,6 +536,7 @@ Napi::Value SetThreads(const Napi::CallbackInfo& info) {
   const int64_t t = Int(info, 0, "threads");
   if (t < 1) throw Napi::RangeError::New(info.Env(), "threads must be >= 1");
   openblas_set_num_threads(static_cast<int>(t));
+  g_threads = static_cast<int>(t);
   return info.Env().Undefined();
 }
 
@@ -87,6 +554,13 @@ Napi::Value GetConfig(const Napi::CallbackInfo& info) {
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("gemmBatched", Napi::Function::New(env, GemmBatched));
+  exports.Set("binary", Napi::Function::New(env, Binary));
+  exports.Set("transpose", Napi::Function::New(env, Transpose));
+  exports.Set("reduceSum", Napi::Function::New(env, ReduceSum));
+  exports.Set("unary", Napi::Function::New(env, Unary));
+  exports.Set("softmax", Napi::Function::New(env, Softmax));
+  exports.Set("sqdevSum", Napi::Function::New(env, SqdevSum));
+  exports.Set("axpy", Napi::Function::New(env, Axpy));
   exports.Set("setThreads", Napi::Function::New(env, SetThreads));
   exports.Set("getThreads", Napi::Function::New(env, GetThreads));
   exports.Set("getProcs", Napi::Function::New(env, GetProcs));

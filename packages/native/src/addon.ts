@@ -29,6 +29,20 @@ export interface NativeAddon {
     alpha: number,
     beta: number,
   ): void;
+  /** out (contiguous, `shape`) = a op b; a and b read with their strides (0 where they broadcast). */
+  binary(op: number, a: Float32Array, b: Float32Array, out: Float32Array, shape: number[], stridesA: number[], stridesB: number[]): void;
+  /** out = x with its axes permuted (out axis d is x axis perm[d]). */
+  transpose(x: Float32Array, out: Float32Array, shape: number[], perm: number[]): void;
+  /** out[j] = scale * sum of the x elements whose index dotted with outStrides is j (double accumulators). */
+  reduceSum(x: Float32Array, out: Float32Array, shape: number[], outStrides: number[], scale: number): void;
+  /** out = f(x) element-wise; op codes as in UNARY_OPS. */
+  unary(op: number, x: Float32Array, out: Float32Array, alpha: number): void;
+  /** Softmax over the last axis of a [rows, cols] view. */
+  softmax(x: Float32Array, out: Float32Array, rows: number, cols: number): void;
+  /** out[r] = sum_j (x[r, j] - mean[j])^2 over a [rows, cols] view. */
+  sqdevSum(x: Float32Array, mean: Float32Array, out: Float32Array, rows: number, cols: number): void;
+  /** out = x + alpha y. */
+  axpy(x: Float32Array, y: Float32Array, out: Float32Array, alpha: number): void;
   setThreads(threads: number): void;
   getThreads(): number;
   getProcs(): number;
@@ -48,8 +62,12 @@ let cached: AddonLoad | undefined;
 export function loadAddon(): AddonLoad {
   if (cached) return cached;
   if (process.env.SGD_LAB_NATIVE === '0') return (cached = { ok: false, reason: 'disabled by SGD_LAB_NATIVE=0' });
-  if (!existsSync(ADDON_PATH)) {
-    const statusFile = join(root, 'build', 'status.json');
+  return (cached = loadAddonFrom(ADDON_PATH, join(root, 'build', 'status.json')));
+}
+
+/** Loads an addon file; when it is missing, the build's status file says why. */
+export function loadAddonFrom(path: string, statusFile: string): AddonLoad {
+  if (!existsSync(path)) {
     let why = 'it was not built';
     if (existsSync(statusFile)) {
       try {
@@ -58,12 +76,12 @@ export function loadAddon(): AddonLoad {
         why = `its build status ${statusFile} is unreadable`;
       }
     }
-    return (cached = { ok: false, reason: `the native addon ${ADDON_PATH} is missing (${why}); ${INSTALL_HINT}` });
+    return { ok: false, reason: `the native addon ${path} is missing (${why}); ${INSTALL_HINT}` };
   }
   try {
-    const addon = createRequire(import.meta.url)(ADDON_PATH) as NativeAddon;
-    return (cached = { ok: true, addon, path: ADDON_PATH });
+    const addon = createRequire(import.meta.url)(path) as NativeAddon;
+    return { ok: true, addon, path };
   } catch (e) {
-    return (cached = { ok: false, reason: `the native addon ${ADDON_PATH} does not load (${(e as Error).message}); ${INSTALL_HINT}` });
+    return { ok: false, reason: `the native addon ${path} does not load (${(e as Error).message.split('\n')[0]}); ${INSTALL_HINT}` };
   }
 }

@@ -1,3 +1,4 @@
 export { loadAddon, ADDON_PATH, type AddonLoad, type NativeAddon } from './addon.js';
 export { registerNative, setThreads, defaultThreads, type NativeInfo } from './backend.js';
-export { NATIVE, kernelCalls, planMatMul, nativeKernels } from './kernels.js';
+export { NATIVE, AXPY, SQUARED_DEVIATION_SUM, kernelCalls, planMatMul, nativeKernels, broadcastStrides } from './kernels.js';
+export { ArrayPool } from './pool.js';

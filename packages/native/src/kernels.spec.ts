@@ -144,3 +144,24 @@ describe.skipIf(!loadAddon().ok)('native kernels', () => {
     expect(load.addon.getThreads()).toBe(2);
   });
 });
+
+describe('when the addon is missing or broken', () => {
+  it('says why, with the build failure and what to install', async () => {
+    const { mkdtempSync, writeFileSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { loadAddonFrom } = await import('./addon.js');
+    const dir = mkdtempSync(join(tmpdir(), 'sgd-native-'));
+    const status = join(dir, 'status.json');
+    const missing = loadAddonFrom(join(dir, 'sgd_native.node'), status);
+    expect(missing.ok).toBe(false);
+    if (!missing.ok) expect(missing.reason).toMatch(/sgd_native\.node is missing \(it was not built\); install a C\+\+ compiler and OpenBLAS \(Debian\/Ubuntu: apt-get install g\+\+ make python3 libopenblas-dev\)/);
+    writeFileSync(status, JSON.stringify({ ok: false, reason: 'OpenBLAS headers (cblas.h) not found' }));
+    const failed = loadAddonFrom(join(dir, 'sgd_native.node'), status);
+    if (!failed.ok) expect(failed.reason).toMatch(/its build failed: OpenBLAS headers \(cblas\.h\) not found/);
+    else expect.fail('a missing addon loaded');
+    writeFileSync(join(dir, 'broken.node'), 'not a shared object');
+    const broken = loadAddonFrom(join(dir, 'broken.node'), status);
+    if (!broken.ok) expect(broken.reason).toMatch(/broken\.node does not load \(.+\); install a C\+\+ compiler/);
+    else expect.fail('a broken addon loaded');
+  });
+});

@@ -5,21 +5,58 @@
  * 1, PReLU) run the cpu backend's own kernel, so every op stays correct.
  */
 import {
+  Abs,
+  Elu,
+  Erf,
+  Exp,
+  LeakyRelu,
+  Log,
+  Neg,
+  Relu,
+  Rsqrt,
+  Sigmoid,
+  Softmax,
+  Sqrt,
+  Step,
+  Tanh,
+  Tile,
+  Add,
   BatchMatMul,
+  Maximum,
+  Mean,
+  Minimum,
+  Multiply,
+  RealDiv,
+  Square,
+  SquaredDifference,
+  Sub,
+  Sum,
+  Transpose,
   _FusedMatMul,
+  backend_util,
   getKernel,
   util,
   type BatchMatMulAttrs,
   type KernelConfig,
   type KernelFunc,
   type NamedAttrMap,
+  type SumAttrs,
   type TensorInfo,
+  type TransposeAttrs,
   type _FusedMatMulAttrs,
 } from '@tensorflow/tfjs-core';
 import type { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 import type { NativeAddon } from './addon.js';
 
 export const NATIVE = 'native';
+
+/**
+ * Fused kernels the engine uses when the active backend registers them (only `native` does):
+ * - SQUARED_DEVIATION_SUM: inputs { x: [C, ...], mean: [...] } -> [C], sum of (x_c - mean)^2;
+ * - AXPY: inputs { x, y } (same shape), attrs { alpha } -> x + alpha y.
+ */
+export const SQUARED_DEVIATION_SUM = 'SgdLabSquaredDeviationSum';
+export const AXPY = 'SgdLabAxpy';
 
 interface Plan {
   outShape: number[];
@@ -62,8 +99,16 @@ export function planMatMul(aShape: readonly number[], bShape: readonly number[],
   };
 }
 
+/** An output array: from the native backend's pool when there is one (contents unspecified). */
+function alloc(backend: MathBackendCPU, n: number): Float32Array {
+  const pool = (backend as MathBackendCPU & { pool?: { take(n: number): Float32Array } }).pool;
+  return pool ? pool.take(n) : new Float32Array(n);
+}
+
 function values(backend: MathBackendCPU, t: TensorInfo): Float32Array {
-  return backend.data.get(t.dataId).values as Float32Array;
+  const v = backend.data.get(t.dataId).values;
+  // Some cpu kernels (a cast from bool, say) leave float32 tensors in other typed arrays.
+  return v instanceof Float32Array ? v : Float32Array.from(v as ArrayLike<number>);
 }
 
 /** The product itself: a new float32 tensor in the backend's store. */
@@ -71,8 +116,9 @@ function product(addon: NativeAddon, backend: MathBackendCPU, a: TensorInfo, b: 
   if (a.dtype !== 'float32' || b.dtype !== 'float32') return undefined;
   const plan = planMatMul(a.shape, b.shape, transA, transB);
   if (!plan) return undefined;
-  const out = new Float32Array(plan.batch * plan.m * plan.n);
-  if (plan.k > 0 && out.length > 0) {
+  const out = alloc(backend, plan.batch * plan.m * plan.n);
+  if (plan.k === 0) out.fill(0);
+  else if (out.length > 0) {
     addon.gemmBatched(values(backend, a), values(backend, b), out, plan.batch, plan.m, plan.n, plan.k, transA, transB, plan.strideA, plan.strideB, plan.m * plan.n, 1, 0);
   }
   return { info: backend.makeTensorInfo(plan.outShape, 'float32', out), out, plan };
@@ -128,10 +174,211 @@ export function nativeKernels(addon: NativeAddon): KernelConfig[] {
     return r.info;
   };
 
+  const binary =
+    (name: string, op: number): KernelFunc =>
+    (args) => {
+      const { a, b } = args.inputs as { a: TensorInfo; b: TensorInfo };
+      if (a.dtype !== 'float32' || b.dtype !== 'float32') {
+        count(name, false);
+        return cpuKernel(name)(args);
+      }
+      count(name, true);
+      return elementwise(addon, args.backend as MathBackendCPU, op, a, b);
+    };
+
+  const square: KernelFunc = (args) => {
+    const { x } = args.inputs as { x: TensorInfo };
+    if (x.dtype !== 'float32') {
+      count(Square, false);
+      return cpuKernel(Square)(args);
+    }
+    count(Square, true);
+    return elementwise(addon, args.backend as MathBackendCPU, 2, x, x);
+  };
+
+  const transpose: KernelFunc = (args) => {
+    const { x } = args.inputs as { x: TensorInfo };
+    const { perm } = args.attrs as unknown as TransposeAttrs;
+    if (x.dtype !== 'float32') {
+      count(Transpose, false);
+      return cpuKernel(Transpose)(args);
+    }
+    count(Transpose, true);
+    const backend = args.backend as MathBackendCPU;
+    const out = alloc(backend, util.sizeFromShape(x.shape));
+    addon.transpose(values(backend, x), out, [...x.shape], [...perm]);
+    return backend.makeTensorInfo(
+      perm.map((p) => x.shape[p]),
+      'float32',
+      out,
+    );
+  };
+
+  const reduce =
+    (name: string, mean: boolean): KernelFunc =>
+    (args) => {
+      const { x } = args.inputs as { x: TensorInfo };
+      const { axis, keepDims } = args.attrs as unknown as SumAttrs;
+      if (x.dtype !== 'float32') {
+        count(name, false);
+        return cpuKernel(name)(args);
+      }
+      count(name, true);
+      const backend = args.backend as MathBackendCPU;
+      const axes = util.parseAxisParam(axis, x.shape);
+      const kept = x.shape.map((_, d) => !axes.includes(d));
+      const outShape = x.shape.filter((_, d) => kept[d]);
+      const strides = new Array<number>(x.shape.length).fill(0);
+      for (let d = x.shape.length - 1, s = 1; d >= 0; d--) {
+        if (kept[d]) {
+          strides[d] = s;
+          s *= x.shape[d];
+        }
+      }
+      const reduced = axes.reduce((s, d) => s * x.shape[d], 1);
+      const out = alloc(backend, util.sizeFromShape(outShape));
+      out.fill(0);
+      addon.reduceSum(values(backend, x), out, [...x.shape], strides, mean ? 1 / reduced : 1);
+      return backend.makeTensorInfo(keepDims ? backend_util.expandShapeToKeepDim(outShape, axes) : outShape, 'float32', out);
+    };
+
+  const unary =
+    (name: string, op: number, alphaOf: (attrs: NamedAttrMap) => number = () => 0): KernelFunc =>
+    (args) => {
+      const { x } = args.inputs as { x: TensorInfo };
+      if (x.dtype !== 'float32') {
+        count(name, false);
+        return cpuKernel(name)(args);
+      }
+      count(name, true);
+      const backend = args.backend as MathBackendCPU;
+      const out = alloc(backend, util.sizeFromShape(x.shape));
+      addon.unary(op, values(backend, x), out, alphaOf(args.attrs ?? {}));
+      return backend.makeTensorInfo(x.shape, 'float32', out);
+    };
+
+  const softmax: KernelFunc = (args) => {
+    const { logits } = args.inputs as { logits: TensorInfo };
+    const { dim } = args.attrs as unknown as { dim: number };
+    const rank = logits.shape.length;
+    if (logits.dtype !== 'float32' || rank === 0 || (dim !== -1 && dim !== rank - 1)) {
+      count(Softmax, false);
+      return cpuKernel(Softmax)(args);
+    }
+    count(Softmax, true);
+    const backend = args.backend as MathBackendCPU;
+    const cols = logits.shape[rank - 1];
+    const size = util.sizeFromShape(logits.shape);
+    const out = alloc(backend, size);
+    addon.softmax(values(backend, logits), out, cols === 0 ? 0 : size / cols, cols);
+    return backend.makeTensorInfo(logits.shape, 'float32', out);
+  };
+
+  const sqdev: KernelFunc = (args) => {
+    const { x, mean } = args.inputs as { x: TensorInfo; mean: TensorInfo };
+    const backend = args.backend as MathBackendCPU;
+    const rows = x.shape[0];
+    const cols = util.sizeFromShape(x.shape.slice(1));
+    if (x.dtype !== 'float32' || mean.dtype !== 'float32' || util.sizeFromShape(mean.shape) !== cols) {
+      throw new Error(`${SQUARED_DEVIATION_SUM}: expected float32 x [C, ...] and mean of its row size, got ${x.shape} and ${mean.shape}`);
+    }
+    count(SQUARED_DEVIATION_SUM, true);
+    const out = alloc(backend, rows);
+    addon.sqdevSum(values(backend, x), values(backend, mean), out, rows, cols);
+    return backend.makeTensorInfo([rows], 'float32', out);
+  };
+
+  const axpy: KernelFunc = (args) => {
+    const { x, y } = args.inputs as { x: TensorInfo; y: TensorInfo };
+    const { alpha } = args.attrs as unknown as { alpha: number };
+    const backend = args.backend as MathBackendCPU;
+    if (x.dtype !== 'float32' || y.dtype !== 'float32' || !util.arraysEqual(x.shape, y.shape)) {
+      throw new Error(`${AXPY}: expected two float32 tensors of one shape, got ${x.shape} and ${y.shape}`);
+    }
+    count(AXPY, true);
+    const out = alloc(backend, util.sizeFromShape(x.shape));
+    addon.axpy(values(backend, x), values(backend, y), out, alpha);
+    return backend.makeTensorInfo(x.shape, 'float32', out);
+  };
+
+  const tile: KernelFunc = (args) => {
+    const { x } = args.inputs as { x: TensorInfo };
+    const { reps } = args.attrs as unknown as { reps: number[] };
+    if (x.dtype !== 'float32' || x.shape.length > 4 || reps.length !== x.shape.length) {
+      count(Tile, false);
+      return cpuKernel(Tile)(args);
+    }
+    count(Tile, true);
+    const backend = args.backend as MathBackendCPU;
+    // out viewed as [r0, s0, r1, s1, ...]: x's strides on the s axes, 0 on the r axes.
+    const strides = broadcastStrides(x.shape, x.shape);
+    const shape: number[] = [];
+    const st: number[] = [];
+    x.shape.forEach((d, i) => {
+      shape.push(reps[i], d);
+      st.push(0, strides[i]);
+    });
+    const out = alloc(backend, util.sizeFromShape(shape));
+    const v = values(backend, x);
+    addon.binary(7, v, v, out, shape, st, st);
+    return backend.makeTensorInfo(
+      x.shape.map((d, i) => d * reps[i]),
+      'float32',
+      out,
+    );
+  };
+
+  const k = (kernelName: string, kernelFunc: KernelFunc): KernelConfig => ({ kernelName, backendName: NATIVE, kernelFunc });
   return [
-    { kernelName: BatchMatMul, backendName: NATIVE, kernelFunc: batchMatMul },
-    { kernelName: _FusedMatMul, backendName: NATIVE, kernelFunc: fusedMatMul },
+    k(BatchMatMul, batchMatMul),
+    k(_FusedMatMul, fusedMatMul),
+    k(Add, binary(Add, 0)),
+    k(Sub, binary(Sub, 1)),
+    k(Multiply, binary(Multiply, 2)),
+    k(RealDiv, binary(RealDiv, 3)),
+    k(SquaredDifference, binary(SquaredDifference, 4)),
+    k(Maximum, binary(Maximum, 5)),
+    k(Minimum, binary(Minimum, 6)),
+    k(Square, square),
+    k(Transpose, transpose),
+    k(Relu, unary(Relu, 0)),
+    k(Step, unary(Step, 1, (a) => Number(a.alpha ?? 0))),
+    k(Exp, unary(Exp, 2)),
+    k(Log, unary(Log, 3)),
+    k(Neg, unary(Neg, 4)),
+    k(Sqrt, unary(Sqrt, 5)),
+    k(Rsqrt, unary(Rsqrt, 6)),
+    k(Tanh, unary(Tanh, 7)),
+    k(Sigmoid, unary(Sigmoid, 8)),
+    k(Abs, unary(Abs, 9)),
+    k(Erf, unary(Erf, 10)),
+    k(LeakyRelu, unary(LeakyRelu, 11, (a) => Number(a.alpha ?? 0.2))),
+    k(Elu, unary(Elu, 12)),
+    k(Softmax, softmax),
+    k(Tile, tile),
+    k(SQUARED_DEVIATION_SUM, sqdev),
+    k(AXPY, axpy),
+    k(Sum, reduce(Sum, false)),
+    k(Mean, reduce(Mean, true)),
   ];
+}
+
+/** Strides of `shape` read as broadcast to `out` (right-aligned; 0 on broadcast axes). */
+export function broadcastStrides(shape: readonly number[], out: readonly number[]): number[] {
+  const strides = new Array<number>(out.length).fill(0);
+  let s = 1;
+  for (let i = shape.length - 1, d = out.length - 1; i >= 0; i--, d--) {
+    strides[d] = shape[i] === 1 && out[d] !== 1 ? 0 : s;
+    s *= shape[i];
+  }
+  return strides;
+}
+
+function elementwise(addon: NativeAddon, backend: MathBackendCPU, op: number, a: TensorInfo, b: TensorInfo): TensorInfo {
+  const shape = backend_util.assertAndGetBroadcastShape(a.shape, b.shape);
+  const out = alloc(backend, util.sizeFromShape(shape));
+  addon.binary(op, values(backend, a), values(backend, b), out, shape, broadcastStrides(a.shape, shape), broadcastStrides(b.shape, shape));
+  return backend.makeTensorInfo(shape, 'float32', out);
 }
 
 /** In-place activations of _FusedMatMul; undefined for those left to the cpu kernel. */

@@ -9,7 +9,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { RandomStream, StreamPurpose, type GradientReport, type Model, type ParamBlock, type Sampler, type SamplerFactory, type ShardSpec } from '@sgd-lab/core';
-import { ReplicaEngine, sumSquaresLast2, swapLast, type ReplicaProgram, type TensorReplicaState } from '@sgd-lab/tensor';
+import { ReplicaEngine, matMulT, sumSquaresLast2, type ReplicaProgram, type TensorReplicaState } from '@sgd-lab/tensor';
 
 /** The mini-batches of all runs of a shard for one step: run r's [b, p] block at r*b*p. */
 export interface GaussianBatch {
@@ -70,44 +70,47 @@ export function product(flat: Float64Array, widths: readonly number[]): Float64A
   return acc!;
 }
 
-/** The step of one replica (2-D) or of a chunk ([C, ...]), rank-polymorphic. */
+/**
+ * The step of one replica (2-D) or of a chunk ([C, ...]), rank-polymorphic. With Q_k = W_k ... W_1,
+ * Delta = Q_d - M* and E = Delta S_b (S_b = X^T X / b), the stochastic gradient of layer k is
+ * (W_d ... W_{k+1})^T E Q_{k-1}^T; the full gradient is the same with Delta for E.
+ */
 export function deepLinearProgram(widths: readonly number[], teacherT: tf.Tensor2D): ReplicaProgram {
   const shapes = layerShapes(widths);
   const d = shapes.length;
   const blocks = shapes.map((shape, k) => ({ name: `W${k + 1}`, shape }));
-  /** Delta^T = W_1^T ... W_d^T - M*^T (p x o) and the prefixes W_1^T ... W_{k}^T. */
+  const teacher = tf.keep(tf.transpose(teacherT));
+  /** Q_1 .. Q_d and Delta = Q_d - M*. */
   const forward = (params: readonly tf.Tensor[]) => {
-    const ts = params.map(swapLast);
-    const prefix: tf.Tensor[] = [ts[0]];
-    for (let k = 1; k < d; k++) prefix.push(tf.matMul(prefix[k - 1], ts[k]));
-    return { ts, prefix, deltaT: tf.sub(prefix[d - 1], teacherT) };
+    const q: tf.Tensor[] = [params[0]];
+    for (let k = 1; k < d; k++) q.push(tf.matMul(params[k], q[k - 1]));
+    return { q, delta: tf.sub(q[d - 1], teacher) };
   };
-  /** Layer gradients for a left factor E (o x p): Delta S_b for g, Delta for the full gradient. */
-  const layerGrads = (e: tf.Tensor, ts: tf.Tensor[], prefix: tf.Tensor[]) => {
+  /** Layer gradients for a left factor E (o x p). */
+  const layerGrads = (e: tf.Tensor, params: readonly tf.Tensor[], q: tf.Tensor[]) => {
     const grads = new Array<tf.Tensor>(d);
     let g = e;
     for (let k = d - 1; k >= 0; k--) {
-      grads[k] = k === 0 ? g : tf.matMul(g, prefix[k - 1]);
-      if (k > 0) g = tf.matMul(ts[k], g);
+      grads[k] = k === 0 ? g : matMulT(g, q[k - 1], false, true);
+      if (k > 0) g = matMulT(params[k], g, true, false);
     }
     return grads;
   };
   return {
     blocks,
     step(params, [x], wantFull) {
-      const { ts, prefix, deltaT } = forward(params);
+      const { q, delta } = forward(params);
       const b = x.shape[x.rank - 2];
-      const s = tf.div(tf.matMul(swapLast(x), x), b);
-      const delta = swapLast(deltaT);
-      const e = swapLast(tf.matMul(s, deltaT));
+      const s = tf.div(matMulT(x, x, true, false), b);
+      const e = tf.matMul(delta, s);
       return {
-        grads: layerGrads(e, ts, prefix),
-        full: wantFull ? layerGrads(delta, ts, prefix) : undefined,
-        loss: tf.mul(sumSquaresLast2(deltaT), 0.5),
+        grads: layerGrads(e, params, q),
+        full: wantFull ? layerGrads(delta, params, q) : undefined,
+        loss: tf.mul(sumSquaresLast2(delta), 0.5),
       };
     },
     loss(params) {
-      return tf.mul(sumSquaresLast2(forward(params).deltaT), 0.5);
+      return tf.mul(sumSquaresLast2(forward(params).delta), 0.5);
     },
   };
 }

@@ -6,7 +6,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { PackedStreams, StreamPurpose, type GradientReport, type Model, type ParamBlock, type RandomStream, type Sampler, type SamplerFactory, type ShardSchedule, type ShardSpec, type StudyConfig } from '@sgd-lab/core';
-import { ReplicaEngine, swapLast, type ReplicaProgram, type TensorReplicaState } from '@sgd-lab/tensor';
+import { ReplicaEngine, matMulT, type ReplicaProgram, type TensorReplicaState } from '@sgd-lab/tensor';
 import { CLASSES, PIXELS, oneHot, type ImageSet } from './data.js';
 
 /** Blocks W1, b1, W2, b2, ...: W_k is (in x out), b_k is (1 x out). */
@@ -67,9 +67,9 @@ export function mlpProgram(widths: readonly number[]): ReplicaProgram {
       // d loss / d logits for the mean cross-entropy.
       let delta = tf.div(tf.sub(tf.softmax(logits), y), b);
       for (let k = layers - 1; k >= 0; k--) {
-        grads[2 * k] = tf.matMul(swapLast(acts[k]), delta);
+        grads[2 * k] = matMulT(acts[k], delta, true, false);
         grads[2 * k + 1] = tf.sum(delta, -2, true);
-        if (k > 0) delta = tf.mul(tf.matMul(delta, swapLast(params[2 * k])), tf.step(pre[k - 1]));
+        if (k > 0) delta = tf.mul(matMulT(delta, params[2 * k], false, true), tf.step(pre[k - 1]));
       }
       return { grads, loss: crossEntropy(logits, y) };
     },

@@ -12,7 +12,13 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { mergeMoments, type BlockMoments, type GradientReport, type RunMoments } from '@sgd-lab/core';
+import { AXPY, SQUARED_DEVIATION_SUM } from '@sgd-lab/native';
 import type { ReplicaInput, ReplicaProgram } from './program.js';
+
+/** Whether the active backend registers a kernel (the fused ones exist on `native` only). */
+function hasKernel(name: string): boolean {
+  return tf.getKernel(name, tf.getBackend()) !== undefined;
+}
 
 export type KernelStrategy = 'per-replica' | 'stacked';
 
@@ -181,7 +187,9 @@ export class ReplicaEngine {
 
   /** SGD on every replica with the pending gradients: W <- W - lr g. */
   sgd(state: TensorReplicaState, lr: number): void {
-    this.update(state, (w, g) => tf.sub(w, tf.mul(g, lr)));
+    // One pass (w + (-lr) g) where the backend has the fused kernel.
+    if (hasKernel(AXPY)) this.update(state, (w, g) => tf.engine().runKernel(AXPY, { x: w, y: g }, { alpha: -lr }) as tf.Tensor);
+    else this.update(state, (w, g) => tf.sub(w, tf.mul(g, lr)));
   }
 
   /**
@@ -263,13 +271,16 @@ function blockDeviations(perResult: tf.Tensor[][], strategy: KernelStrategy, nb:
       count = g.shape[0];
       const mean = tf.mean(g, 0);
       means.push(tf.keep(mean));
-      d.push(tf.keep(tf.sum(tf.square(tf.sub(g, mean)), [1, 2])));
+      const dev = hasKernel(SQUARED_DEVIATION_SUM)
+        ? (tf.engine().runKernel(SQUARED_DEVIATION_SUM, { x: g, mean }, {}) as tf.Tensor)
+        : tf.sum(tf.squaredDifference(g, mean), [1, 2]);
+      d.push(tf.keep(dev));
     } else {
       const gs = perResult.map((r) => r[k]);
       count = gs.length;
       const mean = tf.div(tf.addN(gs), count);
       means.push(tf.keep(mean));
-      d.push(tf.keep(tf.stack(gs.map((g) => tf.sum(tf.square(tf.sub(g, mean)))))));
+      d.push(tf.keep(tf.stack(gs.map((g) => tf.sum(tf.squaredDifference(g, mean))))));
     }
   }
   return { means, d, count };

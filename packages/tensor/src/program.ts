@@ -2,8 +2,9 @@
  * A replica program: one SGD step of a model written once with rank-polymorphic TensorFlow.js
  * ops, so the engine can run it per replica on 2-D tensors or on a whole chunk of replicas with
  * the run axis leading ([C, ...] tensors), whichever the backend runs faster. Rules for authors:
- * matMul without transpose flags (transpose with `swapLast`), reductions over negative axes,
- * shared tensors (a teacher) broadcast from their own rank.
+ * products with transposes through `matMulT` (flags where the backend's kernel takes them for
+ * free, explicit transposes on wasm, whose flagged products are slow), reductions over negative
+ * axes, shared tensors (a teacher) broadcast from their own rank.
  */
 import * as tf from '@tensorflow/tfjs-core';
 
@@ -48,6 +49,18 @@ export interface ReplicaInput {
 /** Transposes the last two axes of a rank-2 or rank-3 tensor. */
 export function swapLast(x: tf.Tensor): tf.Tensor {
   return x.rank === 2 ? tf.transpose(x) : tf.transpose(x, [0, 2, 1]);
+}
+
+/**
+ * op(a) op(b) with op a transpose of the last two axes where asked. On wasm, transpose flags and
+ * rank-3 products leave XNNPACK's fast path, so the transposes are made explicitly there; native
+ * (OpenBLAS) and the other backends take the flags, which cost nothing.
+ */
+export function matMulT(a: tf.Tensor, b: tf.Tensor, transposeA = false, transposeB = false): tf.Tensor {
+  if ((transposeA || transposeB) && tf.getBackend() === 'wasm') {
+    return tf.matMul(transposeA ? swapLast(a) : a, transposeB ? swapLast(b) : b);
+  }
+  return tf.matMul(a, b, transposeA, transposeB);
 }
 
 /** Sum of squares over the last two axes: a scalar per replica. */

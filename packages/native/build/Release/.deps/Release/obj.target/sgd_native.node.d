@@ -1,1 +1,0 @@
-cmd_Release/obj.target/sgd_native.node := g++ -o Release/obj.target/sgd_native.node -shared -pthread -rdynamic -m64  -Wl,-soname=sgd_native.node -Wl,--start-group Release/obj.target/sgd_native/addon/sgd_native.o -Wl,--end-group -L/usr/lib/x86_64-linux-gnu -lopenblas

@@ -1,1 +1,0 @@
-cmd_Release/sgd_native.node := ln -f "Release/obj.target/sgd_native.node" "Release/sgd_native.node" 2>/dev/null || (rm -rf "Release/sgd_native.node" && cp -af "Release/obj.target/sgd_native.node" "Release/sgd_native.node")

@@ -1,0 +1,235 @@
+/**
+ * Every element-wise, layout and reduction kernel of the native backend against the cpu
+ * backend's own kernels (the reference implementation of TensorFlow.js), on shapes that
+ * broadcast, are empty, or reduce over every axis pattern. Tolerances: a few float32 ulps for
+ * element-wise results; for sums, n u sum|x| (the cpu kernel accumulates in float32, native in
+ * float64). Also: the output-array pool never hands out an array something else can still see.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-backend-cpu';
+import '@tensorflow/tfjs-core/dist/register_all_gradients';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { loadAddon } from './addon.js';
+import { registerNative, type NativeBackend } from './backend.js';
+import { AXPY, NATIVE, SQUARED_DEVIATION_SUM, kernelCalls } from './kernels.js';
+
+const U = 2 ** -24;
+
+beforeAll(async () => {
+  if (loadAddon().ok) await registerNative();
+});
+
+function values(n: number, seed: number, lo = -2, hi = 2): Float32Array {
+  let s = seed >>> 0;
+  return Float32Array.from({ length: n }, () => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return lo + ((hi - lo) * s) / 2 ** 32;
+  });
+}
+
+const size = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
+
+/** Runs f on both backends with the same inputs; returns [native, cpu] values and shapes. */
+async function both(f: () => tf.Tensor): Promise<[Float32Array, Float32Array, number[], number[]]> {
+  await tf.setBackend(NATIVE);
+  const n = tf.tidy(f);
+  const nv = n.dataSync() as Float32Array;
+  const ns = n.shape;
+  n.dispose();
+  await tf.setBackend('cpu');
+  const c = tf.tidy(f);
+  const cv = c.dataSync() as Float32Array;
+  const cs = c.shape;
+  c.dispose();
+  return [nv, cv, ns, cs];
+}
+
+function close(a: Float32Array, b: Float32Array, ulps = 4, abs = 0): void {
+  expect(a.length).toBe(b.length);
+  for (let i = 0; i < a.length; i++) {
+    if (Number.isNaN(b[i])) expect(a[i]).toBeNaN();
+    else if (!Number.isFinite(b[i])) expect(a[i]).toBe(b[i]);
+    else expect(Math.abs(a[i] - b[i])).toBeLessThanOrEqual(ulps * U * Math.abs(b[i]) + abs);
+  }
+}
+
+describe.skipIf(!loadAddon().ok)('native element-wise and reduction kernels agree with cpu', () => {
+  const pairs: [number[], number[]][] = [
+    [[2, 3, 4], [2, 3, 4]],
+    [[2, 3, 4], [4]],
+    [[2, 3, 4], [3, 1]],
+    [[2, 1, 4], [1, 3, 1]],
+    [[5], []],
+    [[], [6]],
+    [[0, 3], [3]],
+    [[16, 64, 256], [64, 256]],
+  ];
+  const ops: [string, (a: tf.Tensor, b: tf.Tensor) => tf.Tensor][] = [
+    ['Add', tf.add],
+    ['Sub', tf.sub],
+    ['Multiply', tf.mul],
+    ['RealDiv', tf.div],
+    ['SquaredDifference', tf.squaredDifference],
+    ['Maximum', tf.maximum],
+    ['Minimum', tf.minimum],
+  ];
+  it.each(ops.flatMap(([name, op]) => pairs.map(([a, b]) => ({ name, op, a, b }))))('$name of $a and $b', async ({ name, op, a, b }) => {
+    const av = values(size(a), 1);
+    const bv = values(size(b), 2, 0.5, 2);
+    const before = kernelCalls[name]?.native ?? 0;
+    const [n, c, ns, cs] = await both(() => op(tf.tensor(av, a), tf.tensor(bv, b)));
+    expect(ns).toEqual(cs);
+    close(n, c, 2);
+    expect(kernelCalls[name].native).toBe(before + 1);
+  });
+
+  const unary: [string, (x: tf.Tensor) => tf.Tensor, number, number][] = [
+    ['Relu', tf.relu, -2, 2],
+    ['Step', (x) => tf.step(x, 0.25), -2, 2],
+    ['Exp', tf.exp, -5, 5],
+    ['Log', tf.log, 0.01, 10],
+    ['Neg', tf.neg, -2, 2],
+    ['Sqrt', tf.sqrt, 0, 10],
+    ['Rsqrt', tf.rsqrt, 0.01, 10],
+    ['Tanh', tf.tanh, -4, 4],
+    ['Sigmoid', tf.sigmoid, -8, 8],
+    ['Abs', tf.abs, -2, 2],
+    ['Erf', tf.erf, -3, 3],
+    ['LeakyRelu', (x) => tf.leakyRelu(x, 0.1), -2, 2],
+    ['Elu', tf.elu, -3, 3],
+    ['Square', tf.square, -3, 3],
+  ];
+  it.each(unary.map(([name, f, lo, hi]) => ({ name, f, lo, hi })))('$name', async ({ name, f, lo, hi }) => {
+    const xv = values(3 * 257, 3, lo, hi);
+    const before = kernelCalls[name]?.native ?? 0;
+    const [n, c] = await both(() => f(tf.tensor2d(xv, [3, 257])));
+    // Transcendentals: the C library and V8 may differ in the last bits; erf's cpu kernel is a
+    // rational approximation good to about 1.5e-7 absolute.
+    close(n, c, 8, name === 'Erf' ? 3e-7 : 1e-30);
+    expect(kernelCalls[name].native).toBe(before + 1);
+  });
+
+  it('Softmax over the last axis, NaN-free for large logits', async () => {
+    const xv = values(3 * 4 * 50, 4, -30, 30);
+    const [n, c] = await both(() => tf.softmax(tf.tensor3d(xv, [3, 4, 50])));
+    close(n, c, 8, 1e-9);
+    const [big] = await both(() => tf.softmax(tf.tensor2d([1000, 1001, 999], [1, 3])));
+    expect(big.every((v) => Number.isFinite(v))).toBe(true);
+  });
+
+  it.each([
+    { shape: [3, 5], perm: [1, 0] },
+    { shape: [4, 33, 70], perm: [0, 2, 1] },
+    { shape: [2, 3, 4], perm: [2, 0, 1] },
+    { shape: [2, 3, 4, 5], perm: [1, 0, 2, 3] },
+    { shape: [2, 3, 4, 5], perm: [3, 2, 1, 0] },
+    { shape: [2, 12, 16, 32], perm: [0, 2, 1, 3] },
+    { shape: [0, 3], perm: [1, 0] },
+  ])('Transpose $shape by $perm', async ({ shape, perm }) => {
+    const xv = values(size(shape), 5);
+    const [n, c, ns, cs] = await both(() => tf.transpose(tf.tensor(xv, shape), perm));
+    expect(ns).toEqual(cs);
+    expect(Array.from(n)).toEqual(Array.from(c));
+  });
+
+  const axes: (number | number[] | undefined)[] = [0, 1, 2, -1, [0, 1], [1, 2], [0, 2], [0, 1, 2], undefined];
+  it.each(axes.flatMap((axis) => [true, false].flatMap((keepDims) => ['sum', 'mean'].map((fn) => ({ axis, keepDims, fn })))))(
+    '$fn over $axis (keepDims $keepDims)',
+    async ({ axis, keepDims, fn }) => {
+      const shape = [7, 9, 300];
+      const xv = values(size(shape), 6);
+      const f = fn === 'sum' ? tf.sum : tf.mean;
+      const [n, c, ns, cs] = await both(() => f(tf.tensor(xv, shape), axis, keepDims));
+      expect(ns).toEqual(cs);
+      const count = size(shape) / n.length;
+      // |float32 running sum - exact| <= count u sum|x| <= count^2 u max|x| (max|x| = 2).
+      for (let i = 0; i < n.length; i++) expect(Math.abs(n[i] - c[i])).toBeLessThanOrEqual(count * U * count * 2 / (fn === 'mean' ? count : 1) + 1e-6);
+    },
+  );
+
+  it.each([
+    { shape: [2, 3], reps: [2, 1] },
+    { shape: [2, 3], reps: [1, 3] },
+    { shape: [1, 4, 5], reps: [3, 1, 1] },
+    { shape: [2, 1, 2, 2], reps: [1, 2, 1, 3] },
+  ])('Tile $shape by $reps', async ({ shape, reps }) => {
+    const xv = values(size(shape), 7);
+    const [n, c, ns, cs] = await both(() => tf.tile(tf.tensor(xv, shape), reps));
+    expect(ns).toEqual(cs);
+    expect(Array.from(n)).toEqual(Array.from(c));
+  });
+
+  it('fused squared-deviation sums and axpy equal their composed ops', async () => {
+    await tf.setBackend(NATIVE);
+    const x = tf.tensor3d(values(6 * 20 * 30, 8), [6, 20, 30]);
+    const mean = tf.mean(x, 0);
+    const fused = (tf.engine().runKernel(SQUARED_DEVIATION_SUM, { x, mean }, {}) as tf.Tensor).dataSync();
+    const composed = tf.sum(tf.squaredDifference(x, mean), [1, 2]).dataSync();
+    close(fused as Float32Array, composed as Float32Array, 600 * 4);
+    const y = tf.tensor3d(values(6 * 20 * 30, 9), [6, 20, 30]);
+    const ax = (tf.engine().runKernel(AXPY, { x, y }, { alpha: -0.3 }) as tf.Tensor).dataSync();
+    close(ax as Float32Array, tf.sub(x, tf.mul(y, 0.3)).dataSync() as Float32Array, 4, 1e-7);
+    expect(() => tf.engine().runKernel(AXPY, { x, y: mean }, { alpha: 1 })).toThrow(/two float32 tensors of one shape/);
+    tf.dispose([x, mean, y]);
+  });
+
+  it('gradients through native kernels equal those on cpu', async () => {
+    const wv = values(20 * 10, 10);
+    const xv = values(32 * 20, 11);
+    const [n, c] = await both(() => {
+      const x = tf.tensor2d(xv, [32, 20]);
+      const g = tf.grad((w: tf.Tensor) => tf.mean(tf.sum(tf.mul(tf.softmax(tf.tanh(tf.matMul(x, w))), tf.sigmoid(tf.matMul(x, w))), -1)))(tf.tensor2d(wv, [20, 10]));
+      return g;
+    });
+    close(n, c, 64, 1e-7);
+  });
+});
+
+describe.skipIf(!loadAddon().ok)('the output-array pool', () => {
+  it('reuses the arrays of freed results', async () => {
+    await tf.setBackend(NATIVE);
+    const pool = (tf.backend() as NativeBackend).pool;
+    const a = tf.tensor2d(values(64 * 64, 12), [64, 64]);
+    tf.dispose(tf.add(a, a));
+    const reused = pool.stats.reused;
+    tf.dispose(tf.add(a, a));
+    expect(pool.stats.reused).toBe(reused + 1);
+    a.dispose();
+  });
+
+  it('never reuses an array that was read out', async () => {
+    await tf.setBackend(NATIVE);
+    const a = tf.tensor1d(values(4096, 13));
+    const r = tf.add(a, 1);
+    const read = r.dataSync();
+    const copy = Float32Array.from(read);
+    r.dispose();
+    for (let i = 0; i < 5; i++) tf.dispose(tf.mul(a, i));
+    expect(Array.from(read)).toEqual(Array.from(copy));
+    a.dispose();
+  });
+
+  it('never reuses an array a slice still views', async () => {
+    await tf.setBackend(NATIVE);
+    const a = tf.tensor2d(values(64 * 64, 14), [64, 64]);
+    const r = tf.add(a, 1);
+    const view = tf.slice(r, [10, 0], [4, 64]);
+    const expected = Float32Array.from(r.dataSync().subarray(640, 640 + 256));
+    // r's array escaped by dataSync above; make one that did not, and slice it.
+    const r2 = tf.mul(a, 3);
+    const view2 = tf.slice(r2, [5, 0], [2, 64]);
+    r2.dispose();
+    for (let i = 0; i < 5; i++) tf.dispose(tf.mul(a, -7 - i));
+    expect(Array.from(view2.dataSync())).toEqual(Array.from(a.dataSync().subarray(320, 448)).map((v) => Math.fround(v * 3)));
+    expect(Array.from(view.dataSync())).toEqual(Array.from(expected));
+    tf.dispose([a, r, view, view2]);
+  });
+});
+
+describe.skipIf(!loadAddon().ok)('inputs the cpu kernels leave in other arrays', () => {
+  it('reads a float32 cast from bool', async () => {
+    const [n, c] = await both(() => tf.mean(tf.cast(tf.equal(tf.tensor1d([1, 2, 3, 4]), tf.tensor1d([1, 0, 3, 0])), 'float32')));
+    expect(Array.from(n)).toEqual(Array.from(c));
+    expect(n[0]).toBe(0.5);
+  });
+});
