@@ -5,8 +5,10 @@
  *
  *   node tools/bench/bench.mjs [--repeats k] [--out BENCHMARKS.md]
  *
- * Peers run with OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset for their command only (they halve
- * OpenBLAS speed here); tests and CI leave the environment alone.
+ * Commands that call OpenBLAS (the numpy and PyTorch peers, and sgd-lab's `native` backend) run
+ * with OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset for that command only (they halve OpenBLAS
+ * speed here); tests and CI leave the environment alone. PyTorch runs on Debian's OpenMP build of
+ * OpenBLAS (it parallelises with OpenMP itself), the native addon on the pthreads build it links.
  */
 import 'reflect-metadata';
 import { spawnSync } from 'node:child_process';
@@ -44,12 +46,48 @@ function time(fn) {
   return { seconds: (performance.now() - t0) / 1000, out };
 }
 
-/** The environment for a peer command: OpenBLAS tuning variables removed for it alone. */
+/** The environment for a command that calls OpenBLAS: its tuning variables removed for it alone. */
 function peerEnv() {
   const env = { ...process.env };
   delete env.OPENBLAS_CORETYPE;
   delete env.OPENBLAS_L2_SIZE;
   return env;
+}
+
+const OPENMP_BLAS = '/usr/lib/x86_64-linux-gnu/openblas-openmp';
+/** PyTorch's environment: peerEnv on Debian's OpenMP OpenBLAS, whatever the system alternative. */
+function torchEnv() {
+  const env = peerEnv();
+  if (existsSync(join(OPENMP_BLAS, 'libblas.so.3'))) env.LD_LIBRARY_PATH = [OPENMP_BLAS, env.LD_LIBRARY_PATH].filter(Boolean).join(':');
+  return env;
+}
+
+/** The environment of an sgd-lab step or study on a backend (native calls OpenBLAS). */
+function backendEnv(backend) {
+  return backend === 'native' ? peerEnv() : process.env;
+}
+
+/** Steps per backend: the JavaScript cpu backend is slow, so it gets fewer. */
+function stepsFor(backend, many) {
+  return backend === 'cpu' ? 1 : many;
+}
+
+/** Runs `sgd-lab run <setting> --preset cpu` on a backend: seconds, peak RSS, exit code. */
+function endToEnd(setting, backend) {
+  const r = spawnSync(process.execPath, [join(root, 'tools', 'bench', 'rss.mjs'), 'run', setting, '--preset', 'cpu', '--backend', backend, '--out', join(root, 'results', `bench-${setting}-${backend}`), '--force', '--quiet'], { encoding: 'utf8', maxBuffer: 1 << 26, env: backendEnv(backend) });
+  try {
+    return JSON.parse(r.stderr.trim().split('\n').at(-1));
+  } catch {
+    return { code: r.status ?? -1, seconds: NaN, maxRssMiB: NaN };
+  }
+}
+
+/** OpenBLAS build line and thread count of the native backend, for the report. */
+async function nativeInfo() {
+  const { availableBackends } = await import('@sgd-lab/tensor');
+  if (!availableBackends().includes('native')) return undefined;
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', "const { useBackend } = await import('@sgd-lab/tensor'); const i = await useBackend('native'); console.log(JSON.stringify(i));"], { encoding: 'utf8', env: peerEnv(), cwd: join(root, 'tools') });
+  return r.status === 0 ? JSON.parse(r.stdout.trim().split('\n').at(-1)) : undefined;
 }
 
 function machine() {
@@ -171,22 +209,21 @@ async function benchDeepLinear(sections) {
   const rows = [];
   const { availableBackends } = await import('@sgd-lab/tensor');
   for (const backend of availableBackends()) {
-    const steps = backend === 'cpu' ? 1 : 5;
-    const r = spawnSync(process.execPath, [stepScript, backend, String(R), String(b), String(steps), '1'], { encoding: 'utf8', maxBuffer: 1 << 24 });
+    const r = spawnSync(process.execPath, [stepScript, backend, String(R), String(b), String(stepsFor(backend, 7)), '1'], { encoding: 'utf8', maxBuffer: 1 << 24, env: backendEnv(backend) });
     if (r.status !== 0) {
       say(`  ${backend}: failed: ${r.stderr.trim().split('\n').at(-1)}`);
       continue;
     }
     const out = JSON.parse(r.stdout.trim().split('\n').at(-1));
     const sec = median(out.seconds);
-    rows.push({ name: `sgd-lab ${out.backend} (${out.strategy}${out.simd ? ', SIMD' : ''})`, sec });
+    rows.push({ backend: out.backend, name: `sgd-lab ${out.backend} (${out.strategy}${out.simd ? ', SIMD' : ''})`, sec });
     say(`  ${out.backend}: ${fmt(sec)} per step`);
   }
   let torch;
   if (ensureTorch()) {
     const r = spawnSync('/usr/bin/python3', [join(root, 'tools', 'bench', 'deeplinear_torch.py')], {
       input: JSON.stringify({ R, b, widths, steps: 10, warmup: 2 }),
-      env: peerEnv(),
+      env: torchEnv(),
       encoding: 'utf8',
     });
     if (r.status === 0) {
@@ -195,25 +232,32 @@ async function benchDeepLinear(sections) {
     } else say(`  PyTorch peer failed: ${r.stderr.trim().split('\n').at(-1)}`);
   } else say('  PyTorch peer unavailable (python3-torch could not be installed)');
 
-  // Where the wasm step spends its time.
+  // Where the native (else wasm) step spends its time.
+  const profiled = rows.some((r) => r.backend === 'native') ? 'native' : 'wasm';
   const profDir = join(root, 'results', 'bench-profile');
   spawnSync('rm', ['-rf', profDir]);
-  spawnSync(process.execPath, ['--cpu-prof', `--cpu-prof-dir=${profDir}`, stepScript, 'wasm', String(R), String(b), '3', '1'], { encoding: 'utf8' });
+  spawnSync(process.execPath, ['--cpu-prof', `--cpu-prof-dir=${profDir}`, stepScript, profiled, String(R), String(b), '3', '1'], { encoding: 'utf8', env: backendEnv(profiled) });
   const { readdirSync } = await import('node:fs');
   const profFile = readdirSync(profDir).find((f) => f.endsWith('.cpuprofile'));
   const prof = profFile ? JSON.parse(spawnSync('python3', [join(root, 'tools', 'bench', 'profile-summary.py'), join(profDir, profFile)], { encoding: 'utf8' }).stdout) : undefined;
 
-  // End-to-end cpu preset with its peak memory.
-  say('  cpu preset end to end (peak RSS)...');
-  const e2e = spawnSync(process.execPath, [join(root, 'tools', 'bench', 'rss.mjs'), 'run', 'gaussian-deeplinear', '--preset', 'cpu', '--backend', 'wasm', '--out', join(root, 'results', 'bench-deeplinear-cpu'), '--force', '--quiet'], { encoding: 'utf8', maxBuffer: 1 << 26 });
-  const rss = JSON.parse(e2e.stderr.trim().split('\n').at(-1));
-  say(`  cpu preset: ${fmt(rss.seconds)}, peak RSS ${rss.maxRssMiB.toFixed(0)} MiB, exit ${rss.code}`);
+  // End-to-end cpu preset on each fast backend, with peak memory.
+  const e2e = {};
+  for (const backend of rows.map((r) => r.backend).filter((x) => x === 'native' || x === 'wasm')) {
+    say(`  cpu preset end to end on ${backend} (peak RSS)...`);
+    e2e[backend] = endToEnd('gaussian-deeplinear', backend);
+    say(`  ${backend}: ${fmt(e2e[backend].seconds)}, peak RSS ${e2e[backend].maxRssMiB.toFixed(0)} MiB, exit ${e2e[backend].code}`);
+  }
 
   const torchSec = torch ? median(torch.seconds) : undefined;
   const line = (name, sec) =>
     `| ${name} | ${fmt(sec)} | ${(R / sec).toFixed(0)} | ${((flops * R) / sec / 1e9).toFixed(1)} | ${torchSec ? (torchSec / sec).toFixed(2) : '-'} |`;
   const table = [...rows.map((r) => line(r.name, r.sec)), ...(torchSec ? [line(`PyTorch ${torch.torch} CPU, bmm into reused buffers, ${torch.threads} threads`, torchSec)] : [])].join('\n');
   const pct = (x) => `${(x * 100).toFixed(1)}%`;
+  const e2eTable = Object.entries(e2e)
+    .map(([k, v]) => `| ${k} | ${fmt(v.seconds)} | ${v.maxRssMiB.toFixed(0)} MiB | ${v.code} |`)
+    .join('\n');
+  const speedup = e2e.native && e2e.wasm ? e2e.wasm.seconds / e2e.native.seconds : undefined;
   sections.push(`## gaussian-deeplinear (R = ${R} replicas, b = ${b}, widths ${widths.join('-')})
 
 One step = fresh Gaussian batches for every replica, stochastic and full gradients of both layers,
@@ -224,29 +268,27 @@ ${(flops / 1e6).toFixed(1)} MFLOP per replica-step (the products of both codes a
 |---|---|---|---|---|
 ${table}
 
-Machine float32 GEMM peak, measured the same way (torch.mm 1024^3 on ${torch?.threads ?? '?'} threads, BLAS ${blasAlternative()}):
-**${torch ? torch.sgemmGflops.toFixed(0) : '?'} GFLOP/s**. Target for the wasm backend: ratio >= 0.15.
+Machine float32 GEMM peak, measured the same way (torch.mm 1024^3 on ${torch?.threads ?? '?'} threads, OpenMP OpenBLAS):
+**${torch ? torch.sgemmGflops.toFixed(0) : '?'} GFLOP/s**. Targets: wasm ratio >= 0.15; native ratio >= 0.9.
 
-What limits the wasm backend (V8 CPU profile of 4 steps, self time):
+Where the ${profiled} step spends its time (V8 CPU profile of 4 steps, self time; addon calls are
+inside the kernel functions of kernels.js):
 
 | TensorFlow.js kernel (wasm time by caller) | share |
 |---|---|
-${prof ? prof.kernels.map(([k, v]) => `| ${k} | ${pct(v)} |`).join('\n') : '| (profile unavailable) | |'}
+${prof && prof.kernels.length ? prof.kernels.map(([k, v]) => `| ${k} | ${pct(v)} |`).join('\n') : '| (none: native kernels are listed below) | |'}
 
 | function | share |
 |---|---|
 ${prof ? prof.functions.map(([k, v]) => `| ${k.replace(/\|/g, '/')} | ${pct(v)} |`).join('\n') : ''}
 
-The products (batchMatMul, run per replica as 2-D XNNPACK GEMMs) take the largest share; the rest
-is element-wise work and reductions (kernelFunc, Square, Sum: the across-run moments of six
-gradient blocks), transposes, and the Gaussian batches drawn in JavaScript. WASM SIMD is 128-bit
-and single-threaded in Node, against AVX-512 on two threads for OpenBLAS: parity needs the native
-kernels of the native-kernels issue, which plug in as the \`stacked\` strategy without touching the
-plugin.
+End to end, \`sgd-lab run gaussian-deeplinear --preset cpu\` (target: peak RSS < 2 GiB; native at
+least 3x faster than wasm):
 
-End to end, \`sgd-lab run gaussian-deeplinear --preset cpu --backend wasm\`: ${fmt(rss.seconds)},
-**peak RSS ${rss.maxRssMiB.toFixed(0)} MiB** (target < 2 GiB).
-`);
+| backend | time | peak RSS | exit |
+|---|---|---|---|
+${e2eTable}
+${speedup ? `\nnative is **${speedup.toFixed(1)}x** faster than wasm end to end.\n` : ''}`);
 }
 
 async function benchMnist(sections) {
@@ -258,26 +300,36 @@ async function benchMnist(sections) {
   const rows = [];
   const { availableBackends } = await import('@sgd-lab/tensor');
   for (const backend of availableBackends()) {
-    const r = spawnSync(process.execPath, [script, backend, String(R), String(b), backend === 'cpu' ? '2' : '20', '2', widths.join('-')], { encoding: 'utf8' });
+    const r = spawnSync(process.execPath, [script, backend, String(R), String(b), String(stepsFor(backend, 30)), '3', widths.join('-')], { encoding: 'utf8', env: backendEnv(backend) });
     if (r.status !== 0) {
       say(`  ${backend}: failed: ${r.stderr.trim().split('\n').at(-1)}`);
       continue;
     }
     const out = JSON.parse(r.stdout.trim().split('\n').at(-1));
-    rows.push({ name: `sgd-lab ${out.backend} (${out.strategy}${out.simd ? ', SIMD' : ''})`, sec: median(out.seconds) });
+    rows.push({ backend: out.backend, name: `sgd-lab ${out.backend} (${out.strategy}${out.simd ? ', SIMD' : ''})`, sec: median(out.seconds) });
     say(`  ${out.backend}: ${fmt(median(out.seconds))} per step`);
   }
   let torch;
   if (ensureTorch()) {
-    const r = spawnSync('/usr/bin/python3', [join(root, 'tools', 'bench', 'mnist_torch.py')], { input: JSON.stringify({ R, b, widths, steps: 20, warmup: 3 }), env: peerEnv(), encoding: 'utf8' });
+    const r = spawnSync('/usr/bin/python3', [join(root, 'tools', 'bench', 'mnist_torch.py')], { input: JSON.stringify({ R, b, widths, steps: 30, warmup: 3 }), env: torchEnv(), encoding: 'utf8' });
     if (r.status === 0) {
       torch = JSON.parse(r.stdout);
       say(`  PyTorch ${torch.torch}: ${fmt(median(torch.seconds))} per step`);
     } else say(`  PyTorch peer failed: ${r.stderr.trim().split('\n').at(-1)}`);
   }
+  const e2e = {};
+  for (const backend of rows.map((r) => r.backend).filter((x) => x === 'native' || x === 'wasm')) {
+    say(`  cpu preset end to end on ${backend}...`);
+    e2e[backend] = endToEnd('mnist-mlp', backend);
+    say(`  ${backend}: ${fmt(e2e[backend].seconds)}, peak RSS ${e2e[backend].maxRssMiB.toFixed(0)} MiB, exit ${e2e[backend].code}`);
+  }
   const torchSec = torch ? median(torch.seconds) : undefined;
   const line = (name, sec) => `| ${name} | ${fmt(sec)} | ${(b / sec).toFixed(0)} | ${torchSec ? (torchSec / sec).toFixed(2) : '-'} |`;
   const table = [...rows.map((r) => line(r.name, r.sec)), ...(torchSec ? [line(`PyTorch ${torch.torch} CPU, bmm/baddbmm, ${torch.threads} threads`, torchSec)] : [])].join('\n');
+  const e2eTable = Object.entries(e2e)
+    .map(([k, v]) => `| ${k} | ${fmt(v.seconds)} | ${v.maxRssMiB.toFixed(0)} MiB | ${v.code} |`)
+    .join('\n');
+  const speedup = e2e.native && e2e.wasm ? e2e.wasm.seconds / e2e.native.seconds : undefined;
   sections.push(`## mnist-mlp (cpu preset step: R = ${R} replicas, b = ${b}, widths ${widths.join('-')})
 
 One step = the epoch-shuffled batch of every replica, forward and hand-written backward of the
@@ -286,19 +338,28 @@ MLP, the across-run moments of all six gradient blocks, and the SGD update.
 | code | time per step (median) | samples/s per replica | ratio to PyTorch |
 |---|---|---|---|
 ${table}
-`);
+
+End to end, \`sgd-lab run mnist-mlp --preset cpu\` (embedded MNIST subset when the IDX files are absent):
+
+| backend | time | peak RSS | exit |
+|---|---|---|---|
+${e2eTable}
+${speedup ? `\nnative is **${speedup.toFixed(1)}x** faster than wasm end to end.\n` : ''}`);
 }
 
 const sections = [];
 if (wanted('linreg')) await benchLinreg(sections);
 if (wanted('mnist')) await benchMnist(sections);
 if (wanted('deeplinear')) await benchDeepLinear(sections);
+const native = await nativeInfo();
 const text = `# Benchmarks
 
 Written by \`npm run bench\` on ${new Date().toISOString().slice(0, 10)}; machine: ${machine()}.
-Peers run in the same invocation, one after the other, with \`OPENBLAS_CORETYPE\` and
-\`OPENBLAS_L2_SIZE\` unset for the peer command only. Read the ratios: absolute times on this shared
-machine move by 20% or more between runs.
+Peers run in the same invocation, one after the other. Every command that calls OpenBLAS (the
+numpy and PyTorch peers and sgd-lab's \`native\` backend) runs with \`OPENBLAS_CORETYPE\` and
+\`OPENBLAS_L2_SIZE\` unset for that command only; PyTorch on Debian's OpenMP build of OpenBLAS,
+the native addon on the pthreads build it links${native ? ` (${native.blas}, ${native.blasThreads} threads)` : ''}.
+Read the ratios: absolute times on this shared machine move by 20% or more between runs.
 
 ${sections.join('\n')}`;
 writeFileSync(values.out, text);

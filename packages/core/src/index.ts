@@ -18,6 +18,7 @@ export * from './engine/run-study.js';
 export * from './engine/session.js';
 export * from './engine/components.js';
 export * from './claims/monotone.js';
+export * from './claims/epoch-mean.js';
 export * from './io/files.js';
 export * from './io/shard-store.js';
 export * from './io/builtin-reporters.js';

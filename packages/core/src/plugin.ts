@@ -21,6 +21,11 @@ export interface PluginContext {
   recordDataFile(path: string, sha256: string, description?: string): void;
   /** Adds free-form facts to the manifest (dataset sizes, parameter counts, ...). */
   recordFact(key: string, value: unknown): void;
+  /**
+   * Saves a file with the results (a trained tokenizer, say), written into the results folder
+   * when it is created and listed in the manifest's outputs with its sha256. Optional for hosts.
+   */
+  writeArtifact?(name: string, content: string): void;
 }
 
 /**
@@ -88,6 +93,11 @@ export interface CliCommand {
   usage: string;
   /** Runs with the arguments after the command name; resolves to the exit code. */
   run(args: string[]): Promise<number>;
+  /**
+   * Whether this package's command takes these arguments, when several packages add the same
+   * command name (each \`data fetch <dataset>\`, say).
+   */
+  handles?(args: string[]): boolean;
 }
 
 export function defineReporter(reporter: Reporter): Reporter {

@@ -7,6 +7,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <condition_variable>
+#include <functional>
+#include <mutex>
 #include <cstdint>
 #include <string>
 #include <thread>
@@ -24,6 +27,94 @@ namespace {
 
 // Threads for the element-wise kernels and batch-parallel products (OpenBLAS's count too).
 int g_threads = 1;
+
+// A persistent pool of worker threads for the element-wise kernels: starting a thread per call
+// costs tens of microseconds, more than most of the calls themselves.
+class Pool {
+ public:
+  ~Pool() { Resize(0); }
+
+  // Runs job(part) for part in [0, parts): part 0 on the calling thread, the rest on workers.
+  void Run(int parts, const std::function<void(int)>& job) {
+    if (parts <= 1) {
+      job(0);
+      return;
+    }
+    // One job at a time (a second JavaScript thread loading the addon would share the pool).
+    std::lock_guard<std::mutex> serial(run_mu_);
+    if (static_cast<int>(workers_.size()) < parts - 1) Resize(parts - 1);
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      job_ = &job;
+      pending_ = parts - 1;
+      next_ = 1;
+      last_ = parts;
+    }
+    cv_.notify_all();
+    job(0);
+    std::unique_lock<std::mutex> lock(mu_);
+    done_.wait(lock, [&] { return pending_ == 0; });
+    job_ = nullptr;
+  }
+
+  void Resize(int n) {
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    for (auto& t : workers_) t.join();
+    workers_.clear();
+    stop_ = false;
+    for (int i = 0; i < n; ++i) workers_.emplace_back([this] { Loop(); });
+  }
+
+ private:
+  // Workers take the parts of the current job one at a time until none is left.
+  void Loop() {
+    while (true) {
+      int part;
+      const std::function<void(int)>* job;
+      {
+        std::unique_lock<std::mutex> lock(mu_);
+        cv_.wait(lock, [&] { return stop_ || (job_ != nullptr && next_ < last_); });
+        if (stop_) return;
+        part = next_++;
+        job = job_;
+      }
+      (*job)(part);
+      {
+        std::unique_lock<std::mutex> lock(mu_);
+        if (--pending_ == 0) done_.notify_one();
+      }
+    }
+  }
+
+  std::vector<std::thread> workers_;
+  std::mutex mu_, run_mu_;
+  std::condition_variable cv_, done_;
+  const std::function<void(int)>* job_ = nullptr;
+  int pending_ = 0, next_ = 0, last_ = 0;
+  bool stop_ = false;
+};
+
+Pool& ThePool() {
+  static Pool* pool = new Pool();  // never destroyed: workers may outlive static destruction order
+  return *pool;
+}
+
+// Runs f(begin, end, part) over [0, n) split into contiguous parts, one per thread, when the work
+// (`cost`, roughly elements touched) is large enough to pay for waking the workers.
+template <typename F>
+void Parallel(int64_t n, int64_t cost, F f) {
+  int parts = static_cast<int>(std::min<int64_t>(g_threads, n));
+  if (cost < (1 << 16) || parts <= 1) {
+    f(0, n, 0);
+    return;
+  }
+  const std::function<void(int)> job = [&](int p) { f(n * p / parts, n * (p + 1) / parts, p); };
+  ThePool().Run(parts, job);
+}
 
 Napi::Float32Array F32(const Napi::CallbackInfo& info, size_t i, const char* name) {
   if (!info[i].IsTypedArray() || info[i].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) {
@@ -43,6 +134,11 @@ int64_t Int(const Napi::CallbackInfo& info, size_t i, const char* name) {
 int64_t Needed(int64_t batch, int64_t stride, int64_t rows, int64_t cols) {
   if (batch == 0 || rows == 0 || cols == 0) return 0;
   return (batch - 1) * stride + rows * cols;
+}
+
+void Gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int lda, const float* b, int ldb, float beta, float* c, int ldc) {
+  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, static_cast<int>(m), static_cast<int>(n),
+              static_cast<int>(k), alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
 // gemmBatched(a, b, c, batch, m, n, k, transA, transB, strideA, strideB, strideC, alpha, beta)
@@ -66,27 +162,30 @@ Napi::Value GemmBatched(const Napi::CallbackInfo& info) {
   const int lda = ta ? static_cast<int>(m) : static_cast<int>(k);
   const int ldb = tb ? static_cast<int>(k) : static_cast<int>(n);
   const int ldc = static_cast<int>(n);
-  auto one = [&](int64_t i) {
-    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, static_cast<int>(m),
-                static_cast<int>(n), static_cast<int>(k), alpha, pa + i * sa, lda, pb + i * sb, ldb, beta, pc + i * sc, ldc);
-  };
-  // Many small products (a batch of replicas) go faster one thread per slice of the batch, each
-  // product single-threaded, than one product at a time on all threads. Outputs never overlap
-  // unless strideC is 0, which stays sequential.
+  // OpenBLAS itself runs single-threaded (its idle pthreads spin in sched_yield between calls,
+  // burning a core the JavaScript thread needs); the addon's own pool, which sleeps, parallelises:
+  // a batch of products by slices of the batch, a single large product by blocks of rows of C.
   const double flops = 2.0 * m * n * k;
-  if (g_threads > 1 && batch >= 2 * g_threads && sc != 0 && flops < 64.0 * 1024 * 1024) {
-    openblas_set_num_threads(1);
-    std::vector<std::thread> pool;
-    const int parts = g_threads;
-    for (int p = 1; p < parts; ++p)
-      pool.emplace_back([&, p] {
-        for (int64_t i = batch * p / parts; i < batch * (p + 1) / parts; ++i) one(i);
-      });
-    for (int64_t i = 0; i < batch / parts; ++i) one(i);
-    for (auto& t : pool) t.join();
-    openblas_set_num_threads(g_threads);
+  const int parts = g_threads;
+  if (parts > 1 && batch >= parts && sc != 0 && flops * batch > 2e6) {
+    const std::function<void(int)> job = [&](int p) {
+      for (int64_t i = batch * p / parts; i < batch * (p + 1) / parts; ++i) Gemm(ta, tb, m, n, k, alpha, pa + i * sa, lda, pb + i * sb, ldb, beta, pc + i * sc, ldc);
+    };
+    ThePool().Run(parts, job);
+  } else if (parts > 1 && m >= 2 * parts && flops > 2e6) {
+    // Rows [r0, r1) of C need rows r0.. of op(A): an offset of r0 rows (A) or r0 columns (A^T).
+    for (int64_t i = 0; i < batch; ++i) {
+      const float* A = pa + i * sa;
+      const float* B = pb + i * sb;
+      float* C = pc + i * sc;
+      const std::function<void(int)> job = [&](int p) {
+        const int64_t r0 = m * p / parts, r1 = m * (p + 1) / parts;
+        if (r1 > r0) Gemm(ta, tb, r1 - r0, n, k, alpha, A + (ta ? r0 : r0 * lda), lda, B, ldb, beta, C + r0 * ldc, ldc);
+      };
+      ThePool().Run(parts, job);
+    }
   } else {
-    for (int64_t i = 0; i < batch; ++i) one(i);
+    for (int64_t i = 0; i < batch; ++i) Gemm(ta, tb, m, n, k, alpha, pa + i * sa, lda, pb + i * sb, ldb, beta, pc + i * sc, ldc);
   }
   return env.Undefined();
 }
@@ -120,22 +219,6 @@ int64_t Size(const std::vector<int64_t>& shape) {
   int64_t n = 1;
   for (int64_t d : shape) n *= d;
   return n;
-}
-
-// Runs f(begin, end, part) over [0, n) split into contiguous parts, one per thread, when the work
-// (`cost`, roughly elements touched) is large enough to pay for starting threads.
-template <typename F>
-void Parallel(int64_t n, int64_t cost, F f) {
-  int parts = static_cast<int>(std::min<int64_t>(g_threads, n));
-  if (cost < (1 << 17) || parts <= 1) {
-    f(0, n, 0);
-    return;
-  }
-  std::vector<std::thread> pool;
-  pool.reserve(parts - 1);
-  for (int p = 1; p < parts; ++p) pool.emplace_back(f, n * p / parts, n * (p + 1) / parts, p);
-  f(0, n / parts, 0);
-  for (auto& t : pool) t.join();
 }
 
 // Calls body(offsetA, offsetB, offsetOut, inner) once per row of the last axis for rows
@@ -488,6 +571,30 @@ Napi::Value Softmax(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// copyStrided(x, out, shape, xStrides, outStrides): out[idx . outStrides] = x[idx . xStrides] for
+// every index of `shape` (x and out are views starting at the first element): slices and pads.
+Napi::Value CopyStrided(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 5) throw Napi::TypeError::New(env, "copyStrided takes 5 arguments");
+  Napi::Float32Array x = F32(info, 0, "x"), o = F32(info, 1, "out");
+  const std::vector<int64_t> shape = Ints(info, 2, "shape"), sx = Ints(info, 3, "xStrides"), so = Ints(info, 4, "outStrides");
+  if (sx.size() != shape.size() || so.size() != shape.size()) throw Napi::RangeError::New(env, "strides and shape differ in rank");
+  if (static_cast<int64_t>(x.ElementLength()) < Extent(shape, sx)) throw Napi::RangeError::New(env, "x is too short");
+  if (static_cast<int64_t>(o.ElementLength()) < Extent(shape, so)) throw Napi::RangeError::New(env, "out is too short");
+  if (Size(shape) == 0) return env.Undefined();
+  const float* px = x.Data();
+  float* po = o.Data();
+  const size_t r = shape.size();
+  const int64_t ix = r ? sx[r - 1] : 0, io = r ? so[r - 1] : 0;
+  std::vector<int64_t> zero(r, 0);
+  Parallel(RowCount(shape), Size(shape), [&](int64_t r0, int64_t r1, int) {
+    Rows(shape, sx, zero, so, r0, r1, [&](int64_t ox, int64_t, int64_t oo, int64_t n) {
+      for (int64_t i = 0; i < n; ++i) po[oo + i * io] = px[ox + i * ix];
+    });
+  });
+  return env.Undefined();
+}
+
 // sqdevSum(x, mean, out, rows, cols): out[r] = sum_j (x[r, j] - mean[j])^2, double accumulators;
 // the across-run squared deviations of a [runs, ...] block in one read.
 Napi::Value SqdevSum(const Napi::CallbackInfo& info) {
@@ -535,13 +642,14 @@ Napi::Value Axpy(const Napi::CallbackInfo& info) {
 Napi::Value SetThreads(const Napi::CallbackInfo& info) {
   const int64_t t = Int(info, 0, "threads");
   if (t < 1) throw Napi::RangeError::New(info.Env(), "threads must be >= 1");
-  openblas_set_num_threads(static_cast<int>(t));
+  // OpenBLAS stays single-threaded; `t` threads are the addon's own.
+  openblas_set_num_threads(1);
   g_threads = static_cast<int>(t);
   return info.Env().Undefined();
 }
 
 Napi::Value GetThreads(const Napi::CallbackInfo& info) {
-  return Napi::Number::New(info.Env(), openblas_get_num_threads());
+  return Napi::Number::New(info.Env(), g_threads);
 }
 
 Napi::Value GetProcs(const Napi::CallbackInfo& info) {
@@ -553,12 +661,14 @@ Napi::Value GetConfig(const Napi::CallbackInfo& info) {
 }
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  openblas_set_num_threads(1);
   exports.Set("gemmBatched", Napi::Function::New(env, GemmBatched));
   exports.Set("binary", Napi::Function::New(env, Binary));
   exports.Set("transpose", Napi::Function::New(env, Transpose));
   exports.Set("reduceSum", Napi::Function::New(env, ReduceSum));
   exports.Set("unary", Napi::Function::New(env, Unary));
   exports.Set("softmax", Napi::Function::New(env, Softmax));
+  exports.Set("copyStrided", Napi::Function::New(env, CopyStrided));
   exports.Set("sqdevSum", Napi::Function::New(env, SqdevSum));
   exports.Set("axpy", Napi::Function::New(env, Axpy));
   exports.Set("setThreads", Napi::Function::New(env, SetThreads));

@@ -39,6 +39,8 @@ export interface NativeAddon {
   unary(op: number, x: Float32Array, out: Float32Array, alpha: number): void;
   /** Softmax over the last axis of a [rows, cols] view. */
   softmax(x: Float32Array, out: Float32Array, rows: number, cols: number): void;
+  /** out[idx . outStrides] = x[idx . xStrides] over `shape` (views from the first element). */
+  copyStrided(x: Float32Array, out: Float32Array, shape: number[], xStrides: number[], outStrides: number[]): void;
   /** out[r] = sum_j (x[r, j] - mean[j])^2 over a [rows, cols] view. */
   sqdevSum(x: Float32Array, mean: Float32Array, out: Float32Array, rows: number, cols: number): void;
   /** out = x + alpha y. */

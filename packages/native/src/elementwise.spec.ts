@@ -7,7 +7,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
-import '@tensorflow/tfjs-core/dist/register_all_gradients';
+import '@tensorflow/tfjs-core/dist/register_all_gradients.js';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { loadAddon } from './addon.js';
 import { registerNative, type NativeBackend } from './backend.js';
@@ -157,6 +157,40 @@ describe.skipIf(!loadAddon().ok)('native element-wise and reduction kernels agre
     const [n, c, ns, cs] = await both(() => tf.tile(tf.tensor(xv, shape), reps));
     expect(ns).toEqual(cs);
     expect(Array.from(n)).toEqual(Array.from(c));
+  });
+
+  it.each([
+    { shape: [5, 7], begin: [1, 2], size: [3, 4] },
+    { shape: [2, 3, 8, 9], begin: [0, 1, 2, 0], size: [2, 2, 5, 9] },
+    { shape: [2, 3, 8, 9], begin: [1, 0, 0, 3], size: [1, 3, 8, 1] },
+    { shape: [4, 6], begin: [2, 0], size: [0, 6] },
+  ])('Slice $shape from $begin size $size', async ({ shape, begin, size }) => {
+    const xv = values(shape.reduce((a, b) => a * b, 1), 15);
+    const before = kernelCalls.Slice?.native ?? 0;
+    const [n, c, ns, cs] = await both(() => tf.slice(tf.tensor(xv, shape), begin, size));
+    expect(ns).toEqual(cs);
+    expect(Array.from(n)).toEqual(Array.from(c));
+    expect(kernelCalls.Slice.native).toBe(before + 1);
+  });
+
+  it.each([
+    { shape: [3, 4], paddings: [[1, 2], [0, 3]] as [number, number][], value: 0 },
+    { shape: [2, 3, 4, 5], paddings: [[0, 0], [0, 1], [2, 0], [1, 1]] as [number, number][], value: -1.5 },
+  ])('Pad $shape by $paddings', async ({ shape, paddings, value }) => {
+    const xv = values(shape.reduce((a, b) => a * b, 1), 16);
+    const [n, c, ns, cs] = await both(() => tf.pad(tf.tensor(xv, shape), paddings, value));
+    expect(ns).toEqual(cs);
+    expect(Array.from(n)).toEqual(Array.from(c));
+  });
+
+  it('Gather of table rows, and the gradient of a slice (a pad)', async () => {
+    const table = values(10 * 6, 17);
+    const [n, c, ns, cs] = await both(() => tf.gather(tf.tensor2d(table, [10, 6]), tf.tensor2d([3, 0, 9, 3, 1, 2], [2, 3], 'int32')));
+    expect(ns).toEqual([2, 3, 6]);
+    expect(ns).toEqual(cs);
+    expect(Array.from(n)).toEqual(Array.from(c));
+    const [gn, gc] = await both(() => tf.grad((x: tf.Tensor) => tf.sum(tf.mul(tf.slice(x, [1, 1], [2, 3]), tf.slice(x, [0, 0], [2, 3]))))(tf.tensor2d(table.subarray(0, 20), [4, 5])));
+    close(gn, gc, 2);
   });
 
   it('fused squared-deviation sums and axpy equal their composed ops', async () => {

@@ -18,8 +18,12 @@ import {
   Softmax,
   Sqrt,
   Step,
+  GatherV2,
+  PadV2,
+  Slice,
   Tanh,
   Tile,
+  slice_util,
   Add,
   BatchMatMul,
   Maximum,
@@ -328,6 +332,72 @@ export function nativeKernels(addon: NativeAddon): KernelConfig[] {
     );
   };
 
+  const slice: KernelFunc = (args) => {
+    const { x } = args.inputs as { x: TensorInfo };
+    const { begin, size } = args.attrs as unknown as { begin: number | number[]; size: number | number[] };
+    if (x.dtype !== 'float32' || x.shape.length > 8) {
+      count(Slice, false);
+      return cpuKernel(Slice)(args);
+    }
+    count(Slice, true);
+    const backend = args.backend as MathBackendCPU;
+    const [b, s] = slice_util.parseSliceParams(x, begin, size);
+    const strides = broadcastStrides(x.shape, x.shape);
+    const offset = b.reduce((o, v, d) => o + v * strides[d], 0);
+    const out = alloc(backend, util.sizeFromShape(s));
+    if (out.length > 0) {
+      // A strided copy (op 7 copies a) from the slice's first element.
+      const v = values(backend, x).subarray(offset);
+      addon.binary(7, v, v, out, s, strides, strides);
+    }
+    return backend.makeTensorInfo(s, 'float32', out);
+  };
+
+  const pad: KernelFunc = (args) => {
+    const { x } = args.inputs as { x: TensorInfo };
+    const { paddings, constantValue } = args.attrs as unknown as { paddings: [number, number][]; constantValue: number };
+    if (x.dtype !== 'float32' || x.shape.length > 8) {
+      count(PadV2, false);
+      return cpuKernel(PadV2)(args);
+    }
+    count(PadV2, true);
+    const backend = args.backend as MathBackendCPU;
+    const outShape = x.shape.map((d, i) => paddings[i][0] + d + paddings[i][1]);
+    const outStrides = broadcastStrides(outShape, outShape);
+    const out = alloc(backend, util.sizeFromShape(outShape));
+    out.fill(constantValue);
+    if (util.sizeFromShape(x.shape) > 0) {
+      const offset = paddings.reduce((o, [before], d) => o + before * outStrides[d], 0);
+      addon.copyStrided(values(backend, x), out.subarray(offset), [...x.shape], broadcastStrides(x.shape, x.shape), outStrides);
+    }
+    return backend.makeTensorInfo(outShape, 'float32', out);
+  };
+
+  // Rows of a table by index (an embedding lookup): axis 0, no batch dimensions, float32.
+  const gather: KernelFunc = (args) => {
+    const { x, indices } = args.inputs as { x: TensorInfo; indices: TensorInfo };
+    const { axis, batchDims } = args.attrs as unknown as { axis: number; batchDims: number };
+    if (x.dtype !== 'float32' || (axis !== 0 && axis !== -x.shape.length) || (batchDims ?? 0) !== 0 || x.shape.length < 1) {
+      count(GatherV2, false);
+      return cpuKernel(GatherV2)(args);
+    }
+    const backend = args.backend as MathBackendCPU;
+    const idx = backend.data.get(indices.dataId).values as ArrayLike<number>;
+    const rows = x.shape[0];
+    for (let i = 0; i < idx.length; i++) {
+      if (!(idx[i] >= 0 && idx[i] < rows)) {
+        count(GatherV2, false);
+        return cpuKernel(GatherV2)(args); // its error names the bad index
+      }
+    }
+    count(GatherV2, true);
+    const row = util.sizeFromShape(x.shape.slice(1));
+    const table = values(backend, x);
+    const out = alloc(backend, idx.length * row);
+    for (let i = 0; i < idx.length; i++) out.set(table.subarray(idx[i] * row, (idx[i] + 1) * row), i * row);
+    return backend.makeTensorInfo([...indices.shape, ...x.shape.slice(1)], 'float32', out);
+  };
+
   const k = (kernelName: string, kernelFunc: KernelFunc): KernelConfig => ({ kernelName, backendName: NATIVE, kernelFunc });
   return [
     k(BatchMatMul, batchMatMul),
@@ -356,6 +426,9 @@ export function nativeKernels(addon: NativeAddon): KernelConfig[] {
     k(Elu, unary(Elu, 12)),
     k(Softmax, softmax),
     k(Tile, tile),
+    k(Slice, slice),
+    k(GatherV2, gather),
+    k(PadV2, pad),
     k(SQUARED_DEVIATION_SUM, sqdev),
     k(AXPY, axpy),
     k(Sum, reduce(Sum, false)),

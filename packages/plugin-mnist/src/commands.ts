@@ -59,6 +59,14 @@ export async function fetchMnist(dataDir: string, mirror = DEFAULT_MIRROR, log: 
 export const commands: Record<string, CliCommand> = {
   data: {
     usage: 'sgd-lab data fetch mnist [--data-dir d] [--mirror url]   download MNIST with checksum verification',
+    handles(args) {
+      try {
+        const { positionals } = parseArgs({ args, allowPositionals: true, options: { 'data-dir': { type: 'string' }, mirror: { type: 'string' } } });
+        return positionals[0] === 'fetch' && positionals[1] === 'mnist';
+      } catch {
+        return false;
+      }
+    },
     async run(args) {
       const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { 'data-dir': { type: 'string' }, mirror: { type: 'string' } } });
       if (positionals[0] !== 'fetch' || positionals[1] !== 'mnist') {

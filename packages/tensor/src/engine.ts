@@ -38,6 +38,8 @@ export interface TensorReplicaState {
   pending?: tf.Tensor[][][];
   /** Per-run loss at the current parameters, when the last gradient pass computed it. */
   loss?: Float64Array;
+  /** Run by `dispose`: optimizers free their per-state tensors (Adam's moments) here. */
+  cleanups?: (() => void)[];
 }
 
 export interface ChunkState {
@@ -219,6 +221,8 @@ export class ReplicaEngine {
   }
 
   dispose(state: TensorReplicaState): void {
+    for (const f of state.cleanups ?? []) f();
+    state.cleanups = undefined;
     this.releasePending(state);
     state.chunks.forEach((c) => c.params.forEach((bs) => bs.forEach((t) => t.dispose())));
     state.chunks = [];

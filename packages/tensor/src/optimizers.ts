@@ -17,6 +17,10 @@ export interface AdamOptions {
   epsilon: number;
   /** Decoupled weight decay: w <- w - lr * weightDecay * w. */
   weightDecay: number;
+  /** Clip each block's gradient to this Euclidean norm before the moments (0 or absent: no clipping). */
+  clipNorm?: number;
+  /** Which blocks (by index) weight decay applies to; all when absent. */
+  decay?: (block: number) => boolean;
 }
 
 export const ADAM_DEFAULTS: AdamOptions = { beta1: 0.9, beta2: 0.999, epsilon: 1e-8, weightDecay: 0 };
@@ -40,11 +44,22 @@ export function engineAdam(engine: ReplicaEngine, o: AdamOptions = ADAM_DEFAULTS
       if (seen !== state) {
         reset();
         seen = state;
+        // Freed with the shard's replicas, so nothing outlives the study.
+        (state.cleanups ??= []).push(() => {
+          if (seen === state) {
+            reset();
+            seen = undefined;
+          }
+        });
       }
       t++;
       const c1 = 1 - o.beta1 ** t;
       const c2 = 1 - o.beta2 ** t;
-      engine.update(state, (w, g, slot) => {
+      engine.update(state, (w, gRaw, slot) => {
+        const block = Number(slot.slice(slot.lastIndexOf('/') + 1));
+        // Per-block clipping, g * min(1, clip / ||g||), with the norm per replica (last two axes).
+        const norm = () => tf.sqrt(tf.sum(tf.square(gRaw), [-2, -1], true));
+        const g = o.clipNorm ? tf.mul(gRaw, tf.minimum(1, tf.div(o.clipNorm, tf.add(norm(), 1e-30)))) : gRaw;
         const m1 = tf.add(tf.mul(m.get(slot) ?? tf.zerosLike(g), o.beta1), tf.mul(g, 1 - o.beta1));
         const v1 = tf.add(tf.mul(v.get(slot) ?? tf.zerosLike(g), o.beta2), tf.mul(tf.square(g), 1 - o.beta2));
         m.get(slot)?.dispose();
@@ -52,7 +67,7 @@ export function engineAdam(engine: ReplicaEngine, o: AdamOptions = ADAM_DEFAULTS
         m.set(slot, tf.keep(m1));
         v.set(slot, tf.keep(v1));
         const stepDir = tf.div(tf.div(m1, c1), tf.add(tf.sqrt(tf.div(v1, c2)), o.epsilon));
-        const decayed = o.weightDecay ? tf.mul(w, 1 - lr * o.weightDecay) : w;
+        const decayed = o.weightDecay && (o.decay?.(block) ?? true) ? tf.mul(w, 1 - lr * o.weightDecay) : w;
         return tf.sub(decayed, tf.mul(stepDir, lr));
       });
     },

@@ -46,9 +46,12 @@ export interface ReplicaInput {
   shape: [number, number];
 }
 
-/** Transposes the last two axes of a rank-2 or rank-3 tensor. */
+/** Transposes the last two axes of a tensor of rank 2 or more. */
 export function swapLast(x: tf.Tensor): tf.Tensor {
-  return x.rank === 2 ? tf.transpose(x) : tf.transpose(x, [0, 2, 1]);
+  if (x.rank === 2) return tf.transpose(x);
+  const perm = [...Array(x.rank).keys()];
+  [perm[x.rank - 2], perm[x.rank - 1]] = [perm[x.rank - 1], perm[x.rank - 2]];
+  return tf.transpose(x, perm);
 }
 
 /**

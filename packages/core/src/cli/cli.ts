@@ -283,8 +283,15 @@ export async function main(argv: string[]): Promise<number> {
         return command === undefined ? 2 : 0;
       default: {
         const { commands } = await discoverExtensions();
-        const found = commands.map((c) => c.value[command]).find((c) => c !== undefined);
+        // Several packages may add one command (\`data fetch mnist\`, \`data fetch yelp\`): the first
+        // that says it handles these arguments runs, else the first without a \`handles\`.
+        const candidates = commands.map((c) => c.value[command]).filter((c) => c !== undefined);
+        const found = candidates.find((c) => c.handles?.(rest)) ?? candidates.find((c) => !c.handles);
         if (found) return await found.run(rest);
+        if (candidates.length > 0) {
+          process.stderr.write(`error: ${command} ${rest.join(' ')}: no installed package handles this; known:\n${candidates.map((c) => `  ${c.usage}`).join('\n')}\n`);
+          return 2;
+        }
         process.stderr.write(`unknown command "${command}"\n${await usage()}\n`);
         return 2;
       }

@@ -4,6 +4,7 @@
  * (completed, cancelled, diverged, failed) closes every reporter so nothing computed is lost,
  * then writes the manifest again with its status and the digests of what was written.
  */
+import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
 import { container as rootContainer, type DependencyContainer } from 'tsyringe';
@@ -88,11 +89,16 @@ export async function runSession(opts: SessionOptions): Promise<SessionResult> {
   const child = (opts.container ?? rootContainer).createChildContainer();
   const dataFiles: { path: string; sha256: string; description?: string }[] = [];
   const facts: Record<string, unknown> = {};
+  const artifacts = new Map<string, string>();
   const context: PluginContext = {
     dataDir: opts.dataDir,
     logger,
     recordDataFile: (path, sha256, description) => dataFiles.push({ path, sha256, description }),
     recordFact: (k, v) => (facts[k] = v),
+    writeArtifact: (name, content) => {
+      if (!/^[\w.-]+$/.test(name) || name.startsWith('.')) throw new Error(`artifact name "${name}": use letters, digits, '.', '_' and '-'`);
+      artifacts.set(name, content);
+    },
   };
   child.register(Tokens.Study, { useValue: study });
   child.register(Tokens.Context, { useValue: context });
@@ -137,6 +143,11 @@ export async function runSession(opts: SessionOptions): Promise<SessionResult> {
   };
   const writeManifest = () => writeFileAtomic(join(outDir, ResultFiles.manifest), JSON.stringify(manifest, null, 2) + '\n');
   await writeManifest();
+  const artifactOutputs: Record<string, { sha256: string; bytes: number }> = {};
+  for (const [name, content] of artifacts) {
+    await writeFileAtomic(join(outDir, name), content);
+    artifactOutputs[name] = { sha256: createHash('sha256').update(content).digest('hex'), bytes: Buffer.byteLength(content) };
+  }
 
   const observers: MetricObserver[] = [
     ...reporters.map((r) => r.create({ outDir, study, logger })),
@@ -188,7 +199,7 @@ export async function runSession(opts: SessionOptions): Promise<SessionResult> {
       logger.error(`a reporter failed while closing: ${String(err)}`);
     }
   }
-  const outputs: Record<string, unknown> = {};
+  const outputs: Record<string, unknown> = { ...artifactOutputs };
   for (const o of observers) Object.assign(outputs, o.outputs?.());
   Object.assign(manifest, {
     status,

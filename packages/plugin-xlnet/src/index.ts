@@ -1,0 +1,213 @@
+/**
+ * yelp-xlnet: an XLNet-style encoder classifier fine-tuned with Adam(W) on Yelp review polarity
+ * (paper App. A.1.4, Fig. 6): replicas from one initial point for b in {32, 64}, the per-step
+ * gradient variance across runs, training and validation loss and error per epoch.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { DataError, Tokens, decreasingInBatchSize, definePlugin, epochMean, type JSONSchemaType, type PresetConfig } from '@sgd-lab/core';
+import { ReplicaEngine, chunkSizeFor, useBackend } from '@sgd-lab/tensor';
+import { HOW_TO_GET_YELP, UCI_DIR, UCI_FILE, hasPolarity, loadPolarity, loadUci, type YelpData } from './data.js';
+import { decays, parameterCount, xlnetBytesPerReplica, xlnetProgram, type XlnetSize } from './model.js';
+import { xlnetOptimizer, type XlnetOptimizerOptions } from './optimizer.js';
+import { encodeSet, textEpochSampler } from './sampler.js';
+import { Tokenizer, type TokenizerJson } from './tokenizer.js';
+import { XlnetModel } from './xlnet-model.js';
+
+export * from './data.js';
+export * from './model.js';
+export * from './optimizer.js';
+export * from './sampler.js';
+export * from './tokenizer.js';
+export * from './xlnet-model.js';
+export { fetchYelp, tarExtractor, YELP_POLARITY_URL } from './commands.js';
+
+/** The paper's count (App. A.1.4). */
+export const PAPER_PARAMETERS = 35_493_122;
+
+export interface XlnetOptions {
+  /** "auto": Yelp Review Polarity when <data-dir>/yelp_review_polarity_csv has it, else the UCI file. */
+  data: 'auto' | 'polarity' | 'uci';
+  /** The UCI file (default <data-dir>/yelp_labelled_uci/yelp_labelled.txt). */
+  uciFile: string;
+  /** Validation share of the UCI sentences (stratified, keyed by the seed). */
+  validationFraction: number;
+  /** Training and validation examples used (0: all; polarity: the first rows of train.csv / test.csv). */
+  trainSamples: number;
+  validationSamples: number;
+  /** Training examples in each training-loss evaluation (0: all). */
+  evalTrainSamples: number;
+  /** A saved tokenizer.json to reuse; empty: train one on the training split. */
+  tokenizer: string;
+  vocabSize: number;
+  lowercase: boolean;
+  size: Omit<XlnetSize, 'vocab'>;
+  optimizer: XlnetOptimizerOptions;
+  evaluateEvery: number;
+  evalBatch: number;
+}
+
+const configSchema: JSONSchemaType<XlnetOptions> = {
+  type: 'object',
+  description: 'Options of yelp-xlnet.',
+  properties: {
+    data: { type: 'string', enum: ['auto', 'polarity', 'uci'], default: 'auto', description: 'Yelp Review Polarity CSVs, the UCI sentences, or auto.' },
+    uciFile: { type: 'string', default: '', description: `The UCI file; default <data-dir>/${UCI_DIR}/${UCI_FILE}.` },
+    validationFraction: { type: 'number', exclusiveMinimum: 0, exclusiveMaximum: 1, default: 0.2, description: 'Validation share of the UCI sentences.' },
+    trainSamples: { type: 'integer', minimum: 0, default: 10000, description: 'Training examples (0: all).' },
+    validationSamples: { type: 'integer', minimum: 0, default: 1000, description: 'Validation examples (0: all).' },
+    evalTrainSamples: { type: 'integer', minimum: 0, default: 1000, description: 'Training examples in each training-loss evaluation (0: all).' },
+    tokenizer: { type: 'string', default: '', description: 'A tokenizer.json saved by an earlier study; empty: train on the training split.' },
+    vocabSize: { type: 'integer', minimum: 8, default: 32000, description: 'Tokenizer vocabulary (specials, characters and merges); merges stop early when no pair occurs twice.' },
+    lowercase: { type: 'boolean', default: true, description: 'Lower-case text before tokenizing.' },
+    size: {
+      type: 'object',
+      description: 'Encoder size.',
+      properties: {
+        layers: { type: 'integer', minimum: 1, default: 6, description: 'Layers.' },
+        dModel: { type: 'integer', minimum: 2, default: 384, description: 'Hidden size (even; a multiple of heads).' },
+        heads: { type: 'integer', minimum: 1, default: 12, description: 'Attention heads.' },
+        inner: { type: 'integer', minimum: 1, default: 4096, description: 'Feed-forward inner size.' },
+        length: { type: 'integer', minimum: 3, default: 128, description: 'Tokens per example, <sep> and <cls> included.' },
+      },
+      required: [],
+      additionalProperties: false,
+      default: { layers: 6, dModel: 384, heads: 12, inner: 4096, length: 128 },
+    },
+    optimizer: {
+      type: 'object',
+      description: 'Adam with decoupled weight decay, linear warm-up then linear decay, per-matrix gradient clipping.',
+      properties: {
+        weightDecay: { type: 'number', minimum: 0, default: 0.01, description: 'Decoupled weight decay (weight matrices and embeddings).' },
+        warmup: { type: 'number', minimum: 0, maximum: 1, default: 0.1, description: 'Share of the steps spent warming up.' },
+        clip: { type: 'number', minimum: 0, default: 1, description: "Each parameter matrix's gradient is clipped to this norm (0: off)." },
+        beta1: { type: 'number', minimum: 0, exclusiveMaximum: 1, default: 0.9, description: 'Adam beta1.' },
+        beta2: { type: 'number', minimum: 0, exclusiveMaximum: 1, default: 0.999, description: 'Adam beta2.' },
+        epsilon: { type: 'number', exclusiveMinimum: 0, default: 1e-8, description: 'Adam epsilon.' },
+      },
+      required: [],
+      additionalProperties: false,
+      default: { weightDecay: 0.01, warmup: 0.1, clip: 1, beta1: 0.9, beta2: 0.999, epsilon: 1e-8 },
+    },
+    evaluateEvery: { type: 'integer', minimum: 1, default: 1, description: 'Epochs between evaluations.' },
+    evalBatch: { type: 'integer', minimum: 1, default: 64, description: 'Examples per forward pass when evaluating.' },
+  },
+  required: [],
+  additionalProperties: false,
+};
+
+/** The paper's encoder. */
+export const PAPER_SIZE: Omit<XlnetSize, 'vocab'> = { layers: 6, dModel: 384, heads: 12, inner: 4096, length: 128 };
+
+const presets: Record<string, PresetConfig<XlnetOptions>> = {
+  smoke: {
+    description: 'seconds: a 1-layer, 16-wide encoder on 96 UCI sentences, b in {8, 16}, 2 epochs, 4 runs',
+    seed: 1,
+    batchSizes: [8, 16],
+    epochs: 2,
+    runs: 4,
+    initPoints: 1,
+    learningRate: { type: 'constant', value: 1e-3 },
+    options: { data: 'uci', trainSamples: 96, validationSamples: 48, evalTrainSamples: 48, vocabSize: 200, size: { layers: 1, dModel: 16, heads: 2, inner: 32, length: 24 }, evalBatch: 48 },
+  },
+  cpu: {
+    description: 'minutes: a 2-layer, 64-wide encoder (4 heads, inner 256, 48 tokens) on the 1,000 UCI sentences (800 / 200), b in {32, 64}, 4 epochs, 8 runs',
+    seed: 2021,
+    batchSizes: [32, 64],
+    epochs: 4,
+    runs: 8,
+    initPoints: 1,
+    learningRate: { type: 'constant', value: 1e-3 },
+    options: { data: 'uci', trainSamples: 0, validationSamples: 0, evalTrainSamples: 0, vocabSize: 2000, size: { layers: 2, dModel: 64, heads: 4, inner: 256, length: 48 }, evalBatch: 100 },
+  },
+  paper: {
+    description: 'App. A.1.4, Fig. 6: 10,000 / 1,000 Yelp polarity reviews, 6 layers, hidden 384, 12 heads, inner 4,096, 128 tokens, vocabulary 32,000, b in {32, 64}, 20 epochs, 100 runs, Adam(W) 4e-5 (GPU scale)',
+    seed: 2021,
+    batchSizes: [32, 64],
+    epochs: 20,
+    runs: 100,
+    initPoints: 1,
+    recordEvery: 1,
+    learningRate: { type: 'constant', value: 4e-5 },
+    options: { data: 'polarity', trainSamples: 10000, validationSamples: 1000, evalTrainSamples: 1000, vocabSize: 32000, size: PAPER_SIZE },
+  },
+};
+
+function loadData(o: XlnetOptions, seed: number, dataDir: string, log: (s: string) => void): YelpData {
+  if (o.data === 'polarity' || (o.data === 'auto' && hasPolarity(dataDir))) return loadPolarity(dataDir, o.trainSamples, o.validationSamples);
+  if (o.data === 'auto') log(`Yelp Review Polarity not found in ${dataDir}: using the UCI sentences (${HOW_TO_GET_YELP})`);
+  const data = loadUci(o.uciFile || join(dataDir, UCI_DIR, UCI_FILE), o.validationFraction, seed);
+  const cap = (s: YelpData['train'], n: number) => (n > 0 && s.texts.length > n ? { texts: s.texts.slice(0, n), labels: s.labels.slice(0, n) } : s);
+  return { ...data, train: cap(data.train, o.trainSamples), validation: cap(data.validation, o.validationSamples) };
+}
+
+function loadTokenizer(path: string): Tokenizer {
+  try {
+    return new Tokenizer(JSON.parse(readFileSync(path, 'utf8')) as TokenizerJson);
+  } catch (e) {
+    throw new DataError(path, `cannot read the tokenizer (${(e as Error).message})`);
+  }
+}
+
+/** Our parameter count, and for the paper's encoder how it compares with the paper's count. */
+export function countNote(size: XlnetSize): string {
+  const ours = parameterCount(size);
+  const paperLayout = (Object.keys(PAPER_SIZE) as (keyof typeof PAPER_SIZE)[]).every((k) => k === 'length' || size[k] === PAPER_SIZE[k]);
+  const head = `${ours.toLocaleString('en-US')} parameters (vocabulary ${size.vocab.toLocaleString('en-US')})`;
+  if (!paperLayout) return head;
+  const diff = ours - PAPER_PARAMETERS;
+  if (diff === 0) return `${head}, the paper's count`;
+  const v = size.vocab - diff / size.dModel;
+  const same = Number.isInteger(v) && v > 0 ? `; the paper's count is this layout with a ${v.toLocaleString('en-US')}-token vocabulary` : '';
+  return `${head}; the paper reports ${PAPER_PARAMETERS.toLocaleString('en-US')}, ${Math.abs(diff).toLocaleString('en-US')} ${diff > 0 ? 'fewer' : 'more'}${same}`;
+}
+
+export default definePlugin<XlnetOptions>({
+  name: 'yelp-xlnet',
+  description: 'XLNet-style encoder on Yelp review polarity with Adam(W) (App. A.1.4, Fig. 6): per-epoch variance, losses, errors',
+  configSchema,
+  presets,
+  metrics: ['grad_variance', 'grad_variance_epoch', 'loss', 'error'],
+  checkStudy(study, fail) {
+    const s = study.options.size;
+    if (s.dModel % s.heads !== 0) fail('/options/size/dModel', `must be a multiple of heads (${s.heads})`);
+    else if ((s.dModel / s.heads) % 1 !== 0 || s.dModel % 2 !== 0) fail('/options/size/dModel', 'must be even');
+    if (study.epochs === undefined && study.steps === undefined) fail('/epochs', 'give "epochs" (or "steps")');
+  },
+  async register(container, study, ctx) {
+    const o = study.options;
+    const backend = await useBackend(study.backend, (m) => ctx.logger.warn(m));
+    ctx.recordFact('backend', backend);
+    const data = loadData(o, study.seed, ctx.dataDir, (s) => ctx.logger.warn(s));
+    for (const f of data.files) ctx.recordDataFile(f.path, f.sha256, data.source === 'polarity' ? 'Yelp Review Polarity' : 'UCI Yelp sentences');
+    const tokenizer = o.tokenizer ? loadTokenizer(o.tokenizer) : Tokenizer.train(data.train.texts, o.vocabSize, { lowercase: o.lowercase });
+    ctx.writeArtifact?.('tokenizer.json', JSON.stringify(tokenizer.toJSON()));
+    const size: XlnetSize = { ...o.size, vocab: tokenizer.vocabSize };
+    const train = encodeSet(data.train, tokenizer, size.length);
+    const evalTrain = encodeSet(data.train, tokenizer, size.length, o.evalTrainSamples);
+    const validation = encodeSet(data.validation, tokenizer, size.length);
+    const note = countNote(size);
+    ctx.logger.info(`yelp-xlnet: ${size.layers} layers, hidden ${size.dModel}, ${size.heads} heads, inner ${size.inner}, ${size.length} tokens: ${note}`);
+    ctx.recordFact('model', { ...size, parameters: parameterCount(size), paperParameters: PAPER_PARAMETERS, note, requestedVocab: o.vocabSize });
+    ctx.recordFact('data', { source: data.source, train: train.count, validation: validation.count, evaluatedOn: { train: evalTrain.count, validation: validation.count }, truncated: { train: train.truncated, validation: validation.truncated }, meanTokens: Number(train.meanTokens.toFixed(1)) });
+    const program = xlnetProgram(size);
+    const maxB = Math.max(...study.batchSizes);
+    const chunkSize = chunkSizeFor(study.memoryBudgetMiB * 2 ** 20, xlnetBytesPerReplica(size, maxB), study.runsPerShard ?? study.runs);
+    // Per replica always: the products inside are batched over examples and heads already.
+    const engine = new ReplicaEngine(program, { strategy: 'per-replica', chunkSize });
+    ctx.recordFact('engine', { strategy: 'per-replica', chunkSize, parameters: parameterCount(size) });
+    const model = new XlnetModel(size, engine, train, { train: evalTrain, validation, every: o.evaluateEvery, rowsPerCall: o.evalBatch }, study);
+    const blocks = program.blocks;
+    container.register(Tokens.Model, { useValue: model });
+    container.register(Tokens.SamplerFactory, { useValue: textEpochSampler(train) });
+    container.register(Tokens.Optimizer, { useValue: xlnetOptimizer(engine, o.optimizer, (k) => decays(blocks[k].name), () => model.totalSteps) });
+    container.register(Tokens.Analysis, { useValue: epochMean({ id: 'xlnet-epoch-mean-variance', metric: 'grad_variance', as: 'grad_variance_epoch' }) });
+    const claim = (id: string, statement: string, metric: string, extra: Record<string, unknown> = {}) =>
+      container.register(Tokens.Claim, { useValue: decreasingInBatchSize({ id, statement, paperRef: 'Fig. 6', metric, axis: 'epoch', estimators: ['monte_carlo'], ...extra }) });
+    claim('grad-variance-decreasing-in-b', 'The per-epoch mean of Var(g_t|F0) decreases in b at every epoch, even with Adam', 'grad_variance_epoch', { layers: ['all'] });
+    claim('train-loss-decreasing-in-b', 'The expected training loss decreases in b at every evaluated epoch', 'loss', { split: 'train', fromStep: 1 });
+    claim('validation-loss-decreasing-in-b', 'The expected validation loss decreases in b at every evaluated epoch', 'loss', { split: 'validation', fromStep: 1 });
+    claim('train-error-decreasing-in-b', 'The expected training error decreases in b at every evaluated epoch', 'error', { split: 'train', fromStep: 1 });
+    claim('validation-error-decreasing-in-b', 'The expected validation error decreases in b at every evaluated epoch', 'error', { split: 'validation', fromStep: 1 });
+  },
+});

@@ -1,0 +1,82 @@
+/**
+ * The encoder: its parameter count against the paper's, the relative shift, and its autodiff
+ * gradients against central finite differences in float64-free float32 tolerance.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { RandomStream } from '@sgd-lab/core';
+import { useBackend } from '@sgd-lab/tensor';
+import { PAPER_PARAMETERS, PAPER_SIZE, countNote } from './index.js';
+import { initXlnet, parameterCount, relShift, xlnetBlocks, xlnetProgram, type XlnetSize } from './model.js';
+
+beforeAll(async () => {
+  await useBackend('auto', () => {});
+});
+
+describe('XLNet encoder', () => {
+  it("counts the paper preset's parameters and states the difference from the paper's", () => {
+    const paper = { ...PAPER_SIZE, vocab: 32000 };
+    // word embeddings 12,288,000 + mask_emb 384 + 6 x 3,890,944 per layer + summary 147,840 + head 770
+    expect(parameterCount(paper)).toBe(12_288_000 + 384 + 6 * 3_890_944 + 147_840 + 770);
+    expect(parameterCount(paper)).toBe(35_782_658);
+    expect(parameterCount({ ...paper, vocab: 31_246 })).toBe(PAPER_PARAMETERS);
+    expect(countNote(paper)).toBe("35,782,658 parameters (vocabulary 32,000); the paper reports 35,493,122, 289,536 fewer; the paper's count is this layout with a 31,246-token vocabulary");
+  });
+
+  it('relative shift: entry (i, j) reads relative position i - j', () => {
+    const L = 4;
+    // Scores against positions L, L-1, ..., 1-L: column c holds distance L - c.
+    const x = tf.tensor4d(Array.from({ length: L * 2 * L }, (_, k) => L - (k % (2 * L))), [1, 1, L, 2 * L]);
+    const y = relShift(x, L).arraySync()[0][0];
+    for (let i = 0; i < L; i++) for (let j = 0; j < L; j++) expect(y[i][j]).toBe(i - j);
+  });
+
+  it('gives autodiff gradients equal to finite differences', async () => {
+    const size: XlnetSize = { vocab: 12, layers: 1, dModel: 8, heads: 2, inner: 16, length: 6 };
+    const program = xlnetProgram(size);
+    const theta = initXlnet(new RandomStream([3]), size);
+    // Larger weights than the 0.02 init, so every term matters.
+    for (let i = 0; i < theta.length; i++) theta[i] *= 20;
+    const blocks = xlnetBlocks(size);
+    const ids = tf.tensor2d([0, 0, 5, 7, 2, 3, 0, 4, 6, 8, 2, 3, 9, 10, 11, 5, 2, 3], [3, 6]);
+    const y = tf.tensor2d([1, 0, 0, 1, 1, 0], [3, 2]);
+    const paramsOf = (t: Float64Array) => {
+      let o = 0;
+      return blocks.map((b) => {
+        const n = b.shape[0] * b.shape[1];
+        const p = tf.tensor2d(Float32Array.from(t.subarray(o, o + n)), b.shape);
+        o += n;
+        return p;
+      });
+    };
+    const { grads, loss } = tf.tidy(() => {
+      const out = program.step(paramsOf(theta), [ids, y], false);
+      return { grads: out.grads.map((g) => g.dataSync().slice()), loss: out.loss.dataSync()[0] };
+    });
+    expect(Number.isFinite(loss)).toBe(true);
+    const lossAt = (t: Float64Array) => tf.tidy(() => program.evaluate!(paramsOf(t), [ids, y]).loss.dataSync()[0]);
+    // One coordinate in each block whose gradient is not ~0 (mask_emb's is exactly 0).
+    let checked = 0;
+    let o = 0;
+    blocks.forEach((b, k) => {
+      const n = b.shape[0] * b.shape[1];
+      if (b.name === 'mask_emb') expect(grads[k].every((v) => v === 0)).toBe(true);
+      let best = 0;
+      for (let i = 1; i < n; i++) if (Math.abs(grads[k][i]) > Math.abs(grads[k][best])) best = i;
+      if (Math.abs(grads[k][best]) > 1e-3) {
+        const h = 2e-3;
+        const plus = Float64Array.from(theta);
+        const minus = Float64Array.from(theta);
+        plus[o + best] += h;
+        minus[o + best] -= h;
+        const fd = (lossAt(plus) - lossAt(minus)) / (2 * h);
+        // Central differences: O(h^2) truncation plus float32 round-off of the loss (~1e-7) / h.
+        expect(Math.abs(fd - grads[k][best]), b.name).toBeLessThanOrEqual(0.02 * Math.abs(grads[k][best]) + 5e-4);
+        checked++;
+      }
+      o += n;
+    });
+    expect(checked).toBeGreaterThan(15);
+    program.dispose();
+  });
+});

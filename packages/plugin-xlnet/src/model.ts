@@ -1,0 +1,266 @@
+/**
+ * An XLNet-style encoder classifier on TensorFlow.js (Yang et al. 2019; the two-stream query
+ * stream and memory are pre-training machinery and are left out): word embeddings; per layer,
+ * relative positional multi-head attention on the content stream (content bias r_w_bias,
+ * position bias r_r_bias with sinusoidal relative encodings and the relative shift, segment bias
+ * r_s_bias with XLNet's relative segment encoding, padding masked before the softmax), residual and
+ * layer norm, then a GELU feed-forward with residual and layer norm; the sequence summary of the
+ * last token (<cls>) through a tanh projection; a 2-way head. Post-norm, no dropout, as in
+ * XLNet's fine-tuning graph with dropout off (the runs then differ by their mini-batches only).
+ *
+ * The step is a ReplicaProgram on 2-D parameter blocks; gradients come from TensorFlow.js's
+ * autodiff (tf.grads), one replica at a time.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { createRequire } from 'node:module';
+import type { RandomStream } from '@sgd-lab/core';
+import { matMulT, type BlockShape, type ReplicaProgram } from '@sgd-lab/tensor';
+import { PAD } from './tokenizer.js';
+
+// The step differentiates with tf.grads, so every op's gradient must be registered. tfjs-core's
+// Node build has none; the union package's Node build registers them all on the same (global)
+// engine. Its other parts (layers, converter, data) are loaded and left unused.
+createRequire(import.meta.url)('@tensorflow/tfjs');
+
+export interface XlnetSize {
+  vocab: number;
+  layers: number;
+  dModel: number;
+  heads: number;
+  inner: number;
+  /** Tokens per example (text, <sep>, <cls>, left padding). */
+  length: number;
+}
+
+export const CLASSES = 2;
+/** XLNet's layer-norm epsilon and initializer range. */
+const LN_EPS = 1e-12;
+const INIT_STD = 0.02;
+
+/** The parameter blocks, in the order the engine keeps them. Attention weights are [d, heads * dHead]. */
+export function xlnetBlocks(s: XlnetSize): BlockShape[] {
+  const d = s.dModel;
+  const blocks: BlockShape[] = [
+    { name: 'word_embedding', shape: [s.vocab, d] },
+    { name: 'mask_emb', shape: [1, d] },
+  ];
+  for (let l = 1; l <= s.layers; l++) {
+    const p = `layer${l}.`;
+    blocks.push(
+      { name: `${p}q`, shape: [d, d] },
+      { name: `${p}k`, shape: [d, d] },
+      { name: `${p}v`, shape: [d, d] },
+      { name: `${p}o`, shape: [d, d] },
+      { name: `${p}r`, shape: [d, d] },
+      { name: `${p}r_w_bias`, shape: [1, d] },
+      { name: `${p}r_r_bias`, shape: [1, d] },
+      { name: `${p}r_s_bias`, shape: [1, d] },
+      { name: `${p}seg_embed`, shape: [2, d] },
+      { name: `${p}attn_ln.gamma`, shape: [1, d] },
+      { name: `${p}attn_ln.beta`, shape: [1, d] },
+      { name: `${p}ff1.weight`, shape: [d, s.inner] },
+      { name: `${p}ff1.bias`, shape: [1, s.inner] },
+      { name: `${p}ff2.weight`, shape: [s.inner, d] },
+      { name: `${p}ff2.bias`, shape: [1, d] },
+      { name: `${p}ff_ln.gamma`, shape: [1, d] },
+      { name: `${p}ff_ln.beta`, shape: [1, d] },
+    );
+  }
+  blocks.push(
+    { name: 'summary.weight', shape: [d, d] },
+    { name: 'summary.bias', shape: [1, d] },
+    { name: 'logits.weight', shape: [d, CLASSES] },
+    { name: 'logits.bias', shape: [1, CLASSES] },
+  );
+  return blocks;
+}
+
+/** Parameters of the classifier (the layout of Hugging Face's XLNetForSequenceClassification). */
+export function parameterCount(s: XlnetSize): number {
+  return xlnetBlocks(s).reduce((n, b) => n + b.shape[0] * b.shape[1], 0);
+}
+
+/** Whether decoupled weight decay applies to a block: weight matrices and embeddings only. */
+export function decays(name: string): boolean {
+  return !/(bias|gamma|beta|seg_embed|mask_emb)$/.test(name);
+}
+
+/** XLNet's initialisation: N(0, 0.02) for weights, embeddings and attention biases; LN at (1, 0); zero biases. */
+export function initXlnet(rng: RandomStream, s: XlnetSize): Float64Array {
+  const blocks = xlnetBlocks(s);
+  const out = new Float64Array(parameterCount(s));
+  let o = 0;
+  for (const b of blocks) {
+    const n = b.shape[0] * b.shape[1];
+    if (b.name.endsWith('gamma')) out.fill(1, o, o + n);
+    else if (b.name.endsWith('.bias') || b.name.endsWith('beta')) out.fill(0, o, o + n);
+    else for (let i = 0; i < n; i++) out[o + i] = INIT_STD * rng.nextNormal();
+    o += n;
+  }
+  return out;
+}
+
+/** Sinusoidal encodings of the relative distances L, L-1, ..., 1-L (XLNet's bidirectional pos_seq). */
+export function relativePositions(length: number, d: number): Float32Array {
+  const out = new Float32Array(2 * length * d);
+  const half = d / 2;
+  for (let i = 0; i < 2 * length; i++) {
+    const pos = length - i;
+    for (let j = 0; j < half; j++) {
+      const angle = pos / 10000 ** ((2 * j) / d);
+      out[i * d + j] = Math.sin(angle);
+      out[i * d + half + j] = Math.cos(angle);
+    }
+  }
+  return out;
+}
+
+/** 1 where exactly one of positions i, j is the last one (<cls>, XLNet's own segment), else 0. */
+export function segmentDifference(length: number): Float32Array {
+  const out = new Float32Array(length * length);
+  for (let i = 0; i < length; i++) for (let j = 0; j < length; j++) out[i * length + j] = Number(i === length - 1) ^ Number(j === length - 1);
+  return out;
+}
+
+/**
+ * XLNet's relative shift: scores against the 2L relative positions [B, H, L, 2L] become scores
+ * against the L key positions [B, H, L, L] (query i, key j reads distance i - j).
+ */
+export function relShift(x: tf.Tensor4D, klen: number): tf.Tensor4D {
+  const [b, h, q, p] = x.shape;
+  const y = tf.reshape(x, [b, h, p, q]);
+  const cut = tf.slice(y, [0, 0, 1, 0], [b, h, p - 1, q]);
+  const back = tf.reshape(cut, [b, h, q, p - 1]);
+  return tf.slice(back, [0, 0, 0, 0], [b, h, q, klen]) as tf.Tensor4D;
+}
+
+/**
+ * Embedding lookup whose gradient is a scatter-add (scatterND sums repeated ids) rather than
+ * gather's UnsortedSegmentSum, which the wasm backend lacks and the cpu one runs slowly.
+ */
+const embed = tf.customGrad(((table: tf.Tensor, ids: tf.Tensor, save: tf.GradSaveFunc) => {
+  save([ids]);
+  return {
+    value: tf.gather(table, ids),
+    gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => {
+      const [idx] = saved;
+      const g = tf.scatterND(tf.reshape(idx, [-1, 1]), dy as tf.Tensor, table.shape);
+      return [g, tf.zerosLike(idx)];
+    },
+  };
+}) as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as (table: tf.Tensor, ids: tf.Tensor) => tf.Tensor;
+
+function layerNorm(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor): tf.Tensor {
+  const { mean, variance } = tf.moments(x, -1, true);
+  return tf.add(tf.mul(tf.div(tf.sub(x, mean), tf.sqrt(tf.add(variance, LN_EPS))), gamma), beta);
+}
+
+function gelu(x: tf.Tensor): tf.Tensor {
+  return tf.mul(tf.mul(x, 0.5), tf.add(tf.erf(tf.mul(x, Math.SQRT1_2)), 1));
+}
+
+export interface XlnetConstants {
+  /** [2L, d] relative position encodings. */
+  pos: tf.Tensor2D;
+  /** [L, L] segment difference. */
+  seg: tf.Tensor2D;
+}
+
+export function xlnetConstants(s: XlnetSize): XlnetConstants {
+  return {
+    pos: tf.keep(tf.tensor2d(relativePositions(s.length, s.dModel), [2 * s.length, s.dModel])),
+    seg: tf.keep(tf.tensor2d(segmentDifference(s.length), [s.length, s.length])),
+  };
+}
+
+/** Logits [B, 2] for token ids [B, L] (float-coded) at the parameters of one replica. */
+export function xlnetLogits(s: XlnetSize, c: XlnetConstants, params: readonly tf.Tensor[], x: tf.Tensor): tf.Tensor {
+  const B = x.shape[0];
+  const L = s.length;
+  const d = s.dModel;
+  const H = s.heads;
+  const dh = d / H;
+  const ids = tf.cast(x, 'int32');
+  // Keys that are padding get -1e30 before the softmax.
+  const keyMask = tf.reshape(tf.mul(tf.cast(tf.equal(ids, PAD), 'float32'), -1e30), [B, 1, 1, L]);
+  let h = tf.reshape(embed(params[0], tf.reshape(ids, [B * L])), [B * L, d]);
+  const heads = (t: tf.Tensor) => tf.transpose(tf.reshape(t, [B, L, H, dh]), [0, 2, 1, 3]); // [B, H, L, dh]
+  const byHead = (t: tf.Tensor) => tf.transpose(tf.reshape(t, [B * L, H, dh]), [1, 0, 2]); // [H, B*L, dh]
+  const fromHead = (t: tf.Tensor, n: number) => tf.transpose(tf.reshape(t, [H, B, L, n]), [1, 0, 2, 3]); // [B, H, L, n]
+  const scale = 1 / Math.sqrt(dh);
+  for (let l = 0; l < s.layers; l++) {
+    const [wq, wk, wv, wo, wr, rw, rr, rs, segEmbed, g1, b1, w1, c1, w2, c2, g2, b2] = params.slice(2 + 17 * l, 2 + 17 * (l + 1));
+    const q = tf.matMul(h, wq);
+    const k = heads(tf.matMul(h, wk));
+    const v = heads(tf.matMul(h, wv));
+    // Content term: (q + r_w_bias) k^T.
+    const ac = matMulT(tf.add(heads(q), tf.reshape(rw, [1, H, 1, dh])), k, false, true);
+    // Position term: (q + r_r_bias) k_r^T over the 2L relative positions, then shifted.
+    const kr = tf.transpose(tf.reshape(tf.matMul(c.pos, wr), [2 * L, H, dh]), [1, 0, 2]); // [H, 2L, dh]
+    const qr = tf.add(byHead(q), tf.reshape(rr, [H, 1, dh]));
+    const bd = relShift(fromHead(matMulT(qr, kr, false, true), 2 * L) as tf.Tensor4D, L);
+    // Segment term: (q + r_s_bias) . seg_embed[s_ij], s_ij = 1 when i, j are in different segments.
+    const qs = tf.add(byHead(q), tf.reshape(rs, [H, 1, dh]));
+    const segK = tf.transpose(tf.reshape(segEmbed, [2, H, dh]), [1, 0, 2]); // [H, 2, dh]
+    const ef2 = fromHead(matMulT(qs, segK, false, true), 2); // [B, H, L, 2]
+    const e0 = tf.slice(ef2, [0, 0, 0, 0], [B, H, L, 1]);
+    const e1 = tf.slice(ef2, [0, 0, 0, 1], [B, H, L, 1]);
+    const ef = tf.add(e0, tf.mul(tf.sub(e1, e0), c.seg));
+    const score = tf.add(tf.mul(tf.add(tf.add(ac, bd), ef), scale), keyMask);
+    const prob = tf.softmax(score);
+    const av = tf.reshape(tf.transpose(tf.matMul(prob, v), [0, 2, 1, 3]), [B * L, d]);
+    h = layerNorm(tf.add(tf.matMul(av, wo), h), g1, b1);
+    const ff = tf.add(tf.matMul(gelu(tf.add(tf.matMul(h, w1), c1)), w2), c2);
+    h = layerNorm(tf.add(ff, h), g2, b2);
+  }
+  const n = params.length;
+  const last = tf.reshape(tf.slice(tf.reshape(h, [B, L, d]), [0, L - 1, 0], [B, 1, d]), [B, d]);
+  const summary = tf.tanh(tf.add(tf.matMul(last, params[n - 4]), params[n - 3]));
+  return tf.add(tf.matMul(summary, params[n - 2]), params[n - 1]);
+}
+
+/** Mean softmax cross-entropy of logits [B, 2] against one-hot labels [B, 2]. */
+export function crossEntropy(logits: tf.Tensor, y: tf.Tensor): tf.Tensor {
+  return tf.neg(tf.mean(tf.sum(tf.mul(y, tf.logSoftmax(logits)), -1)));
+}
+
+/**
+ * The replica program. Per replica only (the engine's `per-replica` strategy): the products
+ * inside are already batched over examples and heads.
+ */
+export function xlnetProgram(s: XlnetSize): ReplicaProgram & { constants: XlnetConstants; dispose(): void } {
+  if (s.dModel % s.heads !== 0) throw new Error(`dModel ${s.dModel} is not a multiple of heads ${s.heads}`);
+  if ((s.dModel / 2) % 1 !== 0) throw new Error('dModel must be even (sinusoidal encodings)');
+  const blocks = xlnetBlocks(s);
+  const constants = xlnetConstants(s);
+  return {
+    blocks,
+    constants,
+    step(params, [x, y]) {
+      if (x.rank !== 2) throw new Error('xlnet runs per replica: expected [b, L] token ids');
+      const f = (...ps: tf.Tensor[]) => {
+        const loss = crossEntropy(xlnetLogits(s, constants, ps, x), y);
+        // mask_emb takes no part in classification; this keeps autodiff's bookkeeping whole.
+        return tf.add(loss, tf.mul(tf.sum(ps[1]), 0)) as tf.Scalar;
+      };
+      const { value, grads } = tf.valueAndGrads(f)(params as tf.Tensor[]);
+      return { grads, loss: value };
+    },
+    evaluate(params, [x, y]) {
+      const logits = xlnetLogits(s, constants, params, x);
+      const wrong = tf.cast(tf.notEqual(tf.argMax(logits, -1), tf.argMax(y, -1)), 'float32');
+      return { loss: crossEntropy(logits, y), error: tf.mean(wrong) };
+    },
+    dispose() {
+      constants.pos.dispose();
+      constants.seg.dispose();
+    },
+  };
+}
+
+/** Bytes one replica's step needs at batch b (float32 activations kept for the backward pass). */
+export function xlnetBytesPerReplica(s: XlnetSize, b: number): number {
+  const params = parameterCount(s);
+  const perLayer = b * s.length * (8 * s.dModel + 2 * s.inner) + 6 * b * s.heads * s.length * 2 * s.length;
+  return 4 * (5 * params + s.layers * perLayer);
+}
