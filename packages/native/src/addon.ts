@@ -43,6 +43,8 @@ export interface NativeAddon {
   copyStrided(x: Float32Array, out: Float32Array, shape: number[], xStrides: number[], outStrides: number[]): void;
   /** out[r] = sum_j (x[r, j] - mean[j])^2 over a [rows, cols] view. */
   sqdevSum(x: Float32Array, mean: Float32Array, out: Float32Array, rows: number, cols: number): void;
+  /** One AdamW step of a block into wOut, mOut, vOut; h = [lr, beta1, beta2, eps, c1, c2, decay, clip]. */
+  adamw(w: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, wOut: Float32Array, mOut: Float32Array, vOut: Float32Array, h: number[]): void;
   /** out = x + alpha y. */
   axpy(x: Float32Array, y: Float32Array, out: Float32Array, alpha: number): void;
   setThreads(threads: number): void;

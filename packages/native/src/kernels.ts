@@ -61,6 +61,11 @@ export const NATIVE = 'native';
  */
 export const SQUARED_DEVIATION_SUM = 'SgdLabSquaredDeviationSum';
 export const AXPY = 'SgdLabAxpy';
+/**
+ * ADAMW: inputs { w, g, m, v } (one shape), attrs { lr, beta1, beta2, epsilon, c1, c2, decay, clip }
+ * -> [w', m', v']: one AdamW step, the gradient clipped to norm `clip` over the whole tensor first.
+ */
+export const ADAMW = 'SgdLabAdamW';
 
 interface Plan {
   outShape: number[];
@@ -305,6 +310,20 @@ export function nativeKernels(addon: NativeAddon): KernelConfig[] {
     return backend.makeTensorInfo(x.shape, 'float32', out);
   };
 
+  const adamw: KernelFunc = (args) => {
+    const { w, g, m, v } = args.inputs as { w: TensorInfo; g: TensorInfo; m: TensorInfo; v: TensorInfo };
+    const a = args.attrs as unknown as { lr: number; beta1: number; beta2: number; epsilon: number; c1: number; c2: number; decay: number; clip: number };
+    const backend = args.backend as MathBackendCPU;
+    for (const t of [g, m, v]) {
+      if (t.dtype !== 'float32' || w.dtype !== 'float32' || !util.arraysEqual(t.shape, w.shape)) throw new Error(`${ADAMW}: expected four float32 tensors of one shape`);
+    }
+    count(ADAMW, true);
+    const n = util.sizeFromShape(w.shape);
+    const [wo, mo, vo] = [alloc(backend, n), alloc(backend, n), alloc(backend, n)];
+    addon.adamw(values(backend, w), values(backend, g), values(backend, m), values(backend, v), wo, mo, vo, [a.lr, a.beta1, a.beta2, a.epsilon, a.c1, a.c2, a.decay, a.clip]);
+    return [wo, mo, vo].map((o) => backend.makeTensorInfo(w.shape, 'float32', o));
+  };
+
   const tile: KernelFunc = (args) => {
     const { x } = args.inputs as { x: TensorInfo };
     const { reps } = args.attrs as unknown as { reps: number[] };
@@ -431,6 +450,7 @@ export function nativeKernels(addon: NativeAddon): KernelConfig[] {
     k(PadV2, pad),
     k(SQUARED_DEVIATION_SUM, sqdev),
     k(AXPY, axpy),
+    k(ADAMW, adamw),
     k(Sum, reduce(Sum, false)),
     k(Mean, reduce(Mean, true)),
   ];

@@ -111,14 +111,14 @@ const presets: Record<string, PresetConfig<XlnetOptions>> = {
     options: { data: 'uci', trainSamples: 96, validationSamples: 48, evalTrainSamples: 48, vocabSize: 200, size: { layers: 1, dModel: 16, heads: 2, inner: 32, length: 24 }, evalBatch: 48 },
   },
   cpu: {
-    description: 'minutes: a 2-layer, 64-wide encoder (4 heads, inner 256, 48 tokens) on the 1,000 UCI sentences (800 / 200), b in {32, 64}, 4 epochs, 8 runs',
+    description: 'minutes: a 2-layer, 64-wide encoder (4 heads, inner 256, 32 tokens) on the 1,000 UCI sentences (800 / 200), b in {32, 64}, 3 epochs, 16 runs',
     seed: 2021,
     batchSizes: [32, 64],
-    epochs: 4,
-    runs: 8,
+    epochs: 3,
+    runs: 16,
     initPoints: 1,
     learningRate: { type: 'constant', value: 1e-3 },
-    options: { data: 'uci', trainSamples: 0, validationSamples: 0, evalTrainSamples: 0, vocabSize: 2000, size: { layers: 2, dModel: 64, heads: 4, inner: 256, length: 48 }, evalBatch: 100 },
+    options: { data: 'uci', trainSamples: 0, validationSamples: 0, evalTrainSamples: 400, vocabSize: 2000, size: { layers: 2, dModel: 64, heads: 4, inner: 256, length: 32 }, evalBatch: 100 },
   },
   paper: {
     description: 'App. A.1.4, Fig. 6: 10,000 / 1,000 Yelp polarity reviews, 6 layers, hidden 384, 12 heads, inner 4,096, 128 tokens, vocabulary 32,000, b in {32, 64}, 20 epochs, 100 runs, Adam(W) 4e-5 (GPU scale)',

@@ -284,7 +284,10 @@ function blockDeviations(perResult: tf.Tensor[][], strategy: KernelStrategy, nb:
       count = gs.length;
       const mean = tf.div(tf.addN(gs), count);
       means.push(tf.keep(mean));
-      d.push(tf.keep(tf.stack(gs.map((g) => tf.sum(tf.squaredDifference(g, mean))))));
+      const fused = hasKernel(SQUARED_DEVIATION_SUM);
+      const size = mean.size;
+      const dev = (g: tf.Tensor) => (fused ? tf.reshape(tf.engine().runKernel(SQUARED_DEVIATION_SUM, { x: tf.reshape(g, [1, size]), mean }, {}) as tf.Tensor, []) : tf.sum(tf.squaredDifference(g, mean)));
+      d.push(tf.keep(tf.stack(gs.map(dev))));
     }
   }
   return { means, d, count };

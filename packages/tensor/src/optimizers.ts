@@ -5,6 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { ConfigError, type ComponentContext, type ComponentFactories, type Optimizer } from '@sgd-lab/core';
+import { ADAMW } from '@sgd-lab/native';
 import type { ReplicaEngine, TensorReplicaState } from './engine.js';
 
 export function engineSgd(engine: ReplicaEngine): Optimizer<TensorReplicaState> {
@@ -55,8 +56,19 @@ export function engineAdam(engine: ReplicaEngine, o: AdamOptions = ADAM_DEFAULTS
       t++;
       const c1 = 1 - o.beta1 ** t;
       const c2 = 1 - o.beta2 ** t;
+      // The fused kernel (native) clips over the whole tensor: per replica only when 2-D.
+      const fused = tf.getKernel(ADAMW, tf.getBackend()) !== undefined;
       engine.update(state, (w, gRaw, slot) => {
         const block = Number(slot.slice(slot.lastIndexOf('/') + 1));
+        const decay = o.weightDecay && (o.decay?.(block) ?? true) ? o.weightDecay : 0;
+        if (fused && (w.rank === 2 || !o.clipNorm)) {
+          const [w1, m1, v1] = tf.engine().runKernel(ADAMW, { w, g: gRaw, m: m.get(slot) ?? tf.zerosLike(w), v: v.get(slot) ?? tf.zerosLike(w) }, { lr, beta1: o.beta1, beta2: o.beta2, epsilon: o.epsilon, c1, c2, decay, clip: o.clipNorm ?? 0 }) as tf.Tensor[];
+          m.get(slot)?.dispose();
+          v.get(slot)?.dispose();
+          m.set(slot, tf.keep(m1));
+          v.set(slot, tf.keep(v1));
+          return w1;
+        }
         // Per-block clipping, g * min(1, clip / ||g||), with the norm per replica (last two axes).
         const norm = () => tf.sqrt(tf.sum(tf.square(gRaw), [-2, -1], true));
         const g = o.clipNorm ? tf.mul(gRaw, tf.minimum(1, tf.div(o.clipNorm, tf.add(norm(), 1e-30)))) : gRaw;
@@ -67,7 +79,7 @@ export function engineAdam(engine: ReplicaEngine, o: AdamOptions = ADAM_DEFAULTS
         m.set(slot, tf.keep(m1));
         v.set(slot, tf.keep(v1));
         const stepDir = tf.div(tf.div(m1, c1), tf.add(tf.sqrt(tf.div(v1, c2)), o.epsilon));
-        const decayed = o.weightDecay && (o.decay?.(block) ?? true) ? tf.mul(w, 1 - lr * o.weightDecay) : w;
+        const decayed = decay ? tf.mul(w, 1 - lr * decay) : w;
         return tf.sub(decayed, tf.mul(stepDir, lr));
       });
     },

@@ -1,0 +1,40 @@
+#!/usr/bin/env node
+/**
+ * Times the yelp-xlnet step on one backend: R replicas of the cpu preset's encoder, each on its
+ * own batch of b sequences of L tokens (a quarter of them left padding, like short reviews):
+ * forward, autodiff backward, the across-run moments of every block, and the AdamW update with
+ * per-matrix clipping, as a study runs it. Prints JSON {backend, seconds[], tokensPerStep}.
+ *
+ *   node xlnet-step.mjs <backend> <R> <b> <steps> [warmup] [layers-dModel-heads-inner-length-vocab]
+ */
+import { RandomStream } from '@sgd-lab/core';
+import { ReplicaEngine, useBackend } from '@sgd-lab/tensor';
+import { decays, initXlnet, xlnetOptimizer, xlnetProgram } from '@sgd-lab/plugin-xlnet';
+
+const [backendName = 'native', rArg = '4', bArg = '32', stepsArg = '5', warmArg = '1', sizeArg = '2-64-4-256-32-2000'] = process.argv.slice(2);
+const [layers, dModel, heads, inner, length, vocab] = sizeArg.split('-').map(Number);
+const size = { layers, dModel, heads, inner, length, vocab };
+const R = Number(rArg);
+const b = Number(bArg);
+const backend = await useBackend(backendName);
+const program = xlnetProgram(size);
+const engine = new ReplicaEngine(program, { strategy: 'per-replica', chunkSize: R });
+const state = engine.replicate(initXlnet(new RandomStream([1]), size), R);
+const total = Number(stepsArg) + Number(warmArg);
+const opt = xlnetOptimizer(engine, { weightDecay: 0.01, warmup: 0.1, clip: 1, beta1: 0.9, beta2: 0.999, epsilon: 1e-8 }, (k) => decays(program.blocks[k].name), () => total);
+const rng = new RandomStream([2]);
+const x = new Float32Array(R * b * length);
+const y = new Float32Array(R * b * 2);
+for (let i = 0; i < R * b; i++) {
+  for (let j = 0; j < length; j++) x[i * length + j] = j < length / 4 ? 0 : 4 + Math.floor(rng.nextDouble() * (vocab - 4));
+  y[i * 2 + (rng.nextDouble() < 0.5 ? 0 : 1)] = 1;
+}
+const seconds = [];
+for (let t = 0; t < total; t++) {
+  const t0 = performance.now();
+  engine.gradients(state, [{ data: x, shape: [b, length] }, { data: y, shape: [b, 2] }], false);
+  opt.step(state, 1e-3, t);
+  if (t >= Number(warmArg)) seconds.push((performance.now() - t0) / 1000);
+}
+engine.dispose(state);
+process.stdout.write(JSON.stringify({ backend: backend.name, seconds, tokensPerStep: b * length }) + '\n');
