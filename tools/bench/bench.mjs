@@ -12,7 +12,7 @@
  */
 import 'reflect-metadata';
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -185,12 +185,6 @@ function ensureTorch() {
   spawnSync('apt-get', ['update', '-qq'], { stdio: 'ignore' });
   const r = spawnSync('apt-get', ['install', '-y', '-qq', 'python3-torch', 'libopenblas0-openmp'], { stdio: 'ignore' });
   return r.status === 0 && spawnSync('/usr/bin/python3', ['-c', 'import torch'], { env: peerEnv() }).status === 0;
-}
-
-/** The BLAS Debian's libblas.so.3 alternative points at (what PyTorch's generic BLAS calls). */
-function blasAlternative() {
-  const r = spawnSync('readlink', ['-f', '/etc/alternatives/libblas.so.3-x86_64-linux-gnu'], { encoding: 'utf8' });
-  return r.status === 0 ? r.stdout.trim() : 'unknown';
 }
 
 /** Floating-point operations of one deep linear replica-step (stochastic and full gradients). */
