@@ -17,6 +17,7 @@ export * from './engine/dense.js';
 export * from './engine/run-study.js';
 export * from './engine/session.js';
 export * from './engine/components.js';
+export * from './engine/epoch-rows.js';
 export * from './claims/monotone.js';
 export * from './claims/epoch-mean.js';
 export * from './io/files.js';

@@ -133,6 +133,15 @@ function product(addon: NativeAddon, backend: MathBackendCPU, a: TensorInfo, b: 
   return { info: backend.makeTensorInfo(plan.outShape, 'float32', out), out, plan };
 }
 
+/**
+ * The cpu kernel's result when the native path does not cover a call (`ok` false), else
+ * undefined; counts either way.
+ */
+function covered(name: string, ok: boolean, args: Parameters<KernelFunc>[0]): ReturnType<KernelFunc> | undefined {
+  count(name, ok);
+  return ok ? undefined : cpuKernel(name)(args);
+}
+
 function cpuKernel(name: string): KernelFunc {
   const k = getKernel(name, 'cpu');
   if (!k) throw new Error(`the cpu backend has no ${name} kernel to fall back on`);
@@ -164,15 +173,9 @@ export function nativeKernels(addon: NativeAddon): KernelConfig[] {
     const biasValues = bias && bias.dtype === 'float32' ? values(backend, bias) : undefined;
     const plan = planMatMul(a.shape, b.shape, transposeA, transposeB);
     const biasOk = !bias || (biasValues !== undefined && plan !== undefined && (biasValues.length === 1 || biasValues.length === plan.n) && bias.shape.length <= 1 + plan.outShape.length);
-    if (!act || preluActivationWeights || !biasOk) {
-      count(_FusedMatMul, false);
-      return cpuKernel(_FusedMatMul)(args);
-    }
+    if (!act || preluActivationWeights || !biasOk) return covered(_FusedMatMul, false, args)!;
     const r = product(addon, backend, a, b, transposeA, transposeB);
-    if (!r) {
-      count(_FusedMatMul, false);
-      return cpuKernel(_FusedMatMul)(args);
-    }
+    if (!r) return covered(_FusedMatMul, false, args)!;
     count(_FusedMatMul, true);
     const { out, plan: p } = r;
     if (biasValues) {
@@ -187,32 +190,23 @@ export function nativeKernels(addon: NativeAddon): KernelConfig[] {
     (name: string, op: number): KernelFunc =>
     (args) => {
       const { a, b } = args.inputs as { a: TensorInfo; b: TensorInfo };
-      if (a.dtype !== 'float32' || b.dtype !== 'float32') {
-        count(name, false);
-        return cpuKernel(name)(args);
-      }
-      count(name, true);
+      const fallback = covered(name, a.dtype === 'float32' && b.dtype === 'float32', args);
+      if (fallback) return fallback;
       return elementwise(addon, args.backend as MathBackendCPU, op, a, b);
     };
 
   const square: KernelFunc = (args) => {
     const { x } = args.inputs as { x: TensorInfo };
-    if (x.dtype !== 'float32') {
-      count(Square, false);
-      return cpuKernel(Square)(args);
-    }
-    count(Square, true);
+    const fallback = covered(Square, x.dtype === 'float32', args);
+    if (fallback) return fallback;
     return elementwise(addon, args.backend as MathBackendCPU, 2, x, x);
   };
 
   const transpose: KernelFunc = (args) => {
     const { x } = args.inputs as { x: TensorInfo };
     const { perm } = args.attrs as unknown as TransposeAttrs;
-    if (x.dtype !== 'float32') {
-      count(Transpose, false);
-      return cpuKernel(Transpose)(args);
-    }
-    count(Transpose, true);
+    const fallback = covered(Transpose, x.dtype === 'float32', args);
+    if (fallback) return fallback;
     const backend = args.backend as MathBackendCPU;
     const out = alloc(backend, util.sizeFromShape(x.shape));
     addon.transpose(values(backend, x), out, [...x.shape], [...perm]);
@@ -228,11 +222,8 @@ export function nativeKernels(addon: NativeAddon): KernelConfig[] {
     (args) => {
       const { x } = args.inputs as { x: TensorInfo };
       const { axis, keepDims } = args.attrs as unknown as SumAttrs;
-      if (x.dtype !== 'float32') {
-        count(name, false);
-        return cpuKernel(name)(args);
-      }
-      count(name, true);
+      const fallback = covered(name, x.dtype === 'float32', args);
+      if (fallback) return fallback;
       const backend = args.backend as MathBackendCPU;
       const axes = util.parseAxisParam(axis, x.shape);
       const kept = x.shape.map((_, d) => !axes.includes(d));
@@ -255,11 +246,8 @@ export function nativeKernels(addon: NativeAddon): KernelConfig[] {
     (name: string, op: number, alphaOf: (attrs: NamedAttrMap) => number = () => 0): KernelFunc =>
     (args) => {
       const { x } = args.inputs as { x: TensorInfo };
-      if (x.dtype !== 'float32') {
-        count(name, false);
-        return cpuKernel(name)(args);
-      }
-      count(name, true);
+      const fallback = covered(name, x.dtype === 'float32', args);
+      if (fallback) return fallback;
       const backend = args.backend as MathBackendCPU;
       const out = alloc(backend, util.sizeFromShape(x.shape));
       addon.unary(op, values(backend, x), out, alphaOf(args.attrs ?? {}));
@@ -270,11 +258,8 @@ export function nativeKernels(addon: NativeAddon): KernelConfig[] {
     const { logits } = args.inputs as { logits: TensorInfo };
     const { dim } = args.attrs as unknown as { dim: number };
     const rank = logits.shape.length;
-    if (logits.dtype !== 'float32' || rank === 0 || (dim !== -1 && dim !== rank - 1)) {
-      count(Softmax, false);
-      return cpuKernel(Softmax)(args);
-    }
-    count(Softmax, true);
+    const fallback = covered(Softmax, logits.dtype === 'float32' && rank > 0 && (dim === -1 || dim === rank - 1), args);
+    if (fallback) return fallback;
     const backend = args.backend as MathBackendCPU;
     const cols = logits.shape[rank - 1];
     const size = util.sizeFromShape(logits.shape);
@@ -327,11 +312,8 @@ export function nativeKernels(addon: NativeAddon): KernelConfig[] {
   const tile: KernelFunc = (args) => {
     const { x } = args.inputs as { x: TensorInfo };
     const { reps } = args.attrs as unknown as { reps: number[] };
-    if (x.dtype !== 'float32' || x.shape.length > 4 || reps.length !== x.shape.length) {
-      count(Tile, false);
-      return cpuKernel(Tile)(args);
-    }
-    count(Tile, true);
+    const fallback = covered(Tile, x.dtype === 'float32' && x.shape.length <= 4 && reps.length === x.shape.length, args);
+    if (fallback) return fallback;
     const backend = args.backend as MathBackendCPU;
     // out viewed as [r0, s0, r1, s1, ...]: x's strides on the s axes, 0 on the r axes.
     const strides = broadcastStrides(x.shape, x.shape);
@@ -354,11 +336,8 @@ export function nativeKernels(addon: NativeAddon): KernelConfig[] {
   const slice: KernelFunc = (args) => {
     const { x } = args.inputs as { x: TensorInfo };
     const { begin, size } = args.attrs as unknown as { begin: number | number[]; size: number | number[] };
-    if (x.dtype !== 'float32' || x.shape.length > 8) {
-      count(Slice, false);
-      return cpuKernel(Slice)(args);
-    }
-    count(Slice, true);
+    const fallback = covered(Slice, x.dtype === 'float32' && x.shape.length <= 8, args);
+    if (fallback) return fallback;
     const backend = args.backend as MathBackendCPU;
     const [b, s] = slice_util.parseSliceParams(x, begin, size);
     const strides = broadcastStrides(x.shape, x.shape);
@@ -375,11 +354,8 @@ export function nativeKernels(addon: NativeAddon): KernelConfig[] {
   const pad: KernelFunc = (args) => {
     const { x } = args.inputs as { x: TensorInfo };
     const { paddings, constantValue } = args.attrs as unknown as { paddings: [number, number][]; constantValue: number };
-    if (x.dtype !== 'float32' || x.shape.length > 8) {
-      count(PadV2, false);
-      return cpuKernel(PadV2)(args);
-    }
-    count(PadV2, true);
+    const fallback = covered(PadV2, x.dtype === 'float32' && x.shape.length <= 8, args);
+    if (fallback) return fallback;
     const backend = args.backend as MathBackendCPU;
     const outShape = x.shape.map((d, i) => paddings[i][0] + d + paddings[i][1]);
     const outStrides = broadcastStrides(outShape, outShape);
@@ -396,18 +372,13 @@ export function nativeKernels(addon: NativeAddon): KernelConfig[] {
   const gather: KernelFunc = (args) => {
     const { x, indices } = args.inputs as { x: TensorInfo; indices: TensorInfo };
     const { axis, batchDims } = args.attrs as unknown as { axis: number; batchDims: number };
-    if (x.dtype !== 'float32' || (axis !== 0 && axis !== -x.shape.length) || (batchDims ?? 0) !== 0 || x.shape.length < 1) {
-      count(GatherV2, false);
-      return cpuKernel(GatherV2)(args);
-    }
+    if (x.dtype !== 'float32' || (axis !== 0 && axis !== -x.shape.length) || (batchDims ?? 0) !== 0 || x.shape.length < 1) return covered(GatherV2, false, args)!;
     const backend = args.backend as MathBackendCPU;
     const idx = backend.data.get(indices.dataId).values as ArrayLike<number>;
     const rows = x.shape[0];
     for (let i = 0; i < idx.length; i++) {
-      if (!(idx[i] >= 0 && idx[i] < rows)) {
-        count(GatherV2, false);
-        return cpuKernel(GatherV2)(args); // its error names the bad index
-      }
+      // The cpu kernel's error names the bad index.
+      if (!(idx[i] >= 0 && idx[i] < rows)) return covered(GatherV2, false, args)!;
     }
     count(GatherV2, true);
     const row = util.sizeFromShape(x.shape.slice(1));

@@ -5,7 +5,7 @@
  * from its own stream.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { PackedStreams, StreamPurpose, type GradientReport, type Model, type ParamBlock, type RandomStream, type Sampler, type SamplerFactory, type ShardSchedule, type ShardSpec, type StudyConfig } from '@sgd-lab/core';
+import { epochRows, stepsPerEpoch, type GradientReport, type Model, type ParamBlock, type RandomStream, type Sampler, type SamplerFactory, type ShardSchedule, type ShardSpec, type StudyConfig } from '@sgd-lab/core';
 import { ReplicaEngine, matMulT, type ReplicaProgram, type TensorReplicaState } from '@sgd-lab/tensor';
 import { CLASSES, PIXELS, oneHot, type ImageSet } from './data.js';
 
@@ -97,41 +97,23 @@ export interface ImageBatch {
   b: number;
 }
 
-/** Steps per epoch at batch size b: the last partial batch is dropped. */
-export function stepsPerEpoch(n: number, b: number): number {
-  return Math.floor(n / b);
-}
+export { stepsPerEpoch };
 
 /**
- * Epoch-based sampling: run r reshuffles the n training rows at every epoch start (Fisher-Yates
- * from its stream keyed by (seed, batch, initPoint, b, r)) and takes consecutive batches.
+ * Epoch-based sampling (core's epochRows): run r reshuffles the n training rows at every epoch
+ * start from its stream keyed by (seed, batch, initPoint, b, r) and takes consecutive batches.
  */
 export function epochSampler(train: ImageSet): SamplerFactory<ImageBatch> {
   const labels = oneHot(train.labels);
+  const table = { count: train.count, columns: [{ data: train.images, width: PIXELS }, { data: labels, width: CLASSES }] };
   return {
     id: 'epoch-shuffle',
     create(shard: ShardSpec, seed: number): Sampler<ImageBatch> {
-      const n = train.count;
-      const b = shard.batchSize;
-      const runs = shard.runCount;
-      const perEpoch = stepsPerEpoch(n, b);
-      const perm = new Int32Array(runs * n);
-      for (let r = 0; r < runs; r++) for (let i = 0; i < n; i++) perm[r * n + i] = i;
-      const rng = new PackedStreams(Array.from({ length: runs }, (_, r) => [seed, StreamPurpose.batch, shard.initPoint, b, shard.runStart + r]));
-      const batch: ImageBatch = { x: new Float32Array(runs * b * PIXELS), y: new Float32Array(runs * b * CLASSES), b };
+      const rows = epochRows(table, shard, seed);
       return {
         next(t) {
-          const j = t % perEpoch;
-          if (j === 0) for (let r = 0; r < runs; r++) rng.partialShuffle(r, perm, r * n, n, n);
-          for (let r = 0; r < runs; r++) {
-            for (let k = 0; k < b; k++) {
-              const row = perm[r * n + j * b + k];
-              const o = r * b + k;
-              batch.x.set(train.images.subarray(row * PIXELS, (row + 1) * PIXELS), o * PIXELS);
-              batch.y.set(labels.subarray(row * CLASSES, (row + 1) * CLASSES), o * CLASSES);
-            }
-          }
-          return batch;
+          const [x, y] = rows.next(t);
+          return { x, y, b: shard.batchSize };
         },
       };
     },

@@ -1,9 +1,5 @@
-/**
- * Encoded examples and the epoch-based sampler: every run reshuffles the training rows at each
- * epoch start from its own keyed stream and takes consecutive batches (the last partial batch is
- * dropped), as in the MNIST setting.
- */
-import { PackedStreams, StreamPurpose, type Sampler, type SamplerFactory, type ShardSpec } from '@sgd-lab/core';
+/** Encoded examples and the epoch-based sampler (core's epochRows, as in the MNIST setting). */
+import { epochRows, stepsPerEpoch, type Sampler, type SamplerFactory, type ShardSpec } from '@sgd-lab/core';
 import type { TextSet } from './data.js';
 import { CLASSES } from './model.js';
 import type { Tokenizer } from './tokenizer.js';
@@ -42,37 +38,19 @@ export interface TextBatch {
   b: number;
 }
 
-export function stepsPerEpoch(n: number, b: number): number {
-  return Math.floor(n / b);
-}
+export { stepsPerEpoch };
 
+/** Epoch-based sampling of the encoded training set (core's epochRows). */
 export function textEpochSampler(train: EncodedSet): SamplerFactory<TextBatch> {
+  const table = { count: train.count, columns: [{ data: train.ids, width: train.length }, { data: train.labels, width: CLASSES }] };
   return {
     id: 'epoch-shuffle',
     create(shard: ShardSpec, seed: number): Sampler<TextBatch> {
-      const n = train.count;
-      const b = shard.batchSize;
-      const L = train.length;
-      const runs = shard.runCount;
-      const perEpoch = stepsPerEpoch(n, b);
-      if (perEpoch === 0) throw new Error(`batch size ${b} exceeds the ${n} training examples`);
-      const perm = new Int32Array(runs * n);
-      for (let r = 0; r < runs; r++) for (let i = 0; i < n; i++) perm[r * n + i] = i;
-      const rng = new PackedStreams(Array.from({ length: runs }, (_, r) => [seed, StreamPurpose.batch, shard.initPoint, b, shard.runStart + r]));
-      const batch: TextBatch = { x: new Float32Array(runs * b * L), y: new Float32Array(runs * b * CLASSES), b };
+      const rows = epochRows(table, shard, seed);
       return {
         next(t) {
-          const j = t % perEpoch;
-          if (j === 0) for (let r = 0; r < runs; r++) rng.partialShuffle(r, perm, r * n, n, n);
-          for (let r = 0; r < runs; r++) {
-            for (let k = 0; k < b; k++) {
-              const row = perm[r * n + j * b + k];
-              const o = r * b + k;
-              batch.x.set(train.ids.subarray(row * L, (row + 1) * L), o * L);
-              batch.y.set(train.labels.subarray(row * CLASSES, (row + 1) * CLASSES), o * CLASSES);
-            }
-          }
-          return batch;
+          const [x, y] = rows.next(t);
+          return { x, y, b: shard.batchSize };
         },
       };
     },

@@ -13,7 +13,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { mergeMoments, type BlockMoments, type GradientReport, type RunMoments } from '@sgd-lab/core';
 import { AXPY, SQUARED_DEVIATION_SUM } from '@sgd-lab/native';
-import type { ReplicaInput, ReplicaProgram } from './program.js';
+import type { ReplicaInput, ReplicaProgram, StepOutput } from './program.js';
 
 /** Whether the active backend registers a kernel (the fused ones exist on `native` only). */
 function hasKernel(name: string): boolean {
@@ -112,7 +112,8 @@ export class ReplicaEngine {
         if (state.strategy === 'stacked') {
           results.push(this.program.step(chunk.params[0], slice(chunk.start, chunk.count), wantFull));
         } else {
-          chunk.params.forEach((p, r) => results.push(this.program.step(p, slice(chunk.start + r, 1), wantFull)));
+          // A scope per replica: its intermediates are freed before the next replica runs.
+          chunk.params.forEach((p, r) => results.push(tf.tidy(() => this.program.step(p, slice(chunk.start + r, 1), wantFull) as unknown as tf.TensorContainer) as unknown as StepOutput));
         }
         const grads = results.map((r) => r.grads);
         const g = blockDeviations(grads, state.strategy, nb);
@@ -172,7 +173,7 @@ export class ReplicaEngine {
           if (state.strategy === 'stacked') {
             for (const [k, v] of Object.entries(evaluate(chunk.params[0], shared))) out[k] = tf.keep(v);
           } else {
-            const per = chunk.params.map((p) => evaluate(p, shared));
+            const per = chunk.params.map((p) => tf.tidy(() => evaluate(p, shared) as unknown as tf.TensorContainer) as unknown as Record<string, tf.Tensor>);
             for (const k of Object.keys(per[0])) out[k] = tf.keep(tf.stack(per.map((o) => o[k])));
           }
         });
