@@ -187,6 +187,29 @@ function ensureTorch() {
   return r.status === 0 && spawnSync('/usr/bin/python3', ['-c', 'import torch'], { env: peerEnv() }).status === 0;
 }
 
+/** Runs a PyTorch peer script with JSON on stdin; its JSON result, or undefined (said why). */
+function torchPeer(script, input) {
+  if (!ensureTorch()) {
+    say('  PyTorch peer unavailable (python3-torch could not be installed)');
+    return undefined;
+  }
+  const r = spawnSync('/usr/bin/python3', [join(root, 'tools', 'bench', script)], { input: JSON.stringify(input), env: torchEnv(), encoding: 'utf8' });
+  if (r.status !== 0) {
+    say(`  PyTorch peer failed: ${r.stderr.trim().split('\n').at(-1)}`);
+    return undefined;
+  }
+  const out = JSON.parse(r.stdout);
+  say(`  PyTorch ${out.torch}: ${fmt(median(out.seconds))} per step${out.sgemmGflops ? `; sgemm 1024^3 ${out.sgemmGflops.toFixed(0)} GFLOP/s` : ''}`);
+  return out;
+}
+
+/** The rows of an end-to-end table: backend, time, peak RSS, exit code. */
+function e2eRows(e2e) {
+  return Object.entries(e2e)
+    .map(([k, v]) => `| ${k} | ${fmt(v.seconds)} | ${v.maxRssMiB.toFixed(0)} MiB | ${v.code} |`)
+    .join('\n');
+}
+
 /** Floating-point operations of one deep linear replica-step (stochastic and full gradients). */
 function deepLinearFlops(widths, b) {
   const [p, h, o] = widths;
@@ -213,18 +236,7 @@ async function benchDeepLinear(sections) {
     rows.push({ backend: out.backend, name: `sgd-lab ${out.backend} (${out.strategy}${out.simd ? ', SIMD' : ''})`, sec });
     say(`  ${out.backend}: ${fmt(sec)} per step`);
   }
-  let torch;
-  if (ensureTorch()) {
-    const r = spawnSync('/usr/bin/python3', [join(root, 'tools', 'bench', 'deeplinear_torch.py')], {
-      input: JSON.stringify({ R, b, widths, steps: 10, warmup: 2 }),
-      env: torchEnv(),
-      encoding: 'utf8',
-    });
-    if (r.status === 0) {
-      torch = JSON.parse(r.stdout);
-      say(`  PyTorch ${torch.torch}: ${fmt(median(torch.seconds))} per step; sgemm 1024^3 ${torch.sgemmGflops.toFixed(0)} GFLOP/s`);
-    } else say(`  PyTorch peer failed: ${r.stderr.trim().split('\n').at(-1)}`);
-  } else say('  PyTorch peer unavailable (python3-torch could not be installed)');
+  const torch = torchPeer('deeplinear_torch.py', { R, b, widths, steps: 10, warmup: 2 });
 
   // Where the native (else wasm) step spends its time.
   const profiled = rows.some((r) => r.backend === 'native') ? 'native' : 'wasm';
@@ -248,9 +260,7 @@ async function benchDeepLinear(sections) {
     `| ${name} | ${fmt(sec)} | ${(R / sec).toFixed(0)} | ${((flops * R) / sec / 1e9).toFixed(1)} | ${torchSec ? (torchSec / sec).toFixed(2) : '-'} |`;
   const table = [...rows.map((r) => line(r.name, r.sec)), ...(torchSec ? [line(`PyTorch ${torch.torch} CPU, bmm into reused buffers, ${torch.threads} threads`, torchSec)] : [])].join('\n');
   const pct = (x) => `${(x * 100).toFixed(1)}%`;
-  const e2eTable = Object.entries(e2e)
-    .map(([k, v]) => `| ${k} | ${fmt(v.seconds)} | ${v.maxRssMiB.toFixed(0)} MiB | ${v.code} |`)
-    .join('\n');
+  const e2eTable = e2eRows(e2e);
   const speedup = e2e.native && e2e.wasm ? e2e.wasm.seconds / e2e.native.seconds : undefined;
   sections.push(`## gaussian-deeplinear (R = ${R} replicas, b = ${b}, widths ${widths.join('-')})
 
@@ -303,14 +313,7 @@ async function benchMnist(sections) {
     rows.push({ backend: out.backend, name: `sgd-lab ${out.backend} (${out.strategy}${out.simd ? ', SIMD' : ''})`, sec: median(out.seconds) });
     say(`  ${out.backend}: ${fmt(median(out.seconds))} per step`);
   }
-  let torch;
-  if (ensureTorch()) {
-    const r = spawnSync('/usr/bin/python3', [join(root, 'tools', 'bench', 'mnist_torch.py')], { input: JSON.stringify({ R, b, widths, steps: 30, warmup: 3 }), env: torchEnv(), encoding: 'utf8' });
-    if (r.status === 0) {
-      torch = JSON.parse(r.stdout);
-      say(`  PyTorch ${torch.torch}: ${fmt(median(torch.seconds))} per step`);
-    } else say(`  PyTorch peer failed: ${r.stderr.trim().split('\n').at(-1)}`);
-  }
+  const torch = torchPeer('mnist_torch.py', { R, b, widths, steps: 30, warmup: 3 });
   const e2e = {};
   for (const backend of rows.map((r) => r.backend).filter((x) => x === 'native' || x === 'wasm')) {
     say(`  cpu preset end to end on ${backend}...`);
@@ -320,9 +323,7 @@ async function benchMnist(sections) {
   const torchSec = torch ? median(torch.seconds) : undefined;
   const line = (name, sec) => `| ${name} | ${fmt(sec)} | ${(b / sec).toFixed(0)} | ${torchSec ? (torchSec / sec).toFixed(2) : '-'} |`;
   const table = [...rows.map((r) => line(r.name, r.sec)), ...(torchSec ? [line(`PyTorch ${torch.torch} CPU, bmm/baddbmm, ${torch.threads} threads`, torchSec)] : [])].join('\n');
-  const e2eTable = Object.entries(e2e)
-    .map(([k, v]) => `| ${k} | ${fmt(v.seconds)} | ${v.maxRssMiB.toFixed(0)} MiB | ${v.code} |`)
-    .join('\n');
+  const e2eTable = e2eRows(e2e);
   const speedup = e2e.native && e2e.wasm ? e2e.wasm.seconds / e2e.native.seconds : undefined;
   sections.push(`## mnist-mlp (cpu preset step: R = ${R} replicas, b = ${b}, widths ${widths.join('-')})
 
@@ -360,14 +361,7 @@ async function benchXlnet(sections) {
     rows.push({ backend: out.backend, name: `sgd-lab ${out.backend} (per replica, autodiff)`, sec: median(out.seconds) });
     say(`  ${out.backend}: ${fmt(median(out.seconds))} per step`);
   }
-  let torch;
-  if (ensureTorch()) {
-    const r = spawnSync('/usr/bin/python3', [join(root, 'tools', 'bench', 'xlnet_torch.py')], { input: JSON.stringify({ R, b, size, steps: 8, warmup: 2 }), env: torchEnv(), encoding: 'utf8' });
-    if (r.status === 0) {
-      torch = JSON.parse(r.stdout);
-      say(`  PyTorch ${torch.torch}: ${fmt(median(torch.seconds))} per step`);
-    } else say(`  PyTorch peer failed: ${r.stderr.trim().split('\n').at(-1)}`);
-  }
+  const torch = torchPeer('xlnet_torch.py', { R, b, size, steps: 8, warmup: 2 });
   const e2e = {};
   const uci = dataDir && existsSync(join(dataDir, 'yelp_labelled_uci', 'yelp_labelled.txt'));
   // End to end on native only: on wasm the cpu preset takes over ten minutes (the step ratio shows why).
@@ -385,9 +379,7 @@ async function benchXlnet(sections) {
   const torchSec = torch ? median(torch.seconds) : undefined;
   const line = (name, sec) => `| ${name} | ${fmt(sec)} | ${(tokens / sec).toFixed(0)} | ${torchSec ? (torchSec / sec).toFixed(2) : '-'} |`;
   const table = [...rows.map((r) => line(r.name, r.sec)), ...(torchSec ? [line(`PyTorch ${torch.torch} CPU, autograd, AdamW, ${torch.threads} threads`, torchSec)] : [])].join('\n');
-  const e2eTable = Object.entries(e2e)
-    .map(([k, v]) => `| ${k} | ${fmt(v.seconds)} | ${v.maxRssMiB.toFixed(0)} MiB | ${v.code} |`)
-    .join('\n');
+  const e2eTable = e2eRows(e2e);
   const stepOf = (name) => rows.find((r) => r.backend === name)?.sec;
   const speedup = stepOf('native') && stepOf('wasm') ? stepOf('wasm') / stepOf('native') : undefined;
   sections.push(`## yelp-xlnet (cpu preset encoder: ${size.layers} layers, hidden ${size.dModel}, ${size.heads} heads, inner ${size.inner}, ${size.length} tokens; R = ${R}, b = ${b})
