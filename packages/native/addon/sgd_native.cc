@@ -11,6 +11,7 @@
 #include <functional>
 #include <mutex>
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <thread>
 #include <vector>
@@ -22,6 +23,15 @@ int openblas_get_num_threads(void);
 int openblas_get_num_procs(void);
 char* openblas_get_config(void);
 }
+
+// Hot loops are compiled for AVX-512, AVX2 and baseline x86-64, picked when the addon loads
+// (GCC's function multi-versioning), so one build runs everywhere and fast here. Lanes are
+// explicit and FP contraction is off (-std=c++17), so every version gives the same bits.
+#if defined(__x86_64__) && defined(__linux__) && defined(__GNUC__) && !defined(__clang__)
+#define HOT __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define HOT
+#endif
 
 namespace {
 
@@ -108,7 +118,8 @@ Pool& ThePool() {
 template <typename F>
 void Parallel(int64_t n, int64_t cost, F f) {
   int parts = static_cast<int>(std::min<int64_t>(g_threads, n));
-  if (cost < (1 << 18) || parts <= 1) {
+  // Below about a million elements a memory-bound pass is over before a sleeping worker wakes.
+  if (cost < (1 << 20) || parts <= 1) {
     f(0, n, 0);
     return;
   }
@@ -130,66 +141,6 @@ int64_t Int(const Napi::CallbackInfo& info, size_t i, const char* name) {
   return v;
 }
 
-// Elements needed by `batch` matrices of `rows` x `cols` spaced `stride` apart.
-int64_t Needed(int64_t batch, int64_t stride, int64_t rows, int64_t cols) {
-  if (batch == 0 || rows == 0 || cols == 0) return 0;
-  return (batch - 1) * stride + rows * cols;
-}
-
-void Gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int lda, const float* b, int ldb, float beta, float* c, int ldc) {
-  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, static_cast<int>(m), static_cast<int>(n),
-              static_cast<int>(k), alpha, a, lda, b, ldb, beta, c, ldc);
-}
-
-// gemmBatched(a, b, c, batch, m, n, k, transA, transB, strideA, strideB, strideC, alpha, beta)
-// For i < batch: C_i = alpha op(A_i) op(B_i) + beta C_i, row-major, op(A_i) m x k, op(B_i) k x n.
-// A stride of 0 reuses one matrix for every i (broadcasting).
-Napi::Value GemmBatched(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (info.Length() != 14) throw Napi::TypeError::New(env, "gemmBatched takes 14 arguments");
-  Napi::Float32Array a = F32(info, 0, "a"), b = F32(info, 1, "b"), c = F32(info, 2, "c");
-  const int64_t batch = Int(info, 3, "batch"), m = Int(info, 4, "m"), n = Int(info, 5, "n"), k = Int(info, 6, "k");
-  const bool ta = info[7].ToBoolean(), tb = info[8].ToBoolean();
-  const int64_t sa = Int(info, 9, "strideA"), sb = Int(info, 10, "strideB"), sc = Int(info, 11, "strideC");
-  const float alpha = info[12].As<Napi::Number>().FloatValue(), beta = info[13].As<Napi::Number>().FloatValue();
-  if (static_cast<int64_t>(a.ElementLength()) < Needed(batch, sa, m, k)) throw Napi::RangeError::New(env, "a is too short");
-  if (static_cast<int64_t>(b.ElementLength()) < Needed(batch, sb, k, n)) throw Napi::RangeError::New(env, "b is too short");
-  if (static_cast<int64_t>(c.ElementLength()) < Needed(batch, sc, m, n)) throw Napi::RangeError::New(env, "c is too short");
-  if (m > INT32_MAX || n > INT32_MAX || k > INT32_MAX) throw Napi::RangeError::New(env, "matrix too large");
-  const float* pa = a.Data();
-  const float* pb = b.Data();
-  float* pc = c.Data();
-  const int lda = ta ? static_cast<int>(m) : static_cast<int>(k);
-  const int ldb = tb ? static_cast<int>(k) : static_cast<int>(n);
-  const int ldc = static_cast<int>(n);
-  // OpenBLAS itself runs single-threaded (its idle pthreads spin in sched_yield between calls,
-  // burning a core the JavaScript thread needs); the addon's own pool, which sleeps, parallelises:
-  // a batch of products by slices of the batch, a single large product by blocks of rows of C.
-  const double flops = 2.0 * m * n * k;
-  const int parts = g_threads;
-  if (parts > 1 && batch >= parts && sc != 0 && flops * batch > 2e6) {
-    const std::function<void(int)> job = [&](int p) {
-      for (int64_t i = batch * p / parts; i < batch * (p + 1) / parts; ++i) Gemm(ta, tb, m, n, k, alpha, pa + i * sa, lda, pb + i * sb, ldb, beta, pc + i * sc, ldc);
-    };
-    ThePool().Run(parts, job);
-  } else if (parts > 1 && m >= 2 * parts && flops > 2e6) {
-    // Rows [r0, r1) of C need rows r0.. of op(A): an offset of r0 rows (A) or r0 columns (A^T).
-    for (int64_t i = 0; i < batch; ++i) {
-      const float* A = pa + i * sa;
-      const float* B = pb + i * sb;
-      float* C = pc + i * sc;
-      const std::function<void(int)> job = [&](int p) {
-        const int64_t r0 = m * p / parts, r1 = m * (p + 1) / parts;
-        if (r1 > r0) Gemm(ta, tb, r1 - r0, n, k, alpha, A + (ta ? r0 : r0 * lda), lda, B, ldb, beta, C + r0 * ldc, ldc);
-      };
-      ThePool().Run(parts, job);
-    }
-  } else {
-    for (int64_t i = 0; i < batch; ++i) Gemm(ta, tb, m, n, k, alpha, pa + i * sa, lda, pb + i * sb, ldb, beta, pc + i * sc, ldc);
-  }
-  return env.Undefined();
-}
-
 // Reads a JS array of non-negative integers (shapes, strides, permutations).
 std::vector<int64_t> Ints(const Napi::CallbackInfo& info, size_t i, const char* name) {
   if (!info[i].IsArray()) throw Napi::TypeError::New(info.Env(), std::string(name) + " must be an array");
@@ -204,6 +155,135 @@ std::vector<int64_t> Ints(const Napi::CallbackInfo& info, size_t i, const char* 
   if (out.size() > 8) throw Napi::RangeError::New(info.Env(), std::string(name) + ": rank above 8");
   return out;
 }
+
+// Elements needed by `batch` matrices of `rows` x `cols` spaced `stride` apart.
+int64_t Needed(int64_t batch, int64_t stride, int64_t rows, int64_t cols) {
+  if (batch == 0 || rows == 0 || cols == 0) return 0;
+  return (batch - 1) * stride + rows * cols;
+}
+
+void Gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int lda, const float* b, int ldb, float beta, float* c, int ldc) {
+  if (k == 0) {
+    // An empty sum: C = beta C (cblas would reject the leading dimension 0).
+    for (int64_t r = 0; r < m; ++r)
+      for (int64_t j = 0; j < n; ++j) c[r * ldc + j] = beta == 0 ? 0.0f : beta * c[r * ldc + j];
+    return;
+  }
+  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, static_cast<int>(m), static_cast<int>(n),
+              static_cast<int>(k), alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+enum Activation { ACT_LINEAR = 0, ACT_RELU = 1, ACT_RELU6 = 2, ACT_LEAKY = 3, ACT_SIGMOID = 4, ACT_ELU = 5 };
+
+struct Epilogue {
+  const float* bias = nullptr;
+  int64_t sb = 0, sm = 0, sn = 0;
+  int act = ACT_LINEAR;
+  float alpha = 0;
+  bool active() const { return bias != nullptr || act != ACT_LINEAR; }
+
+  // Rows [r0, r1) of product i (c points at its row 0).
+  void apply(int64_t i, float* c, int64_t r0, int64_t r1, int64_t n) const {
+    for (int64_t r = r0; r < r1; ++r) {
+      float* __restrict row = c + r * n;
+      if (bias != nullptr) {
+        const float* __restrict bv = bias + i * sb + r * sm;
+        if (sn == 1) {
+          for (int64_t j = 0; j < n; ++j) row[j] += bv[j];
+        } else {
+          const float v = bv[0];
+          for (int64_t j = 0; j < n; ++j) row[j] += v;
+        }
+      }
+      const float a = alpha;
+      switch (act) {
+        case ACT_RELU: for (int64_t j = 0; j < n; ++j) row[j] = row[j] < 0 ? 0.0f : row[j]; break;
+        case ACT_RELU6: for (int64_t j = 0; j < n; ++j) row[j] = row[j] < 0 ? 0.0f : row[j] > 6 ? 6.0f : row[j]; break;
+        case ACT_LEAKY: for (int64_t j = 0; j < n; ++j) row[j] = row[j] * (row[j] < 0 ? a : 1.0f); break;
+        case ACT_SIGMOID: for (int64_t j = 0; j < n; ++j) row[j] = 1.0f / (1.0f + std::exp(-row[j])); break;
+        case ACT_ELU: for (int64_t j = 0; j < n; ++j) row[j] = row[j] < 0 ? std::expm1(row[j]) : row[j]; break;
+        default: break;
+      }
+    }
+  }
+};
+
+// gemmBatched(a, b, c, batch, m, n, k, transA, transB, strideA, strideB, strideC, alpha, beta
+//             [, bias, biasStrides, activation, actAlpha])
+// For i < batch: C_i = alpha op(A_i) op(B_i) + beta C_i, row-major, op(A_i) m x k, op(B_i) k x n.
+// A stride of 0 reuses one matrix for every i (broadcasting). With the optional epilogue, each C_i
+// then gets C_i[r, j] += bias[i sB + r sM + j sN] (biasStrides [sB, sM, sN], 0 where it broadcasts)
+// and the activation (ACT_* codes), while it is still in cache.
+Napi::Value GemmBatched(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 14 && info.Length() != 18) throw Napi::TypeError::New(env, "gemmBatched takes 14 arguments, or 18 with an epilogue");
+  Napi::Float32Array a = F32(info, 0, "a"), b = F32(info, 1, "b"), c = F32(info, 2, "c");
+  const int64_t batch = Int(info, 3, "batch"), m = Int(info, 4, "m"), n = Int(info, 5, "n"), k = Int(info, 6, "k");
+  const bool ta = info[7].ToBoolean(), tb = info[8].ToBoolean();
+  const int64_t sa = Int(info, 9, "strideA"), sb = Int(info, 10, "strideB"), sc = Int(info, 11, "strideC");
+  const float alpha = info[12].As<Napi::Number>().FloatValue(), beta = info[13].As<Napi::Number>().FloatValue();
+  if (static_cast<int64_t>(a.ElementLength()) < Needed(batch, sa, m, k)) throw Napi::RangeError::New(env, "a is too short");
+  if (static_cast<int64_t>(b.ElementLength()) < Needed(batch, sb, k, n)) throw Napi::RangeError::New(env, "b is too short");
+  if (static_cast<int64_t>(c.ElementLength()) < Needed(batch, sc, m, n)) throw Napi::RangeError::New(env, "c is too short");
+  if (m > INT32_MAX || n > INT32_MAX || k > INT32_MAX) throw Napi::RangeError::New(env, "matrix too large");
+  Epilogue epi;
+  if (info.Length() == 18) {
+    if (!info[14].IsNull() && !info[14].IsUndefined()) {
+      Napi::Float32Array bias = F32(info, 14, "bias");
+      const std::vector<int64_t> bs = Ints(info, 15, "biasStrides");
+      if (bs.size() != 3) throw Napi::RangeError::New(env, "biasStrides takes 3 strides");
+      if (bs[2] > 1) throw Napi::RangeError::New(env, "bias must be contiguous along its last axis (stride 0 or 1)");
+      if (static_cast<int64_t>(bias.ElementLength()) < (batch - 1) * bs[0] + (m - 1) * bs[1] + (n - 1) * bs[2] + 1) throw Napi::RangeError::New(env, "bias is too short");
+      epi.bias = bias.Data();
+      epi.sb = bs[0];
+      epi.sm = bs[1];
+      epi.sn = bs[2];
+    }
+    epi.act = static_cast<int>(Int(info, 16, "activation"));
+    if (epi.act > ACT_ELU) throw Napi::RangeError::New(env, "unknown activation");
+    epi.alpha = info[17].As<Napi::Number>().FloatValue();
+  }
+  const float* pa = a.Data();
+  const float* pb = b.Data();
+  float* pc = c.Data();
+  const int lda = ta ? static_cast<int>(m) : static_cast<int>(k);
+  const int ldb = tb ? static_cast<int>(k) : static_cast<int>(n);
+  const int ldc = static_cast<int>(n);
+  // OpenBLAS itself runs single-threaded (its idle pthreads spin in sched_yield between calls,
+  // burning a core the JavaScript thread needs); the addon's own pool, which sleeps, parallelises:
+  // a batch of products by slices of the batch, a single large product by blocks of rows of C.
+  const double flops = 2.0 * m * n * k;
+  const int parts = g_threads;
+  if (parts > 1 && batch >= parts && sc != 0 && flops * batch > 2e6) {
+    const std::function<void(int)> job = [&](int p) {
+      for (int64_t i = batch * p / parts; i < batch * (p + 1) / parts; ++i) {
+        Gemm(ta, tb, m, n, k, alpha, pa + i * sa, lda, pb + i * sb, ldb, beta, pc + i * sc, ldc);
+        if (epi.active()) epi.apply(i, pc + i * sc, 0, m, n);
+      }
+    };
+    ThePool().Run(parts, job);
+  } else if (parts > 1 && m >= 2 * parts && flops > 2e6) {
+    // Rows [r0, r1) of C need rows r0.. of op(A): an offset of r0 rows (A) or r0 columns (A^T).
+    for (int64_t i = 0; i < batch; ++i) {
+      const float* A = pa + i * sa;
+      const float* B = pb + i * sb;
+      float* C = pc + i * sc;
+      const std::function<void(int)> job = [&](int p) {
+        const int64_t r0 = m * p / parts, r1 = m * (p + 1) / parts;
+        if (r1 > r0) Gemm(ta, tb, r1 - r0, n, k, alpha, A + (ta ? r0 : r0 * lda), lda, B, ldb, beta, C + r0 * ldc, ldc);
+        if (r1 > r0 && epi.active()) epi.apply(i, C, r0, r1, n);
+      };
+      ThePool().Run(parts, job);
+    }
+  } else {
+    for (int64_t i = 0; i < batch; ++i) {
+      Gemm(ta, tb, m, n, k, alpha, pa + i * sa, lda, pb + i * sb, ldb, beta, pc + i * sc, ldc);
+      if (epi.active()) epi.apply(i, pc + i * sc, 0, m, n);
+    }
+  }
+  return env.Undefined();
+}
+
 
 // Largest element offset + 1 reached by `shape` with `strides` (0 for an empty shape).
 int64_t Extent(const std::vector<int64_t>& shape, const std::vector<int64_t>& strides) {
@@ -302,7 +382,7 @@ void BinaryRows(const float* a, const float* b, float* o, const std::vector<int6
 
 // binary(op, a, b, out, shape, stridesA, stridesB): out (contiguous, `shape`) = a op b, where a and
 // b are read with their strides (0 on broadcast axes). op: 0 add, 1 sub, 2 mul, 3 div,
-// 4 squared difference, 5 maximum, 6 minimum, 7 copy of a (broadcasts and tiles).
+// 4 squared difference, 5 maximum, 6 minimum, 7 copy of a (broadcasts and tiles), 8 a * step(b).
 Napi::Value Binary(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() != 7) throw Napi::TypeError::New(env, "binary takes 7 arguments");
@@ -333,6 +413,8 @@ Napi::Value Binary(const Napi::CallbackInfo& info) {
     case 5: BinaryRows(pa, pb, po, shape, sa, sb, so, [](float x, float y) { return x > y || x != x ? x : y; }); break;
     case 6: BinaryRows(pa, pb, po, shape, sa, sb, so, [](float x, float y) { return x < y || x != x ? x : y; }); break;
     case 7: BinaryRows(pa, pb, po, shape, sa, sb, so, [](float x, float) { return x; }); break;
+    // x * step(y): the backward pass of a ReLU from its output (NaN in y propagates, as in step).
+    case 8: BinaryRows(pa, pb, po, shape, sa, sb, so, [](float x, float y) { return x * (y > 0 ? 1.0f : y == y ? 0.0f : y); }); break;
     default: throw Napi::RangeError::New(env, "unknown binary op");
   }
   return env.Undefined();
@@ -509,9 +591,14 @@ Napi::Value ReduceSum(const Napi::CallbackInfo& info) {
 // NaN input, NaN; 1 above), 2 exp, 3 log, 4 neg, 5 sqrt, 6 rsqrt, 7 tanh, 8 sigmoid, 9 abs, 10 erf,
 // 11 leaky relu (alpha slope), 12 elu.
 template <typename F>
-void Map(const float* x, float* o, int64_t n, F f) {
-  Parallel(n, n, [&](int64_t i0, int64_t i1, int) {
-    for (int64_t i = i0; i < i1; ++i) o[i] = f(x[i]);
+void Map(const float* x, float* o, int64_t n, int64_t weight, F f) {
+  Parallel(n, n * weight, [&](int64_t i0, int64_t i1, int) {
+    // Local copies: through the closure's references the compiler must assume that every store to
+    // o may change x, o or f's captures, and then it neither vectorizes nor if-converts.
+    const float* __restrict xs = x;
+    float* __restrict os = o;
+    const F g = f;
+    for (int64_t i = i0; i < i1; ++i) os[i] = g(xs[i]);
   });
 }
 
@@ -526,19 +613,25 @@ Napi::Value Unary(const Napi::CallbackInfo& info) {
   const float* px = x.Data();
   float* po = o.Data();
   switch (op) {
-    case 0: Map(px, po, n, [](float v) { return v < 0 ? 0.0f : v; }); break;
-    case 1: Map(px, po, n, [alpha](float v) { return v != v ? v : v > 0 ? 1.0f : alpha; }); break;
-    case 2: Map(px, po, n, [](float v) { return std::exp(v); }); break;
-    case 3: Map(px, po, n, [](float v) { return std::log(v); }); break;
-    case 4: Map(px, po, n, [](float v) { return -v; }); break;
-    case 5: Map(px, po, n, [](float v) { return std::sqrt(v); }); break;
-    case 6: Map(px, po, n, [](float v) { return 1.0f / std::sqrt(v); }); break;
-    case 7: Map(px, po, n, [](float v) { return std::tanh(v); }); break;
-    case 8: Map(px, po, n, [](float v) { return 1.0f / (1.0f + std::exp(-v)); }); break;
-    case 9: Map(px, po, n, [](float v) { return std::fabs(v); }); break;
-    case 10: Map(px, po, n, [](float v) { return std::erf(v); }); break;
-    case 11: Map(px, po, n, [alpha](float v) { return v < 0 ? alpha * v : v; }); break;
-    case 12: Map(px, po, n, [](float v) { return v < 0 ? std::expm1(v) : v; }); break;
+    case 0: Map(px, po, n, 1, [](float v) { return v < 0 ? 0.0f : v; }); break;
+    case 1:
+      // Written as two selects so that it vectorizes (a nested branch mispredicts on signs).
+      Map(px, po, n, 1, [alpha](float v) {
+        const float s = v > 0 ? 1.0f : alpha;
+        return v == v ? s : v;
+      });
+      break;
+    case 2: Map(px, po, n, 8, [](float v) { return std::exp(v); }); break;
+    case 3: Map(px, po, n, 8, [](float v) { return std::log(v); }); break;
+    case 4: Map(px, po, n, 1, [](float v) { return -v; }); break;
+    case 5: Map(px, po, n, 8, [](float v) { return std::sqrt(v); }); break;
+    case 6: Map(px, po, n, 8, [](float v) { return 1.0f / std::sqrt(v); }); break;
+    case 7: Map(px, po, n, 8, [](float v) { return std::tanh(v); }); break;
+    case 8: Map(px, po, n, 8, [](float v) { return 1.0f / (1.0f + std::exp(-v)); }); break;
+    case 9: Map(px, po, n, 1, [](float v) { return std::fabs(v); }); break;
+    case 10: Map(px, po, n, 8, [](float v) { return std::erf(v); }); break;
+    case 11: Map(px, po, n, 1, [alpha](float v) { return v * (v < 0 ? alpha : 1.0f); }); break;
+    case 12: Map(px, po, n, 8, [](float v) { return v < 0 ? std::expm1(v) : v; }); break;
     default: throw Napi::RangeError::New(env, "unknown unary op");
   }
   return env.Undefined();
@@ -595,6 +688,27 @@ Napi::Value CopyStrided(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// sum_j (a[j] - m[j])^2 in double, over independent lanes so that it vectorizes (a single
+// accumulator is a serial dependency the compiler may not reorder).
+HOT double SquaredDeviations(const float* __restrict a, const float* __restrict m, int64_t n) {
+  constexpr int L = 8;
+  double lane[L] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int64_t j = 0;
+  for (; j + L <= n; j += L) {
+    for (int l = 0; l < L; ++l) {
+      const double d = static_cast<double>(a[j + l]) - m[j + l];
+      lane[l] += d * d;
+    }
+  }
+  double s = 0;
+  for (; j < n; ++j) {
+    const double d = static_cast<double>(a[j]) - m[j];
+    s += d * d;
+  }
+  for (int l = 0; l < L; ++l) s += lane[l];
+  return s;
+}
+
 // sqdevSum(x, mean, out, rows, cols): out[r] = sum_j (x[r, j] - mean[j])^2, double accumulators;
 // the across-run squared deviations of a [runs, ...] block in one read.
 Napi::Value SqdevSum(const Napi::CallbackInfo& info) {
@@ -609,15 +723,90 @@ Napi::Value SqdevSum(const Napi::CallbackInfo& info) {
   const float* pm = mean.Data();
   float* po = o.Data();
   Parallel(rows, rows * cols, [&](int64_t r0, int64_t r1, int) {
+    const float* __restrict m = pm;
     for (int64_t r = r0; r < r1; ++r) {
-      const float* a = px + r * cols;
-      double s = 0;
-      for (int64_t j = 0; j < cols; ++j) {
-        const double d = static_cast<double>(a[j]) - pm[j];
-        s += d * d;
-      }
-      po[r] = static_cast<float>(s);
+      po[r] = static_cast<float>(SquaredDeviations(px + r * cols, m, cols));
     }
+  });
+  return env.Undefined();
+}
+
+// s[j] += x[r * stride + j] for r < rows, j < w (double sums, in r order).
+HOT void ColumnSums(const float* __restrict x, int64_t stride, int64_t rows, int64_t w, double* __restrict s) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* row = x + r * stride;
+    for (int64_t j = 0; j < w; ++j) s[j] += row[j];
+  }
+}
+
+// runMoments(x, meanOut, devOut, runs, cols): the across-run moments of a [runs, cols] block in
+// one read of x: meanOut[j] = mean_r x[r, j] (double sum, rounded to float32 like the Mean kernel)
+// and devOut[r] = sum_j (x[r, j] - meanOut[j])^2 (double). Threads take column blocks small enough
+// that a block's rows are still in cache for the second pass; each thread keeps its own sums.
+Napi::Value RunMoments(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 5) throw Napi::TypeError::New(env, "runMoments takes 5 arguments");
+  Napi::Float32Array x = F32(info, 0, "x"), mean = F32(info, 1, "meanOut"), dev = F32(info, 2, "devOut");
+  const int64_t runs = Int(info, 3, "runs"), cols = Int(info, 4, "cols");
+  if (static_cast<int64_t>(x.ElementLength()) < runs * cols) throw Napi::RangeError::New(env, "x is too short");
+  if (static_cast<int64_t>(mean.ElementLength()) < cols) throw Napi::RangeError::New(env, "meanOut is too short");
+  if (static_cast<int64_t>(dev.ElementLength()) < runs) throw Napi::RangeError::New(env, "devOut is too short");
+  const float* px = x.Data();
+  float* pm = mean.Data();
+  float* pd = dev.Data();
+  if (runs == 0) return env.Undefined();
+  // About 128 KiB of x per block.
+  const int64_t width = std::max<int64_t>(64, std::min<int64_t>(4096, (1024*8 / runs) & ~int64_t(7)));
+  const int64_t blocks = (cols + width - 1) / width;
+  const int parts = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(g_threads, blocks)));
+  std::vector<double> acc(static_cast<size_t>(parts * runs), 0.0);
+  const double scale = 1.0 / static_cast<double>(runs);
+  const int saved = g_threads;
+  g_threads = parts;
+  Parallel(blocks, runs * cols, [&](int64_t b0, int64_t b1, int part) {
+    std::vector<double> sum(static_cast<size_t>(width));
+    double* __restrict s = sum.data();
+    double* __restrict a = acc.data() + part * runs;
+    const float* __restrict xs = px;
+    float* __restrict ms = pm;
+    for (int64_t blk = b0; blk < b1; ++blk) {
+      const int64_t j0 = blk * width, w = std::min(cols, j0 + width) - j0;
+      for (int64_t j = 0; j < w; ++j) s[j] = 0;
+      ColumnSums(xs + j0, cols, runs, w, s);
+      for (int64_t j = 0; j < w; ++j) ms[j0 + j] = static_cast<float>(s[j] * scale);
+      for (int64_t r = 0; r < runs; ++r) a[r] += SquaredDeviations(xs + r * cols + j0, ms + j0, w);
+    }
+  });
+  g_threads = saved;
+  for (int64_t r = 0; r < runs; ++r) {
+    double t = 0;
+    for (int p = 0; p < parts; ++p) t += acc[p * runs + r];
+    pd[r] = static_cast<float>(t);
+  }
+  return env.Undefined();
+}
+
+// gatherRows(src, width, rows, dst): dst row i = src row rows[i] (rows of `width` floats); the
+// copies of a mini-batch from a training set. Threads take slices of the rows: random rows of a
+// table larger than the cache are latency-bound, and two streams of misses overlap.
+Napi::Value GatherRows(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 4) throw Napi::TypeError::New(env, "gatherRows takes 4 arguments");
+  Napi::Float32Array src = F32(info, 0, "src");
+  const int64_t width = Int(info, 1, "width");
+  if (!info[2].IsTypedArray() || info[2].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) throw Napi::TypeError::New(env, "rows must be an Int32Array");
+  Napi::Int32Array rows = info[2].As<Napi::Int32Array>();
+  Napi::Float32Array dst = F32(info, 3, "dst");
+  const int64_t n = static_cast<int64_t>(rows.ElementLength());
+  const int64_t count = width == 0 ? 0 : static_cast<int64_t>(src.ElementLength()) / width;
+  if (static_cast<int64_t>(dst.ElementLength()) < n * width) throw Napi::RangeError::New(env, "dst is too short");
+  const int32_t* pr = rows.Data();
+  for (int64_t i = 0; i < n; ++i)
+    if (pr[i] < 0 || pr[i] >= count) throw Napi::RangeError::New(env, "row " + std::to_string(pr[i]) + " is outside the table's " + std::to_string(count) + " rows");
+  const float* ps = src.Data();
+  float* pd = dst.Data();
+  Parallel(n, 4 * n * width, [&](int64_t i0, int64_t i1, int) {
+    for (int64_t i = i0; i < i1; ++i) std::memcpy(pd + i * width, ps + static_cast<int64_t>(pr[i]) * width, static_cast<size_t>(width) * sizeof(float));
   });
   return env.Undefined();
 }
@@ -678,7 +867,11 @@ Napi::Value Axpy(const Napi::CallbackInfo& info) {
   const float* py = y.Data();
   float* po = o.Data();
   Parallel(n, n, [&](int64_t i0, int64_t i1, int) {
-    for (int64_t i = i0; i < i1; ++i) po[i] = px[i] + alpha * py[i];
+    const float* __restrict xs = px;
+    const float* __restrict ys = py;
+    float* __restrict os = po;
+    const float a = alpha;
+    for (int64_t i = i0; i < i1; ++i) os[i] = xs[i] + a * ys[i];
   });
   return env.Undefined();
 }
@@ -714,6 +907,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("softmax", Napi::Function::New(env, Softmax));
   exports.Set("copyStrided", Napi::Function::New(env, CopyStrided));
   exports.Set("sqdevSum", Napi::Function::New(env, SqdevSum));
+  exports.Set("gatherRows", Napi::Function::New(env, GatherRows));
+  exports.Set("runMoments", Napi::Function::New(env, RunMoments));
   exports.Set("adamw", Napi::Function::New(env, AdamW));
   exports.Set("axpy", Napi::Function::New(env, Axpy));
   exports.Set("setThreads", Napi::Function::New(env, SetThreads));

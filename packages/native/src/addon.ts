@@ -11,7 +11,9 @@ import { fileURLToPath } from 'node:url';
 export interface NativeAddon {
   /**
    * For i < batch: C_i = alpha op(A_i) op(B_i) + beta C_i (row-major; op(A_i) is m x k, op(B_i)
-   * k x n; A_i starts at i * strideA, a stride of 0 broadcasts one matrix).
+   * k x n; A_i starts at i * strideA, a stride of 0 broadcasts one matrix). The optional epilogue
+   * adds bias[i sB + r sM + j sN] (biasStrides [sB, sM, sN]) to C_i[r, j], then applies the
+   * activation (ACTIVATIONS codes, actAlpha the leaky slope), on each C_i while it is in cache.
    */
   gemmBatched(
     a: Float32Array,
@@ -28,6 +30,10 @@ export interface NativeAddon {
     strideC: number,
     alpha: number,
     beta: number,
+    bias?: Float32Array | null,
+    biasStrides?: number[],
+    activation?: number,
+    actAlpha?: number,
   ): void;
   /** out (contiguous, `shape`) = a op b; a and b read with their strides (0 where they broadcast). */
   binary(op: number, a: Float32Array, b: Float32Array, out: Float32Array, shape: number[], stridesA: number[], stridesB: number[]): void;
@@ -43,6 +49,10 @@ export interface NativeAddon {
   copyStrided(x: Float32Array, out: Float32Array, shape: number[], xStrides: number[], outStrides: number[]): void;
   /** out[r] = sum_j (x[r, j] - mean[j])^2 over a [rows, cols] view. */
   sqdevSum(x: Float32Array, mean: Float32Array, out: Float32Array, rows: number, cols: number): void;
+  /** dst row i = src row rows[i], rows of `width` floats; throws on a row outside src. */
+  gatherRows(src: Float32Array, width: number, rows: Int32Array, dst: Float32Array): void;
+  /** meanOut[j] = mean_r x[r, j] and devOut[r] = sum_j (x[r, j] - meanOut[j])^2 over a [runs, cols] view, in one read. */
+  runMoments(x: Float32Array, meanOut: Float32Array, devOut: Float32Array, runs: number, cols: number): void;
   /** One AdamW step of a block into wOut, mOut, vOut; h = [lr, beta1, beta2, eps, c1, c2, decay, clip]. */
   adamw(w: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, wOut: Float32Array, mOut: Float32Array, vOut: Float32Array, h: number[]): void;
   /** out = x + alpha y. */

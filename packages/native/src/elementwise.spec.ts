@@ -11,7 +11,7 @@ import '@tensorflow/tfjs-core/dist/register_all_gradients.js';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { loadAddon } from './addon.js';
 import { registerNative, type NativeBackend } from './backend.js';
-import { AXPY, NATIVE, SQUARED_DEVIATION_SUM, kernelCalls } from './kernels.js';
+import { AXPY, MUL_STEP, NATIVE, RUN_MOMENTS, SQUARED_DEVIATION_SUM, kernelCalls } from './kernels.js';
 
 const U = 2 ** -24;
 
@@ -205,6 +205,77 @@ describe.skipIf(!loadAddon().ok)('native element-wise and reduction kernels agre
     close(ax as Float32Array, tf.sub(x, tf.mul(y, 0.3)).dataSync() as Float32Array, 4, 1e-7);
     expect(() => tf.engine().runKernel(AXPY, { x, y: mean }, { alpha: 1 })).toThrow(/two float32 tensors of one shape/);
     tf.dispose([x, mean, y]);
+  });
+
+  it('run moments equal the mean and the squared deviations from it, for one run and many', async () => {
+    await tf.setBackend(NATIVE);
+    for (const [runs, rows, cols] of [[8, 784, 256], [1, 3, 5], [300, 2, 3], [5, 1, 4099]]) {
+      const x = tf.tensor3d(values(runs * rows * cols, runs), [runs, rows, cols]);
+      const [mean, dev] = tf.engine().runKernel(RUN_MOMENTS, { x }, {}) as tf.Tensor[];
+      expect(mean.shape).toEqual([rows, cols]);
+      expect(dev.shape).toEqual([runs]);
+      // The mean is the Mean kernel's, to the bit (the same double sum in the same order).
+      expect(Array.from(mean.dataSync())).toEqual(Array.from(tf.mean(x, 0).dataSync()));
+      // Deviations in double from that float32 mean: only the final rounding differs from float64.
+      const xv = x.dataSync();
+      const mv = mean.dataSync();
+      const dv = dev.dataSync();
+      for (let r = 0; r < runs; r++) {
+        let s = 0;
+        for (let j = 0; j < rows * cols; j++) s += (xv[r * rows * cols + j] - mv[j]) ** 2;
+        expect(Math.abs(dv[r] - s)).toBeLessThanOrEqual(s * 2 ** -23 + 1e-30);
+      }
+      tf.dispose([x, mean, dev]);
+    }
+    expect(() => tf.engine().runKernel(RUN_MOMENTS, { x: tf.tensor1d([1, 2], 'int32') }, {})).toThrow(/expected a float32 x/);
+  });
+
+  it('a * step(b) equals the composed ops, NaN included, with broadcasting', async () => {
+    await tf.setBackend(NATIVE);
+    const a = tf.tensor3d(values(4 * 6 * 5, 30), [4, 6, 5]);
+    const bv = values(6 * 5, 31);
+    bv[3] = NaN;
+    bv[7] = 0;
+    const b = tf.tensor2d(bv, [6, 5]);
+    const fused = (tf.engine().runKernel(MUL_STEP, { a, b }, {}) as tf.Tensor).dataSync();
+    const composed = tf.mul(a, tf.step(b)).dataSync();
+    expect(Array.from(fused)).toEqual(Array.from(composed));
+    expect(Number.isNaN(fused[3])).toBe(true);
+    expect(Math.abs(fused[7])).toBe(0);
+    tf.dispose([a, b]);
+  });
+
+  it('updates x in place only when nothing else can see its array', async () => {
+    await tf.setBackend(NATIVE);
+    const backend = tf.backend() as NativeBackend;
+    const array = (t: tf.Tensor) => backend.data.get(t.dataId)?.values;
+    const yv = values(64, 40);
+    const y = tf.tensor1d(yv);
+    const expected = (xv: Float32Array) => Array.from(xv, (v, i) => Math.fround(v + Math.fround(-0.5 * yv[i])));
+    const axpy = (x: tf.Tensor) => tf.engine().runKernel(AXPY, { x, y }, { alpha: -0.5, inPlace: true }) as tf.Tensor;
+    // A pooled array only x holds: updated where it is, and the result holds it.
+    const x = tf.add(tf.tensor1d(values(64, 41)), 0);
+    const before = Float32Array.from(array(x) as Float32Array);
+    const r = axpy(x);
+    expect(array(r)).toBe(array(x));
+    x.dispose();
+    expect(Array.from(r.dataSync())).toEqual(expected(before));
+    // Read out (the caller may hold the array): a new array, x unchanged.
+    const read = tf.add(tf.tensor1d(values(64, 42)), 0);
+    const seen = read.dataSync();
+    const copy = Array.from(seen);
+    const r2 = axpy(read);
+    expect(array(r2)).not.toBe(seen);
+    expect(Array.from(seen)).toEqual(copy);
+    expect(Array.from(r2.dataSync())).toEqual(expected(Float32Array.from(copy)));
+    // Another tensor on the same data (a reshape): a new array, the other tensor unchanged.
+    const shared = tf.add(tf.tensor1d(values(64, 43)), 0);
+    const other = tf.reshape(shared, [8, 8]);
+    const otherBefore = Array.from(other.dataSync());
+    const r3 = axpy(shared);
+    expect(Array.from(other.dataSync())).toEqual(otherBefore);
+    expect(Array.from(r3.dataSync())).toEqual(expected(Float32Array.from(otherBefore)));
+    tf.dispose([y, r, read, r2, shared, other, r3]);
   });
 
   it('gradients through native kernels equal those on cpu', async () => {

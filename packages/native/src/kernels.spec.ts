@@ -115,6 +115,44 @@ describe.skipIf(!loadAddon().ok)('native kernels', () => {
     expect(n[0].some((v) => v === 0) && n[0].some((v) => v > 0)).toBe(true);
   });
 
+  const epilogues: { a: number[]; b: number[]; bias: number[]; activation: tf.fused.Activation; why: string }[] = [
+    { a: [8, 16, 24], b: [8, 24, 12], bias: [8, 1, 12], activation: 'relu', why: 'per-replica bias of a stacked MLP layer' },
+    { a: [8, 16, 24], b: [8, 24, 12], bias: [8, 1, 12], activation: 'linear', why: 'per-replica bias, no activation' },
+    { a: [3, 16, 24], b: [24, 12], bias: [12], activation: 'relu6', why: 'shared bias vector' },
+    { a: [16, 24], b: [24, 12], bias: [16, 1], activation: 'leakyrelu', why: 'a bias per row' },
+    { a: [2, 3, 16, 24], b: [2, 3, 24, 12], bias: [], activation: 'sigmoid', why: 'scalar bias, rank 4' },
+    { a: [4, 16, 24], b: [4, 24, 12], bias: [4, 16, 12], activation: 'elu', why: 'full bias' },
+    { a: [4, 16, 0], b: [4, 0, 12], bias: [4, 1, 12], activation: 'relu', why: 'empty sum (k = 0)' },
+  ];
+  it.each(epilogues)('fused matMul epilogue: $why ($activation) agrees with the cpu kernel', async ({ a, b, bias, activation }) => {
+    const av = values(a.reduce((s, d) => s * d, 1), 21);
+    const bv = values(b.reduce((s, d) => s * d, 1), 22);
+    const cv = values(bias.reduce((s, d) => s * d, 1), 23);
+    const run = (backend: string) =>
+      on(backend, () => {
+        const y = tf.fused.matMul({ a: tf.tensor(av, a) as tf.Tensor3D, b: tf.tensor(bv, b) as tf.Tensor3D, bias: tf.tensor(cv, bias), activation, leakyreluAlpha: 0.1 });
+        return [y.dataSync().slice(), y.shape] as const;
+      });
+    const before = kernelCalls._FusedMatMul?.native ?? 0;
+    const [n, ns] = await run(NATIVE);
+    expect(kernelCalls._FusedMatMul.native).toBe(before + 1);
+    const [c, cs] = await run('cpu');
+    expect(ns).toEqual(cs);
+    // Products of length k = 24 of values in [-1, 1): the float32 bound 2 k u k plus the bias' rounding.
+    const k = a[a.length - 1];
+    n.forEach((v, i) => expect(Math.abs(v - c[i])).toBeLessThanOrEqual(2 * k * k * 2 ** -24 + 2 ** -22));
+    if (activation === 'relu') expect(n.every((v) => v >= 0)).toBe(true);
+  });
+
+  it('leaves a bias it cannot read as broadcast to the cpu kernel, which names the shapes', async () => {
+    const before = kernelCalls._FusedMatMul?.fallback ?? 0;
+    // tf.fused.matMul flattens the batch axes of a and b but not of the bias.
+    const run = (backend: string) => on(backend, () => tf.fused.matMul({ a: tf.tensor(values(2 * 3 * 4 * 5, 24), [2, 3, 4, 5]) as tf.Tensor3D, b: tf.tensor(values(2 * 3 * 5 * 6, 25), [2, 3, 5, 6]) as tf.Tensor3D, bias: tf.tensor(values(3 * 6, 26), [1, 3, 1, 6]) }));
+    await expect(run(NATIVE)).rejects.toThrow(/could not be broadcast/);
+    expect(kernelCalls._FusedMatMul.fallback).toBe(before + 1);
+    await expect(run('cpu')).rejects.toThrow(/could not be broadcast/);
+  });
+
   it('falls back to the cpu kernel for what it does not cover, with the same result', async () => {
     const av = Int32Array.from([1, 2, 3, 4]);
     const before = kernelCalls.BatchMatMul.fallback;

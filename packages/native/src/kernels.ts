@@ -57,9 +57,18 @@ export const NATIVE = 'native';
 /**
  * Fused kernels the engine uses when the active backend registers them (only `native` does):
  * - SQUARED_DEVIATION_SUM: inputs { x: [C, ...], mean: [...] } -> [C], sum of (x_c - mean)^2;
- * - AXPY: inputs { x, y } (same shape), attrs { alpha } -> x + alpha y.
+ * - AXPY: inputs { x, y } (same shape), attrs { alpha, inPlace } -> x + alpha y. With inPlace the
+ *   caller promises to dispose x right after: its array is then updated where it is, when nothing
+ *   else can see it (not read out, no other tensor on it).
  */
 export const SQUARED_DEVIATION_SUM = 'SgdLabSquaredDeviationSum';
+/**
+ * RUN_MOMENTS: inputs { x: [C, ...] } -> [mean, deviations]: mean = x's mean over its first axis
+ * (shape x.shape[1:]), deviations [C] = sum of (x_c - mean)^2 with that (float32) mean; one read of x.
+ */
+export const RUN_MOMENTS = 'SgdLabRunMoments';
+/** MUL_STEP: inputs { a, b } (broadcasting) -> a * step(b): a ReLU's backward pass from its output. */
+export const MUL_STEP = 'SgdLabMulStep';
 export const AXPY = 'SgdLabAxpy';
 /**
  * ADAMW: inputs { w, g, m, v } (one shape), attrs { lr, beta1, beta2, epsilon, c1, c2, decay, clip }
@@ -169,21 +178,17 @@ export function nativeKernels(addon: NativeAddon): KernelConfig[] {
     const { a, b, bias, preluActivationWeights } = args.inputs as { a: TensorInfo; b: TensorInfo; bias?: TensorInfo; preluActivationWeights?: TensorInfo };
     const { transposeA, transposeB, activation, leakyreluAlpha } = args.attrs as unknown as _FusedMatMulAttrs;
     const backend = args.backend as MathBackendCPU;
-    const act = activate(activation, leakyreluAlpha);
-    const biasValues = bias && bias.dtype === 'float32' ? values(backend, bias) : undefined;
-    const plan = planMatMul(a.shape, b.shape, transposeA, transposeB);
-    const biasOk = !bias || (biasValues !== undefined && plan !== undefined && (biasValues.length === 1 || biasValues.length === plan.n) && bias.shape.length <= 1 + plan.outShape.length);
-    if (!act || preluActivationWeights || !biasOk) return covered(_FusedMatMul, false, args)!;
-    const r = product(addon, backend, a, b, transposeA, transposeB);
-    if (!r) return covered(_FusedMatMul, false, args)!;
+    const act = ACTIVATIONS[(activation as string | undefined) ?? 'linear'];
+    const plan = a.dtype === 'float32' && b.dtype === 'float32' ? planMatMul(a.shape, b.shape, transposeA, transposeB) : undefined;
+    const strides = plan && bias ? biasStrides(bias, plan) : [0, 0, 0];
+    if (act === undefined || preluActivationWeights || !plan || !strides) return covered(_FusedMatMul, false, args)!;
     count(_FusedMatMul, true);
-    const { out, plan: p } = r;
-    if (biasValues) {
-      if (biasValues.length === 1) for (let i = 0; i < out.length; i++) out[i] += biasValues[0];
-      else for (let i = 0; i < out.length; i += p.n) for (let j = 0; j < p.n; j++) out[i + j] += biasValues[j];
+    const out = alloc(backend, plan.batch * plan.m * plan.n);
+    if (out.length > 0) {
+      const biasValues = bias ? values(backend, bias) : null;
+      addon.gemmBatched(values(backend, a), values(backend, b), out, plan.batch, plan.m, plan.n, plan.k, transposeA, transposeB, plan.strideA, plan.strideB, plan.m * plan.n, 1, 0, biasValues, strides, act, leakyreluAlpha ?? 0.2);
     }
-    act(out);
-    return r.info;
+    return backend.makeTensorInfo(plan.outShape, 'float32', out);
   };
 
   const binary =
@@ -282,16 +287,46 @@ export function nativeKernels(addon: NativeAddon): KernelConfig[] {
     return backend.makeTensorInfo([rows], 'float32', out);
   };
 
+  const mulStep: KernelFunc = (args) => {
+    const { a, b } = args.inputs as { a: TensorInfo; b: TensorInfo };
+    if (a.dtype !== 'float32' || b.dtype !== 'float32') throw new Error(`${MUL_STEP}: expected float32 a and b, got ${a.dtype} and ${b.dtype}`);
+    count(MUL_STEP, true);
+    return elementwise(addon, args.backend as MathBackendCPU, 8, a, b);
+  };
+
+  const runMoments: KernelFunc = (args) => {
+    const { x } = args.inputs as { x: TensorInfo };
+    const backend = args.backend as MathBackendCPU;
+    if (x.dtype !== 'float32' || x.shape.length < 1) throw new Error(`${RUN_MOMENTS}: expected a float32 x [C, ...], got ${x.dtype} ${JSON.stringify(x.shape)}`);
+    count(RUN_MOMENTS, true);
+    const runs = x.shape[0];
+    const cols = util.sizeFromShape(x.shape.slice(1));
+    const mean = alloc(backend, cols);
+    const dev = alloc(backend, runs);
+    addon.runMoments(values(backend, x), mean, dev, runs, cols);
+    return [backend.makeTensorInfo(x.shape.slice(1), 'float32', mean), backend.makeTensorInfo([runs], 'float32', dev)];
+  };
+
   const axpy: KernelFunc = (args) => {
     const { x, y } = args.inputs as { x: TensorInfo; y: TensorInfo };
-    const { alpha } = args.attrs as unknown as { alpha: number };
+    const { alpha, inPlace } = args.attrs as unknown as { alpha: number; inPlace?: boolean };
     const backend = args.backend as MathBackendCPU;
     if (x.dtype !== 'float32' || y.dtype !== 'float32' || !util.arraysEqual(x.shape, y.shape)) {
       throw new Error(`${AXPY}: expected two float32 tensors of one shape, got ${x.shape} and ${y.shape}`);
     }
     count(AXPY, true);
+    const xv = values(backend, x);
+    const yv = values(backend, y);
+    const pool = (backend as MathBackendCPU & { pool?: { owns(v: unknown): boolean } }).pool;
+    if (inPlace && pool?.owns(xv) && backend.refCount(x.dataId) === 1 && xv.buffer !== yv.buffer) {
+      // x's array is the backend's alone (never read out, no other tensor on it) and the caller
+      // drops x: update it where it is and hand it on, instead of streaming into a cold array.
+      addon.axpy(xv, yv, xv, alpha);
+      backend.incRef(x.dataId);
+      return { dataId: x.dataId, shape: x.shape, dtype: 'float32' };
+    }
     const out = alloc(backend, util.sizeFromShape(x.shape));
-    addon.axpy(values(backend, x), values(backend, y), out, alpha);
+    addon.axpy(xv, yv, out, alpha);
     return backend.makeTensorInfo(x.shape, 'float32', out);
   };
 
@@ -420,6 +455,8 @@ export function nativeKernels(addon: NativeAddon): KernelConfig[] {
     k(GatherV2, gather),
     k(PadV2, pad),
     k(SQUARED_DEVIATION_SUM, sqdev),
+    k(RUN_MOMENTS, runMoments),
+    k(MUL_STEP, mulStep),
     k(AXPY, axpy),
     k(ADAMW, adamw),
     k(Sum, reduce(Sum, false)),
@@ -445,34 +482,24 @@ function elementwise(addon: NativeAddon, backend: MathBackendCPU, op: number, a:
   return backend.makeTensorInfo(shape, 'float32', out);
 }
 
-/** In-place activations of _FusedMatMul; undefined for those left to the cpu kernel. */
-function activate(name: NamedAttrMap[string] | undefined, alpha: number | undefined): ((x: Float32Array) => void) | undefined {
-  switch (name ?? 'linear') {
-    case 'linear':
-      return () => {};
-    case 'relu':
-      return (x) => {
-        for (let i = 0; i < x.length; i++) if (x[i] < 0) x[i] = 0;
-      };
-    case 'relu6':
-      return (x) => {
-        for (let i = 0; i < x.length; i++) x[i] = x[i] < 0 ? 0 : x[i] > 6 ? 6 : x[i];
-      };
-    case 'leakyrelu': {
-      const s = alpha ?? 0.2;
-      return (x) => {
-        for (let i = 0; i < x.length; i++) if (x[i] < 0) x[i] *= s;
-      };
-    }
-    case 'sigmoid':
-      return (x) => {
-        for (let i = 0; i < x.length; i++) x[i] = 1 / (1 + Math.exp(-x[i]));
-      };
-    case 'elu':
-      return (x) => {
-        for (let i = 0; i < x.length; i++) if (x[i] < 0) x[i] = Math.exp(x[i]) - 1;
-      };
-    default:
-      return undefined;
-  }
+/** The activations the addon applies in a product's epilogue, by tfjs name (prelu is not one). */
+export const ACTIVATIONS: Record<string, number | undefined> = { linear: 0, relu: 1, relu6: 2, leakyrelu: 3, sigmoid: 4, elu: 5 };
+
+/**
+ * Strides [batch, row, column] of a bias read as broadcast to a product's [batch..., m, n] output,
+ * or undefined when its batch axes neither broadcast entirely nor match the output's.
+ */
+export function biasStrides(bias: TensorInfo, plan: Plan): number[] | undefined {
+  if (bias.dtype !== 'float32') return undefined;
+  const out = plan.outShape;
+  const r = out.length;
+  if (bias.shape.length > r) return undefined;
+  const full = [...new Array<number>(r - bias.shape.length).fill(1), ...bias.shape];
+  for (let d = 0; d < r; d++) if (full[d] !== 1 && full[d] !== out[d]) return undefined;
+  const rows = full[r - 2];
+  const cols = full[r - 1];
+  const batch = full.slice(0, r - 2);
+  const sB = batch.every((v) => v === 1) ? 0 : batch.every((v, d) => v === out[d]) ? rows * cols : -1;
+  if (sB < 0) return undefined;
+  return [sB, rows === 1 ? 0 : cols, cols === 1 ? 0 : 1];
 }

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { RandomStream } from '@sgd-lab/core';
 import { collectStudy, testDataDir, testDataFile } from '@sgd-lab/core/testing';
+import { loadAddon } from '@sgd-lab/native';
 import { useBackend } from '@sgd-lab/tensor';
 import plugin from './index.js';
 import { PIXELS, loadEmbedded, head } from './data.js';
@@ -43,8 +44,15 @@ function ceLoss(theta: Float64Array, widths: number[], x: Float64Array, labels: 
   return loss / labels.length;
 }
 
+/** wasm (2-D, per replica), and native (stacked [C, ...], its fused kernels) when its addon is built. */
+const programBackends = [
+  { backend: 'wasm', stacked: 0 },
+  ...(loadAddon().ok ? [{ backend: 'native', stacked: 2 }] : []),
+];
+
 describe('MLP program', () => {
-  it('backpropagates the mean cross-entropy (finite differences, float64 reference)', () => {
+  it.each(programBackends)('backpropagates the mean cross-entropy on $backend (finite differences, float64 reference)', async ({ backend, stacked }) => {
+    await useBackend(backend);
     const widths = [6, 5, 4, 3];
     const rng = new RandomStream([3]);
     const theta = initMlp(rng, widths);
@@ -54,25 +62,34 @@ describe('MLP program', () => {
     const y = new Float32Array(b * 3);
     labels.forEach((l, i) => (y[i * 3 + l] = 1));
     const prog = mlpProgram(widths);
+    // Stacked: C copies of the same replica, each of whose gradients must match.
+    const lead = (shape: number[]) => (stacked ? [stacked, ...shape] : shape);
+    const copies = <T extends Float32Array>(v: T) => (stacked ? Float32Array.from({ length: stacked * v.length }, (_, i) => v[i % v.length]) : v);
     let off = 0;
     const params = prog.blocks.map((bl) => {
-      const t = tf.tensor2d(Float32Array.from(theta.subarray(off, off + bl.shape[0] * bl.shape[1])), bl.shape);
+      const t = tf.tensor(copies(Float32Array.from(theta.subarray(off, off + bl.shape[0] * bl.shape[1]))), lead(bl.shape));
       off += bl.shape[0] * bl.shape[1];
       return t;
     });
-    const out = prog.step(params, [tf.tensor2d(Float32Array.from(x), [b, 6]), tf.tensor2d(y, [b, 3])], false);
-    expect(out.loss.dataSync()[0]).toBeCloseTo(ceLoss(theta, widths, x, labels), 5);
-    const grads = out.grads.flatMap((g) => Array.from(g.dataSync()));
-    const h = 1e-6;
-    for (let i = 0; i < theta.length; i++) {
-      const up = Float64Array.from(theta);
-      const down = Float64Array.from(theta);
-      up[i] += h;
-      down[i] -= h;
-      const fd = (ceLoss(up, widths, x, labels) - ceLoss(down, widths, x, labels)) / (2 * h);
-      expect(Math.abs(grads[i] - fd)).toBeLessThan(1e-4 + 1e-3 * Math.abs(fd));
+    const out = prog.step(params, [tf.tensor(copies(Float32Array.from(x)), lead([b, 6])), tf.tensor(copies(y), lead([b, 3]))], false);
+    const losses = out.loss.dataSync();
+    expect(losses.length).toBe(stacked || 1);
+    for (const l of losses) expect(l).toBeCloseTo(ceLoss(theta, widths, x, labels), 5);
+    const perBlock = out.grads.map((g) => g.dataSync());
+    for (let c = 0; c < (stacked || 1); c++) {
+      const grads = perBlock.flatMap((g) => Array.from(g.subarray((c * g.length) / (stacked || 1), ((c + 1) * g.length) / (stacked || 1))));
+      const h = 1e-6;
+      for (let i = 0; i < theta.length; i++) {
+        const up = Float64Array.from(theta);
+        const down = Float64Array.from(theta);
+        up[i] += h;
+        down[i] -= h;
+        const fd = (ceLoss(up, widths, x, labels) - ceLoss(down, widths, x, labels)) / (2 * h);
+        expect(Math.abs(grads[i] - fd)).toBeLessThan(1e-4 + 1e-3 * Math.abs(fd));
+      }
     }
     tf.dispose([...params, ...out.grads, out.loss]);
+    await useBackend('wasm');
   });
 });
 

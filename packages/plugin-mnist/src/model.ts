@@ -6,7 +6,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { epochRows, stepsPerEpoch, type GradientReport, type Model, type ParamBlock, type RandomStream, type Sampler, type SamplerFactory, type ShardSchedule, type ShardSpec, type StudyConfig } from '@sgd-lab/core';
-import { ReplicaEngine, matMulT, type ReplicaProgram, type TensorReplicaState } from '@sgd-lab/tensor';
+import { ReplicaEngine, dense, matMulT, reluBackward, rowGather, type ReplicaProgram, type TensorReplicaState } from '@sgd-lab/tensor';
 import { CLASSES, PIXELS, oneHot, type ImageSet } from './data.js';
 
 /** Blocks W1, b1, W2, b2, ...: W_k is (in x out), b_k is (1 x out). */
@@ -29,19 +29,17 @@ export function initMlp(rng: RandomStream, widths: readonly number[]): Float64Ar
   return out;
 }
 
-/** The forward pass; keeps what backpropagation needs. */
+/** The forward pass; keeps each layer's input, which backpropagation needs. */
 function forward(params: readonly tf.Tensor[], x: tf.Tensor) {
   const layers = params.length / 2;
   const acts: tf.Tensor[] = [x];
-  const pre: tf.Tensor[] = [];
   let h = x;
   for (let k = 0; k < layers; k++) {
-    const z = tf.add(tf.matMul(h, params[2 * k]), params[2 * k + 1]);
-    pre.push(z);
-    h = k < layers - 1 ? tf.relu(z) : z;
-    if (k < layers - 1) acts.push(h);
+    const last = k === layers - 1;
+    h = dense(h, params[2 * k], params[2 * k + 1], last ? 'linear' : 'relu');
+    if (!last) acts.push(h);
   }
-  return { logits: h, acts, pre };
+  return { logits: h, acts };
 }
 
 /** Mean cross-entropy of logits against one-hot rows, per replica. */
@@ -61,7 +59,7 @@ export function mlpProgram(widths: readonly number[]): ReplicaProgram {
     blocks,
     step(params, [x, y]) {
       const b = x.shape[x.rank - 2];
-      const { logits, acts, pre } = forward(params, x);
+      const { logits, acts } = forward(params, x);
       const layers = params.length / 2;
       const grads = new Array<tf.Tensor>(params.length);
       // d loss / d logits for the mean cross-entropy.
@@ -69,7 +67,8 @@ export function mlpProgram(widths: readonly number[]): ReplicaProgram {
       for (let k = layers - 1; k >= 0; k--) {
         grads[2 * k] = matMulT(acts[k], delta, true, false);
         grads[2 * k + 1] = tf.sum(delta, -2, true);
-        if (k > 0) delta = tf.mul(matMulT(delta, params[2 * k], false, true), tf.step(pre[k - 1]));
+        // acts[k] = relu(z_{k-1}) is positive exactly where z_{k-1} is.
+        if (k > 0) delta = reluBackward(matMulT(delta, params[2 * k], false, true), acts[k]);
       }
       return { grads, loss: crossEntropy(logits, y) };
     },
@@ -109,7 +108,7 @@ export function epochSampler(train: ImageSet): SamplerFactory<ImageBatch> {
   return {
     id: 'epoch-shuffle',
     create(shard: ShardSpec, seed: number): Sampler<ImageBatch> {
-      const rows = epochRows(table, shard, seed);
+      const rows = epochRows(table, shard, seed, { gather: rowGather() });
       return {
         next(t) {
           const [x, y] = rows.next(t);

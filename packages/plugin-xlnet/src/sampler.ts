@@ -1,5 +1,6 @@
 /** Encoded examples and the epoch-based sampler (core's epochRows, as in the MNIST setting). */
 import { epochRows, stepsPerEpoch, type Sampler, type SamplerFactory, type ShardSpec } from '@sgd-lab/core';
+import { rowGather } from '@sgd-lab/tensor';
 import type { TextSet } from './data.js';
 import { CLASSES } from './model.js';
 import type { Tokenizer } from './tokenizer.js';
@@ -46,7 +47,7 @@ export function textEpochSampler(train: EncodedSet): SamplerFactory<TextBatch> {
   return {
     id: 'epoch-shuffle',
     create(shard: ShardSpec, seed: number): Sampler<TextBatch> {
-      const rows = epochRows(table, shard, seed);
+      const rows = epochRows(table, shard, seed, { gather: rowGather() });
       return {
         next(t) {
           const [x, y] = rows.next(t);

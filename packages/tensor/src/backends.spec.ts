@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from '@sgd-lab/core';
-import { availableBackends, useBackend } from './backends.js';
+import { availableBackends, rowGather, useBackend } from './backends.js';
 
 describe('backends', () => {
   it('always has wasm and cpu, wasm with SIMD', async () => {
@@ -34,6 +34,23 @@ describe('backends', () => {
     expect(info.blas).toMatch(/OpenBLAS/);
     const x = tf.tensor3d([1, 2, 3, 4, 5, 6, 7, 8], [2, 2, 2]);
     expect(Array.from(tf.matMul(x, x, false, true).dataSync())).toEqual([5, 11, 11, 25, 61, 83, 83, 113]);
+  });
+
+  it('gathers rows with the addon when it is built, as a copy per row would, and names a bad row', () => {
+    const gather = rowGather();
+    if (process.env.SGD_LAB_NATIVE === '0') {
+      expect(gather).toBeUndefined();
+      return;
+    }
+    expect(gather).toBeDefined();
+    const width = 50;
+    const src = Float32Array.from({ length: 300 * width }, (_, i) => Math.sin(i));
+    const rows = Int32Array.from({ length: 1000 }, (_, i) => (i * 7919) % 300);
+    const dst = new Float32Array(rows.length * width);
+    gather!(src, width, rows, dst);
+    for (let i = 0; i < rows.length; i++) expect(dst.subarray(i * width, (i + 1) * width)).toEqual(src.subarray(rows[i] * width, (rows[i] + 1) * width));
+    expect(() => gather!(src, width, Int32Array.from([3, 300]), dst)).toThrow(/row 300 is outside the table's 300 rows/);
+    expect(() => gather!(src, width, rows, new Float32Array(10))).toThrow(/dst is too short/);
   });
 
   it('without the addon, says once why native is unavailable and uses wasm', async () => {

@@ -9,7 +9,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
-import { ConfigError } from '@sgd-lab/core';
+import { ConfigError, type RowGather } from '@sgd-lab/core';
 import { loadAddon, registerNative, type NativeInfo } from '@sgd-lab/native';
 
 export type BackendName = 'native' | 'wasm' | 'cpu' | 'tensorflow' | 'tensorflow-gpu';
@@ -113,4 +113,15 @@ export async function useBackend(name: string | undefined, warn: (message: strin
   }
   active = info;
   return info;
+}
+
+/**
+ * The native addon's row copies (on its threads, SGD_LAB_THREADS) for samplers that gather
+ * mini-batches from a training set, whatever the tensor backend; undefined without the addon.
+ */
+export function rowGather(): RowGather | undefined {
+  const load = loadAddon();
+  if (!load.ok) return undefined;
+  const { addon } = load;
+  return (src, width, rows, dst) => addon.gatherRows(src, width, rows, dst);
 }

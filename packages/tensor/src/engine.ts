@@ -12,7 +12,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { mergeMoments, type BlockMoments, type GradientReport, type RunMoments } from '@sgd-lab/core';
-import { AXPY, SQUARED_DEVIATION_SUM } from '@sgd-lab/native';
+import { AXPY, RUN_MOMENTS, SQUARED_DEVIATION_SUM } from '@sgd-lab/native';
 import type { ReplicaInput, ReplicaProgram, StepOutput } from './program.js';
 
 /** Whether the active backend registers a kernel (the fused ones exist on `native` only). */
@@ -191,7 +191,8 @@ export class ReplicaEngine {
   /** SGD on every replica with the pending gradients: W <- W - lr g. */
   sgd(state: TensorReplicaState, lr: number): void {
     // One pass (w + (-lr) g) where the backend has the fused kernel.
-    if (hasKernel(AXPY)) this.update(state, (w, g) => tf.engine().runKernel(AXPY, { x: w, y: g }, { alpha: -lr }) as tf.Tensor);
+    // update() disposes w right after, so the kernel may write w's own array.
+    if (hasKernel(AXPY)) this.update(state, (w, g) => tf.engine().runKernel(AXPY, { x: w, y: g }, { alpha: -lr, inPlace: true }) as tf.Tensor);
     else this.update(state, (w, g) => tf.sub(w, tf.mul(g, lr)));
   }
 
@@ -274,6 +275,13 @@ function blockDeviations(perResult: tf.Tensor[][], strategy: KernelStrategy, nb:
     if (strategy === 'stacked') {
       const g = perResult[0][k];
       count = g.shape[0];
+      if (hasKernel(RUN_MOMENTS)) {
+        // The mean and the deviations from it in one read of the gradients.
+        const [mean, dev] = tf.engine().runKernel(RUN_MOMENTS, { x: g }, {}) as tf.Tensor[];
+        means.push(tf.keep(mean));
+        d.push(tf.keep(dev));
+        continue;
+      }
       const mean = tf.mean(g, 0);
       means.push(tf.keep(mean));
       const dev = hasKernel(SQUARED_DEVIATION_SUM)
@@ -309,9 +317,14 @@ function readAndDispose(t: tf.Tensor): Float32Array {
 function readMoments(dev: Deviations): ChunkMoments {
   const blocks: RunMoments[] = [];
   const dAll = new Float64Array(dev.count);
-  const means: Float64Array[] = [];
+  const sizes = dev.means.map((m) => m.size);
+  // One array for the mean of every block; each block's mean is a view of it.
+  const all = new Float64Array(sizes.reduce((s, n) => s + n, 0));
+  let offset = 0;
   for (let k = 0; k < dev.means.length; k++) {
-    const mean = Float64Array.from(readAndDispose(dev.means[k]));
+    all.set(readAndDispose(dev.means[k]), offset);
+    const mean = all.subarray(offset, offset + sizes[k]);
+    offset += sizes[k];
     const d = readAndDispose(dev.d[k]);
     let m2 = 0;
     let m4 = 0;
@@ -321,7 +334,6 @@ function readMoments(dev: Deviations): ChunkMoments {
       dAll[r] += d[r];
     }
     blocks.push({ n: dev.count, mean, m2, m4 });
-    means.push(mean);
   }
   let m2 = 0;
   let m4 = 0;
@@ -329,7 +341,7 @@ function readMoments(dev: Deviations): ChunkMoments {
     m2 += v;
     m4 += v * v;
   }
-  return { blocks, all: { n: dev.count, mean: concat(means), m2, m4 } };
+  return { blocks, all: { n: dev.count, mean: all, m2, m4 } };
 }
 
 function mergeChunk(acc: ChunkMoments | undefined, next: ChunkMoments): ChunkMoments {

@@ -7,6 +7,7 @@
  * axes, shared tensors (a teacher) broadcast from their own rank.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { MUL_STEP, NATIVE } from '@sgd-lab/native';
 
 /** Shape of one parameter block of one replica. */
 export interface BlockShape {
@@ -69,4 +70,24 @@ export function matMulT(a: tf.Tensor, b: tf.Tensor, transposeA = false, transpos
 /** Sum of squares over the last two axes: a scalar per replica. */
 export function sumSquaresLast2(x: tf.Tensor): tf.Tensor {
   return tf.sum(tf.square(x), [-2, -1]);
+}
+
+/**
+ * act(x W + bias), with `bias` broadcast over the rows ([1, n] per replica, [C, 1, n] stacked).
+ * On native it is one kernel (the bias and the activation applied to each product while it is in
+ * cache); elsewhere the composed ops (wasm's fused kernel takes only 1-D biases).
+ */
+export function dense(x: tf.Tensor, w: tf.Tensor, bias: tf.Tensor, activation: 'relu' | 'linear'): tf.Tensor {
+  if (tf.getBackend() === NATIVE) return tf.fused.matMul({ a: x as tf.Tensor2D, b: w as tf.Tensor2D, bias, activation });
+  const z = tf.add(tf.matMul(x, w), bias);
+  return activation === 'relu' ? tf.relu(z) : z;
+}
+
+/**
+ * dy * step(y): the gradient through a ReLU given its output y (y > 0 exactly where the input
+ * was). One pass on backends with the fused kernel (native), two elsewhere.
+ */
+export function reluBackward(dy: tf.Tensor, y: tf.Tensor): tf.Tensor {
+  if (tf.getKernel(MUL_STEP, tf.getBackend()) !== undefined) return tf.engine().runKernel(MUL_STEP, { a: dy, b: y }, {}) as tf.Tensor;
+  return tf.mul(dy, tf.step(y));
 }
