@@ -6,6 +6,8 @@
 #include <cblas.h>
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <cmath>
 #include <condition_variable>
 #include <functional>
@@ -38,13 +40,16 @@ namespace {
 // Threads for the element-wise kernels and batch-parallel products (OpenBLAS's count too).
 int g_threads = 1;
 
-// A persistent pool of worker threads for the element-wise kernels: starting a thread per call
-// costs tens of microseconds, more than most of the calls themselves.
+// A persistent pool of worker threads: starting a thread per call costs tens of microseconds, more
+// than most of the calls themselves. Worker i runs part i + 1 of each job (part 0 runs on the
+// calling thread). Between jobs a worker spins for a short while before it sleeps, since a step's
+// kernels come tens of microseconds apart and waking a sleeping thread costs about as much; the
+// spin is bounded (SpinMicros), so an idle process does not burn a core.
 class Pool {
  public:
   ~Pool() { Resize(0); }
 
-  // Runs job(part) for part in [0, parts): part 0 on the calling thread, the rest on workers.
+  // Runs job(part) for part in [0, parts).
   void Run(int parts, const std::function<void(int)>& job) {
     if (parts <= 1) {
       job(0);
@@ -54,48 +59,73 @@ class Pool {
     std::lock_guard<std::mutex> serial(run_mu_);
     if (static_cast<int>(workers_.size()) < parts - 1) Resize(parts - 1);
     {
-      std::unique_lock<std::mutex> lock(mu_);
+      std::lock_guard<std::mutex> lock(mu_);
       job_ = &job;
-      pending_ = parts - 1;
-      next_ = 1;
-      last_ = parts;
+      parts_ = parts;
+      pending_.store(parts - 1, std::memory_order_relaxed);
+      gen_.store(gen_.load(std::memory_order_relaxed) + 1, std::memory_order_release);
+      if (sleepers_ > 0) cv_.notify_all();
     }
-    cv_.notify_all();
     job(0);
-    std::unique_lock<std::mutex> lock(mu_);
-    done_.wait(lock, [&] { return pending_ == 0; });
-    job_ = nullptr;
+    // The other parts usually end within microseconds of this one: spin, then sleep.
+    if (!SpinUntil([&] { return pending_.load(std::memory_order_acquire) == 0; })) {
+      std::unique_lock<std::mutex> lock(mu_);
+      done_.wait(lock, [&] { return pending_.load(std::memory_order_acquire) == 0; });
+    }
   }
 
   void Resize(int n) {
     {
-      std::unique_lock<std::mutex> lock(mu_);
+      std::lock_guard<std::mutex> lock(mu_);
       stop_ = true;
+      cv_.notify_all();
     }
-    cv_.notify_all();
     for (auto& t : workers_) t.join();
     workers_.clear();
     stop_ = false;
-    for (int i = 0; i < n; ++i) workers_.emplace_back([this] { Loop(); });
+    // A worker starts from the generation current now: a job published before it runs is its.
+    const uint64_t now = gen_.load(std::memory_order_acquire);
+    for (int i = 0; i < n; ++i) workers_.emplace_back([this, i, now] { Loop(i + 1, now); });
   }
 
  private:
-  // Workers take the parts of the current job one at a time until none is left.
-  void Loop() {
+  static constexpr int64_t SpinMicros = 100;
+
+  template <typename Ready>
+  static bool SpinUntil(Ready ready) {
+    const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(SpinMicros);
+    for (int i = 0;; ++i) {
+      if (ready()) return true;
+      if ((i & 63) == 63 && std::chrono::steady_clock::now() > until) return false;
+#if defined(__x86_64__) || defined(__i386__)
+      __builtin_ia32_pause();
+#endif
+    }
+  }
+
+  void Loop(int part, uint64_t seen) {
     while (true) {
-      int part;
-      const std::function<void(int)>* job;
-      {
+      if (!SpinUntil([&] { return gen_.load(std::memory_order_acquire) != seen || stop_.load(std::memory_order_relaxed); })) {
         std::unique_lock<std::mutex> lock(mu_);
-        cv_.wait(lock, [&] { return stop_ || (job_ != nullptr && next_ < last_); });
-        if (stop_) return;
-        part = next_++;
-        job = job_;
+        ++sleepers_;
+        cv_.wait(lock, [&] { return stop_ || gen_.load(std::memory_order_acquire) != seen; });
+        --sleepers_;
       }
-      (*job)(part);
+      const std::function<void(int)>* job;
+      int parts;
       {
-        std::unique_lock<std::mutex> lock(mu_);
-        if (--pending_ == 0) done_.notify_one();
+        // The generation and its job are published together under the mutex.
+        std::lock_guard<std::mutex> lock(mu_);
+        if (stop_) return;
+        seen = gen_.load(std::memory_order_relaxed);
+        job = job_;
+        parts = parts_;
+      }
+      if (part >= parts) continue;  // this job has fewer parts than there are workers
+      (*job)(part);
+      if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+        std::lock_guard<std::mutex> lock(mu_);
+        done_.notify_one();
       }
     }
   }
@@ -104,8 +134,10 @@ class Pool {
   std::mutex mu_, run_mu_;
   std::condition_variable cv_, done_;
   const std::function<void(int)>* job_ = nullptr;
-  int pending_ = 0, next_ = 0, last_ = 0;
-  bool stop_ = false;
+  int parts_ = 0, sleepers_ = 0;
+  std::atomic<uint64_t> gen_{0};
+  std::atomic<int> pending_{0};
+  std::atomic<bool> stop_{false};
 };
 
 Pool& ThePool() {
@@ -119,7 +151,7 @@ template <typename F>
 void Parallel(int64_t n, int64_t cost, F f) {
   int parts = static_cast<int>(std::min<int64_t>(g_threads, n));
   // Below about a million elements a memory-bound pass is over before a sleeping worker wakes.
-  if (cost < (1 << 20) || parts <= 1) {
+  if (cost < (1 << 18) || parts <= 1) {
     f(0, n, 0);
     return;
   }

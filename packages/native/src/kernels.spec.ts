@@ -164,6 +164,29 @@ describe.skipIf(!loadAddon().ok)('native kernels', () => {
     expect(() => planMatMul([2, 3], [4, 5], false, false)).toThrow(/inner dimensions differ/);
   });
 
+  it('gives the same results on its thread pool across thread counts, including a pool started by the first call', () => {
+    const { addon } = loadAddon() as Extract<ReturnType<typeof loadAddon>, { ok: true }>;
+    const threads = addon.getThreads();
+    const n = 300_000;
+    const x = values(n, 50);
+    const expected = Float32Array.from(x, (v) => (v < 0 ? 0 : v));
+    const out = new Float32Array(n);
+    try {
+      for (const t of [2, 1, 3, 2, 4, 1, 2]) {
+        addon.setThreads(t);
+        for (let i = 0; i < 50; i++) {
+          out.fill(-1);
+          addon.unary(0, x, out, 0);
+          let wrong = 0;
+          for (let j = 0; j < n; j++) if (out[j] !== expected[j]) wrong++;
+          expect(wrong).toBe(0);
+        }
+      }
+    } finally {
+      addon.setThreads(threads);
+    }
+  });
+
   it('rejects arrays too short for the sizes it is given, instead of reading past them', () => {
     const load = loadAddon();
     if (!load.ok) throw new Error(load.reason);
