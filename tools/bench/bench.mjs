@@ -72,6 +72,28 @@ function stepsFor(backend, many) {
   return backend === 'cpu' ? 1 : many;
 }
 
+/**
+ * Runs a backend's step script and the PyTorch peer alternately, `repeats` rounds: the machine's
+ * noise then hits both alike. Returns each one's median per round, and the ratio per round.
+ */
+function pairedRounds(runOurs, runTorch) {
+  const rounds = [];
+  for (let i = 0; i < Math.max(1, repeats); i++) {
+    const ours = runOurs();
+    if (!ours) break;
+    const torch = runTorch();
+    rounds.push({ ours: median(ours.seconds), torch: torch ? median(torch.seconds) : undefined, oursInfo: ours, torchInfo: torch });
+    if (!torch) break; // no peer: one round of ours
+  }
+  return { rounds, timed: rounds.filter((x) => x.torch !== undefined) };
+}
+
+/** "0.97, 1.01, 0.99 (median 0.99)": the per-round ratios of PyTorch's time to ours. */
+function roundRatios(rounds) {
+  const r = rounds.filter((x) => x.torch !== undefined).map((x) => x.torch / x.ours);
+  return `${r.map((v) => v.toFixed(2)).join(', ')} (median ${median(r).toFixed(2)})`;
+}
+
 /** Runs `sgd-lab run <setting> --preset cpu` on a backend: seconds, peak RSS, exit code. */
 function endToEnd(setting, backend) {
   const r = spawnSync(process.execPath, [join(root, 'tools', 'bench', 'rss.mjs'), 'run', setting, '--preset', 'cpu', '--backend', backend, '--out', join(root, 'results', `bench-${setting}-${backend}`), '--force', '--quiet'], { encoding: 'utf8', maxBuffer: 1 << 26, env: backendEnv(backend) });
@@ -225,18 +247,26 @@ async function benchDeepLinear(sections) {
   const stepScript = join(root, 'tools', 'bench', 'deeplinear-step.mjs');
   const rows = [];
   const { availableBackends } = await import('@sgd-lab/tensor');
-  for (const backend of availableBackends()) {
-    const r = spawnSync(process.execPath, [stepScript, backend, String(R), String(b), String(stepsFor(backend, 7)), '1'], { encoding: 'utf8', maxBuffer: 1 << 24, env: backendEnv(backend) });
+  const step = (backend) => {
+    const r = spawnSync(process.execPath, [stepScript, backend, String(R), String(b), String(stepsFor(backend, 10)), '2'], { encoding: 'utf8', maxBuffer: 1 << 24, env: backendEnv(backend) });
     if (r.status !== 0) {
       say(`  ${backend}: failed: ${r.stderr.trim().split('\n').at(-1)}`);
-      continue;
+      return undefined;
     }
     const out = JSON.parse(r.stdout.trim().split('\n').at(-1));
-    const sec = median(out.seconds);
+    say(`  ${out.backend}: ${fmt(median(out.seconds))} per step`);
+    return out;
+  };
+  const backends = availableBackends();
+  // The fastest backend against PyTorch in alternating rounds; the others once.
+  const { rounds, timed } = pairedRounds(() => step(backends[0]), () => torchPeer('deeplinear_torch.py', { R, b, widths, steps: 10, warmup: 2 }));
+  for (const backend of backends) {
+    const out = backend === backends[0] ? rounds[0]?.oursInfo : step(backend);
+    if (!out) continue;
+    const sec = backend === backends[0] ? median(rounds.map((x) => x.ours)) : median(out.seconds);
     rows.push({ backend: out.backend, name: `sgd-lab ${out.backend} (${out.strategy}${out.simd ? ', SIMD' : ''})`, sec });
-    say(`  ${out.backend}: ${fmt(sec)} per step`);
   }
-  const torch = torchPeer('deeplinear_torch.py', { R, b, widths, steps: 10, warmup: 2 });
+  const torch = timed[0]?.torchInfo;
 
   // Where the native (else wasm) step spends its time.
   const profiled = rows.some((r) => r.backend === 'native') ? 'native' : 'wasm';
@@ -255,7 +285,7 @@ async function benchDeepLinear(sections) {
     say(`  ${backend}: ${fmt(e2e[backend].seconds)}, peak RSS ${e2e[backend].maxRssMiB.toFixed(0)} MiB, exit ${e2e[backend].code}`);
   }
 
-  const torchSec = torch ? median(torch.seconds) : undefined;
+  const torchSec = timed.length ? median(timed.map((x) => x.torch)) : undefined;
   const line = (name, sec) =>
     `| ${name} | ${fmt(sec)} | ${(R / sec).toFixed(0)} | ${((flops * R) / sec / 1e9).toFixed(1)} | ${torchSec ? (torchSec / sec).toFixed(2) : '-'} |`;
   const table = [...rows.map((r) => line(r.name, r.sec)), ...(torchSec ? [line(`PyTorch ${torch.torch} CPU, bmm into reused buffers, ${torch.threads} threads`, torchSec)] : [])].join('\n');
@@ -272,6 +302,9 @@ ${(flops / 1e6).toFixed(1)} MFLOP per replica-step (the products of both codes a
 |---|---|---|---|---|
 ${table}
 
+${timed.length ? `sgd-lab ${rows[0]?.backend} and PyTorch ran alternately, ${timed.length} rounds of 10 steps each (medians of the
+round medians above); ratio per round: ${roundRatios(timed)}.
+` : ''}
 Machine float32 GEMM peak, measured the same way (torch.mm 1024^3 on ${torch?.threads ?? '?'} threads, OpenMP OpenBLAS):
 **${torch ? torch.sgemmGflops.toFixed(0) : '?'} GFLOP/s**. Targets: wasm ratio >= 0.15; native ratio >= 0.9.
 
@@ -303,24 +336,34 @@ async function benchMnist(sections) {
   const script = join(root, 'tools', 'bench', 'mnist-step.mjs');
   const rows = [];
   const { availableBackends } = await import('@sgd-lab/tensor');
-  for (const backend of availableBackends()) {
-    const r = spawnSync(process.execPath, [script, backend, String(R), String(b), String(stepsFor(backend, 30)), '3', widths.join('-')], { encoding: 'utf8', env: backendEnv(backend) });
+  const step = (backend) => {
+    const r = spawnSync(process.execPath, [script, backend, String(R), String(b), String(stepsFor(backend, 60)), '5', widths.join('-')], { encoding: 'utf8', env: backendEnv(backend) });
     if (r.status !== 0) {
       say(`  ${backend}: failed: ${r.stderr.trim().split('\n').at(-1)}`);
-      continue;
+      return undefined;
     }
     const out = JSON.parse(r.stdout.trim().split('\n').at(-1));
-    rows.push({ backend: out.backend, name: `sgd-lab ${out.backend} (${out.strategy}${out.simd ? ', SIMD' : ''})`, sec: median(out.seconds) });
     say(`  ${out.backend}: ${fmt(median(out.seconds))} per step`);
+    return out;
+  };
+  const backends = availableBackends();
+  // The fastest backend against PyTorch in alternating rounds; the others once.
+  const paired = pairedRounds(() => step(backends[0]), () => torchPeer('mnist_torch.py', { R, b, widths, steps: 60, warmup: 5 }));
+  const { rounds, timed } = paired;
+  for (const backend of backends) {
+    const out = backend === backends[0] ? rounds[0]?.oursInfo : step(backend);
+    if (!out) continue;
+    const sec = backend === backends[0] ? median(rounds.map((x) => x.ours)) : median(out.seconds);
+    rows.push({ backend: out.backend, name: `sgd-lab ${out.backend} (${out.strategy}${out.simd ? ', SIMD' : ''})`, sec });
   }
-  const torch = torchPeer('mnist_torch.py', { R, b, widths, steps: 30, warmup: 3 });
+  const torch = timed[0]?.torchInfo;
   const e2e = {};
   for (const backend of rows.map((r) => r.backend).filter((x) => x === 'native' || x === 'wasm')) {
     say(`  cpu preset end to end on ${backend}...`);
     e2e[backend] = endToEnd('mnist-mlp', backend);
     say(`  ${backend}: ${fmt(e2e[backend].seconds)}, peak RSS ${e2e[backend].maxRssMiB.toFixed(0)} MiB, exit ${e2e[backend].code}`);
   }
-  const torchSec = torch ? median(torch.seconds) : undefined;
+  const torchSec = timed.length ? median(timed.map((x) => x.torch)) : undefined;
   const line = (name, sec) => `| ${name} | ${fmt(sec)} | ${(b / sec).toFixed(0)} | ${torchSec ? (torchSec / sec).toFixed(2) : '-'} |`;
   const table = [...rows.map((r) => line(r.name, r.sec)), ...(torchSec ? [line(`PyTorch ${torch.torch} CPU, bmm/baddbmm, ${torch.threads} threads`, torchSec)] : [])].join('\n');
   const e2eTable = e2eRows(e2e);
@@ -334,6 +377,9 @@ MLP, the across-run moments of all six gradient blocks, and the SGD update.
 |---|---|---|---|
 ${table}
 
+${timed.length ? `sgd-lab ${rows[0]?.backend} and PyTorch ran alternately, ${timed.length} rounds of 60 steps each (medians of the
+round medians above); ratio per round: ${roundRatios(timed)}. Target: native ratio >= 0.9.
+` : ''}
 End to end, \`sgd-lab run mnist-mlp --preset cpu\` (embedded MNIST subset when the IDX files are absent):
 
 | backend | time | peak RSS | exit |
