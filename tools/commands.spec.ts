@@ -39,8 +39,15 @@ describe('sgd-lab data fetch', () => {
   it('lists the installed datasets for one it does not know', async () => {
     const r = await sgdLab(['data', 'fetch', 'imagenet']);
     expect(r.status).toBe(2);
-    expect(r.stderr).toMatch(/data fetch imagenet: no installed package handles this; known:/);
-    expect(r.stderr).toMatch(/sgd-lab data fetch mnist/);
-    expect(r.stderr).toMatch(/sgd-lab data fetch yelp/);
+    expect(r.stderr).toMatch(/^usage error: unknown command 'imagenet'/);
+    expect(r.stderr).toMatch(/Usage: sgd-lab data fetch/);
+    expect(r.stderr).toMatch(/ {2}mnist \[options\] +download the four MNIST IDX files[\s\S]*\(@sgd-lab\/plugin-mnist\)/);
+    expect(r.stderr).toMatch(/ {2}yelp \[options\] +download Yelp Review Polarity/);
+  });
+
+  it('suggests the dataset that was probably meant', async () => {
+    const r = await sgdLab(['data', 'fetch', 'mnits']);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/unknown command 'mnits'\n\(Did you mean mnist\?\)/);
   });
 });

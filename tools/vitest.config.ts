@@ -1,9 +1,9 @@
 import { defineConfig } from 'vitest/config';
+import { sharedTest } from '../vitest.shared.js';
 
 export default defineConfig({
   test: {
     include: ['generators/**/*.spec.ts', '*.spec.ts'],
-    testTimeout: 180_000,
-    pool: 'forks',
+    ...sharedTest,
   },
 });

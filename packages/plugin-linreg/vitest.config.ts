@@ -1,9 +1,9 @@
 import { defineConfig } from 'vitest/config';
+import { sharedTest } from '../../vitest.shared.js';
 
 export default defineConfig({
   test: {
     include: ['src/**/*.spec.ts'],
-    testTimeout: 60_000,
-    pool: 'forks',
+    ...sharedTest,
   },
 });

@@ -22,6 +22,19 @@ export class ConfigError extends UserError {
   }
 }
 
+/**
+ * A command line the CLI cannot take: an unknown command or option, a missing or malformed
+ * argument. Exit code 2, printed as `usage error: ...` with a pointer to `--help`.
+ */
+export class UsageError extends UserError {
+  /** The command whose usage was wrong (`run`, `data fetch`), for the `--help` hint. */
+  readonly command?: string;
+  constructor(message: string, command?: string) {
+    super(message, 2);
+    this.command = command;
+  }
+}
+
 /** A data file that is missing, unreadable or malformed. Exit code 3. */
 export class DataError extends UserError {
   /** The offending file. */

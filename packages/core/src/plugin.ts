@@ -87,17 +87,43 @@ export interface Reporter {
   create(context: ReporterContext): MetricObserver;
 }
 
-/** A command a package adds to the sgd-lab CLI (`"sgd-lab": { "commands": "<module>" }`). */
+/** An option of a package's CLI command. */
+export interface CliOption {
+  /** Commander-style flags: `--data-dir <dir>`, `--force`, `-n, --concurrency <n>`. */
+  flags: string;
+  /** One line for `--help`. */
+  description: string;
+  /** Default value, shown in `--help`. */
+  default?: string | number | boolean;
+  /** Allowed values; anything else is a usage error (exit 2) naming them. */
+  choices?: readonly string[];
+  /** Parse and check the value: a usage error names the option when it is not one. */
+  type?: 'integer' | 'positive-integer' | 'number' | 'positive-number';
+  /** The option may be given several times; its values arrive as an array. */
+  repeatable?: boolean;
+}
+
+/**
+ * A command a package adds to the sgd-lab CLI (`"sgd-lab": { "commands": "<module>" }`): the
+ * module's default export maps command paths to commands. A path of several words nests
+ * (`"data fetch mnist"` becomes `sgd-lab data fetch mnist`), so several packages can add
+ * leaves under one group and `sgd-lab data fetch --help` lists them all. The CLI parses the
+ * arguments and options it declares: `--help` works for every command, and unknown options,
+ * missing or extra arguments are usage errors (exit 2) before `run` is called.
+ */
 export interface CliCommand {
-  /** One line for the usage text. */
-  usage: string;
-  /** Runs with the arguments after the command name; resolves to the exit code. */
-  run(args: string[]): Promise<number>;
+  /** One line for the command list and the top of the command's `--help`. */
+  description: string;
+  /** Positional arguments, commander-style: `<results-dir>`, `<dirs...>`, `[name]`. */
+  arguments?: string;
+  options?: readonly CliOption[];
+  /** Printed after the options in `--help` (examples, notes). */
+  help?: string;
   /**
-   * Whether this package's command takes these arguments, when several packages add the same
-   * command name (each \`data fetch <dataset>\`, say).
+   * Runs with the positional arguments and the parsed options (camelCase keys: `--data-dir`
+   * gives `dataDir`); resolves to the exit code.
    */
-  handles?(args: string[]): boolean;
+  run(args: string[], options: Record<string, unknown>): Promise<number>;
 }
 
 export function defineReporter(reporter: Reporter): Reporter {

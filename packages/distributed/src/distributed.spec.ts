@@ -9,7 +9,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } fro
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { repoRoot } from '@sgd-lab/core/testing';
+import { repoRoot, spawnCli } from '@sgd-lab/core/testing';
 
 const CLI = join(repoRoot(), 'packages', 'core', 'dist', 'cli', 'main.js');
 const REDIS = ['/usr/bin/redis-server', '/usr/local/bin/redis-server'].find(existsSync);
@@ -30,7 +30,7 @@ async function startRedis(): Promise<{ url: string; proc: ChildProcess }> {
         if (out.includes('Ready to accept connections')) resolve(true);
       });
       proc.on('exit', () => resolve(false));
-      setTimeout(() => resolve(false), 5000);
+      setTimeout(() => resolve(false), 120_000); // a hang guard only: readiness is the event
     });
     if (ready) return { url: `redis://127.0.0.1:${port}`, proc };
   }
@@ -61,8 +61,12 @@ function runAsync(args: string[]): Promise<{ code: number | null; stderr: string
   proc.stderr!.on('data', (d) => (stderr += d));
   return new Promise((resolve) => proc.on('exit', (code) => resolve({ code, stderr })));
 }
-const until = async (cond: () => boolean, ms = 30000) => {
-  for (const t0 = Date.now(); !cond() && Date.now() - t0 < ms; ) await new Promise((r) => setTimeout(r, 25));
+/** Waits for a condition on what the processes printed; a hang guard, not a time budget. */
+const until = async (cond: () => boolean, what: string, ms = 300_000) => {
+  for (const t0 = Date.now(); !cond(); ) {
+    if (Date.now() - t0 > ms) throw new Error(`still waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
 };
 
 describe.skipIf(!REDIS)('distributed shards over BullMQ', () => {
@@ -72,7 +76,7 @@ describe.skipIf(!REDIS)('distributed shards over BullMQ', () => {
     const file = studyFile(dir, {});
     expect(runSync([file, '--out', join(dir, 'local')]).status).toBe(0);
     const [a, b] = [worker(url), worker(url)];
-    await until(() => a.log().includes('ready') && b.log().includes('ready'));
+    await until(() => a.log().includes('ready') && b.log().includes('ready'), 'both workers');
     const r = await runAsync([file, '--out', join(dir, 'dist'), '--redis', url]);
     expect(r.code, r.stderr).toBe(0);
     expect(readFileSync(join(dir, 'dist', 'metrics.jsonl'), 'utf8')).toBe(readFileSync(join(dir, 'local', 'metrics.jsonl'), 'utf8'));
@@ -88,32 +92,34 @@ describe.skipIf(!REDIS)('distributed shards over BullMQ', () => {
     const file = studyFile(dir, { runs: 400, runsPerShard: 200, steps: 3000, batchSizes: [256], name: 'slow' });
     expect(runSync([file, '--out', join(dir, 'local')]).status).toBe(0);
     const first = worker(url);
-    await until(() => first.log().includes('ready'));
+    await until(() => first.log().includes('ready'), 'the first worker');
     const running = runAsync([file, '--out', join(dir, 'dist'), '--redis', url]);
-    await until(() => /shard \S+: admission-linreg/.test(first.log()));
+    await until(() => /shard \S+: admission-linreg/.test(first.log()), 'a shard on the first worker');
     first.kill('SIGKILL');
     const second = worker(url);
     const r = await running;
     expect(r.code, r.stderr).toBe(0);
     expect((second.log().match(/done in/g) ?? []).length).toBe(2);
     expect(readFileSync(join(dir, 'dist', 'metrics.jsonl'), 'utf8')).toBe(readFileSync(join(dir, 'local', 'metrics.jsonl'), 'utf8'));
-  }, 120_000);
+  });
 
   it('stops with a clear error when Redis goes away, keeping finished shards for --resume', async () => {
     const { url, proc } = await startRedis();
     const dir = mkdtempSync(join(tmpdir(), 'sgd-lab-dist-'));
     const file = studyFile(dir, {});
     const w = worker(url);
-    await until(() => w.log().includes('ready'));
+    await until(() => w.log().includes('ready'), 'the worker');
     w.kill('SIGKILL'); // no worker: nothing finishes until Redis is gone
-    const running = runAsync([file, '--out', join(dir, 'dist'), '--redis', url, '--redis-timeout', '2']);
-    await new Promise((r) => setTimeout(r, 1500));
+    // Redis goes away once the coordinator has submitted its shards and waits for the first one.
+    const run = spawnCli(['run', file, '--out', join(dir, 'dist'), '--redis', url, '--redis-timeout', '2', '--quiet', '--progress', 'lines']);
+    children.push(run.child);
+    await run.waitFor(/shard 1\/\d+/);
     proc.kill('SIGKILL');
-    const r = await running;
+    const r = await run.exited;
     expect(r.code).toBe(5);
     expect(r.stderr).toMatch(new RegExp(`Redis at ${url} did not answer for 2 s .*Finished shards are saved: run the same command with --resume`));
     const manifest = JSON.parse(readFileSync(join(dir, 'dist', 'manifest.json'), 'utf8'));
     expect(manifest.status).toBe('failed');
     expect(readdirSync(join(dir, 'dist', 'shards'))).toEqual([]);
-  }, 60_000);
+  });
 });

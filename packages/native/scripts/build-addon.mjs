@@ -1,9 +1,10 @@
 // Builds the native addon with node-gyp against the system's OpenBLAS, as part of `npm run build`
-// (never at install time). When it cannot be built (no compiler, no OpenBLAS headers, no Node
+// (never at install time: binding.gyp lives in addon/, not at the package root, so npm's implicit
+// `node-gyp rebuild` install step never applies). When it cannot be built (no compiler, no OpenBLAS headers, no Node
 // headers) it records why in build/status.json and exits 0: the `native` backend then says so
 // once and the engine uses wasm. SGD_LAB_NATIVE=0 skips the build.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -12,7 +13,9 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(import.meta.url);
 const out = join(root, 'build', 'Release', 'sgd_native.node');
 const statusFile = join(root, 'build', 'status.json');
-const sources = [join(root, 'addon', 'sgd_native.cc'), join(root, 'binding.gyp')];
+const addonDir = join(root, 'addon');
+const built = join(addonDir, 'build', 'Release', 'sgd_native.node');
+const sources = [join(addonDir, 'sgd_native.cc'), join(addonDir, 'binding.gyp')];
 
 function status(ok, reason) {
   mkdirSync(dirname(statusFile), { recursive: true });
@@ -47,9 +50,11 @@ const prefix = join(dirname(process.execPath), '..');
 const nodedir = process.env.npm_config_nodedir || (existsSync(join(prefix, 'include', 'node', 'node_api.h')) ? prefix : undefined);
 if (!nodedir) status(false, `Node.js headers not found (no npm nodedir setting, no ${join(prefix, 'include', 'node')}); set npm's nodedir to a Node.js source or headers folder`);
 
-const r = spawnSync(process.execPath, [gyp, 'rebuild', `--nodedir=${nodedir}`, '--jobs=2'], { cwd: root, encoding: 'utf8' });
-if (r.status !== 0 || !existsSync(out)) {
+const r = spawnSync(process.execPath, [gyp, 'rebuild', `--nodedir=${nodedir}`, '--jobs=2'], { cwd: addonDir, encoding: 'utf8' });
+if (r.status !== 0 || !existsSync(built)) {
   const tail = `${r.stdout ?? ''}\n${r.stderr ?? ''}`.trim().split('\n').slice(-15).join('\n');
   status(false, `node-gyp rebuild failed (exit ${r.status}):\n${tail}`);
 }
+mkdirSync(dirname(out), { recursive: true });
+copyFileSync(built, out);
 status(true, `built against ${blas.lib} with headers from ${nodedir}`);

@@ -4,7 +4,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { JSONSchemaType } from 'ajv';
-import { RandomStream, StreamPurpose, Tokens, agreesWithExact, decreasingInBatchSize, definePlugin, type PresetConfig } from '@sgd-lab/core';
+import { RandomStream, StreamPurpose, Tokens, agreesWithExact, decreasingInBatchSize, definePlugin, type PresetConfig, withCost } from '@sgd-lab/core';
 import { ReplicaEngine, chunkSizeFor, engineSgd, strategyFor, useBackend } from '@sgd-lab/tensor';
 import { DeepLinearModel, bytesPerReplica, deepLinearProgram, drawLayers, gaussianSampler, layerShapes, product } from './model.js';
 import { exactAtZero } from './oracle.js';
@@ -107,6 +107,9 @@ export default definePlugin<DeepLinearOptions>({
     const engine = new ReplicaEngine(program, { strategy: strategyFor(backend.tfjsBackend), chunkSize });
     ctx.recordFact('engine', { strategy: engine.options.strategy, chunkSize, parameters: layerShapes(widths).reduce((s, [r, c]) => s + r * c, 0) });
     const model = new DeepLinearModel({ widths, teacherScale: o.teacherScale, studentScale: o.studentScale }, engine);
+    const macs = layerShapes(widths).reduce((n, [r, c]) => n + r * c, 0);
+    // Forward, the gradient with respect to each weight and to each activation: 3 products per layer.
+    withCost(model, (b) => ({ flopsPerStep: 6 * b * macs, bytesPerReplica: bytesPerReplica(widths, b), replicasPerChunk: chunkSize }));
     container.register(Tokens.Model, { useValue: model });
     container.register(Tokens.SamplerFactory, { useValue: gaussianSampler(p) });
     container.register(Tokens.Optimizer, { useValue: engineSgd(engine) });

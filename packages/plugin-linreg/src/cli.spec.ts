@@ -1,13 +1,13 @@
 /**
  * The sgd-lab command line end to end: a real process, real files, real exit codes.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { repoRoot, testDataDir, testDataFile } from '@sgd-lab/core/testing';
+import { repoRoot, spawnCli, testDataDir, testDataFile } from '@sgd-lab/core/testing';
 import { ADMISSION_DIR, ADMISSION_FILE } from './data.js';
 
 const CLI = join(repoRoot(), 'packages', 'core', 'dist', 'cli', 'main.js');
@@ -36,7 +36,7 @@ describe('sgd-lab CLI', () => {
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('/runs: must be >= 2');
     expect(r.stderr).toContain('/learningRate: missing required property "value"');
-    expect(r.stderr).toContain('/options/sampling: must be one of "without-replacement", "with-replacement"');
+    expect(r.stderr).toContain('/options/sampling: "sometimes" is not one of "without-replacement", "with-replacement"');
     noStack(r.stderr);
     expect(sgdLab(['run', fixture('bad-config.json')]).code).toBe(2);
   });
@@ -49,10 +49,13 @@ describe('sgd-lab CLI', () => {
     expect(bad.stderr).toMatch(/x\.json:\n\s+- \/: not valid JSON/);
     const unknown = sgdLab(['run', 'mnist-linreg']);
     expect(unknown.code).toBe(2);
-    expect(unknown.stderr).toMatch(/unknown setting "mnist-linreg"; installed: .*admission-linreg/);
+    expect(unknown.stderr).toMatch(/^usage error: run: unknown setting "mnist-linreg"[^;\n]*; installed: .*admission-linreg/);
     const preset = sgdLab(['run', 'admission-linreg', '--preset', 'huge']);
     expect(preset.code).toBe(2);
-    expect(preset.stderr).toMatch(/\/preset: unknown preset "huge" for admission-linreg; known: smoke, cpu/);
+    expect(preset.stderr).toMatch(/^usage error: run: --preset huge: admission-linreg has no such preset; known: smoke, cpu/);
+    const near = sgdLab(['run', 'admission-linreg', '--preset', 'smok']);
+    expect(near.code).toBe(2);
+    expect(near.stderr).toMatch(/no such preset \(did you mean "smoke"\?\)/);
   });
 
   it('names a missing data file, says how to get it, and exits 3 without creating results', () => {
@@ -110,14 +113,12 @@ describe('sgd-lab CLI', () => {
     const dir = tmp();
     const out = join(dir, 'long');
     writeFileSync(join(dir, 'long.json'), JSON.stringify({ setting: 'admission-linreg', preset: 'smoke', runs: 5000, steps: 1000000, options: { estimators: ['monte_carlo'] } }));
-    const child = spawn(process.execPath, [CLI, 'run', join(dir, 'long.json'), '--data-dir', testDataDir()!, '--out', out], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stderr = '';
-    child.stderr.on('data', (d) => (stderr += d));
-    // Wait until records are being written, then interrupt.
+    // Progress lines at every engine progress event: the second one says steps are being run.
+    const run = spawnCli(['run', join(dir, 'long.json'), '--data-dir', testDataDir()!, '--out', out, '--progress', 'lines'], { env: { SGD_LAB_PROGRESS_SECONDS: '0' } });
+    await run.waitFor(/shard 1\/\d+ \(b=\d+, init 0\) step [1-9]\d*\//);
+    run.child.kill('SIGINT');
+    const { code, stderr } = await run.exited;
     const metrics = join(out, 'metrics.jsonl');
-    for (let i = 0; i < 200 && !(existsSync(metrics) && readFileSync(metrics, 'utf8').length > 10_000); i++) await new Promise((r) => setTimeout(r, 50));
-    child.kill('SIGINT');
-    const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
     expect(code).toBe(130);
     expect(stderr).toMatch(/cancelled: results computed so far were written/);
     const manifest = JSON.parse(readFileSync(join(out, 'manifest.json'), 'utf8'));

@@ -11,6 +11,7 @@ import {
   definePlugin,
   denseSgd,
   type PresetConfig,
+  withCost,
 } from '@sgd-lab/core';
 import { ADMISSION_DIR, ADMISSION_FILE, loadAdmission, syntheticData, type RegressionData } from './data.js';
 import { LinearRegressionModel, type InitSpec } from './model.js';
@@ -169,7 +170,8 @@ export default definePlugin<LinRegOptions>({
     }
     if (problems.length) throw new ConfigError(study.name, problems);
 
-    const model = new LinearRegressionModel(data, o.init);
+    // A step: predictions and the gradient over b rows (2 b p each); an evaluation: the loss on all n.
+    const model = withCost(new LinearRegressionModel(data, o.init), (b) => ({ flopsPerStep: 4 * b * data.p, flopsPerEvaluation: 2 * data.n * data.p, bytesPerReplica: 8 * 2 * data.p }));
     container.register(Tokens.Initializer, { useValue: model });
     if (o.estimators.includes('monte_carlo')) {
       container.register(Tokens.Model, { useValue: model });

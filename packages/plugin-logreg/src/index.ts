@@ -4,7 +4,7 @@
  * replaced; it reuses admission-linreg's CSV loader and samplers.
  */
 import { join } from 'node:path';
-import { ConfigError, Tokens, decreasingInBatchSize, definePlugin, denseSgd, type JSONSchemaType, type PresetConfig } from '@sgd-lab/core';
+import { ConfigError, Tokens, decreasingInBatchSize, definePlugin, denseSgd, type JSONSchemaType, type PresetConfig, withCost } from '@sgd-lab/core';
 import { ADMISSION_DIR, ADMISSION_FILE, loadAdmission, withReplacement, withoutReplacement } from '@sgd-lab/plugin-linreg';
 import { LogisticRegressionModel, aboveMedian } from './model.js';
 
@@ -53,7 +53,8 @@ export default definePlugin<LogRegOptions>({
     study.batchSizes.forEach((b, i) => {
       if (o.sampling === 'without-replacement' && b > data.n) throw new ConfigError(study.name, [`/batchSizes/${i}: b = ${b} exceeds the ${data.n} rows`]);
     });
-    container.register(Tokens.Model, { useValue: new LogisticRegressionModel(data, o.initStd) });
+    const model = withCost(new LogisticRegressionModel(data, o.initStd), (b) => ({ flopsPerStep: 4 * b * data.p, flopsPerEvaluation: 2 * data.n * data.p, bytesPerReplica: 8 * 2 * data.p }));
+    container.register(Tokens.Model, { useValue: model });
     container.register(Tokens.SamplerFactory, { useValue: o.sampling === 'with-replacement' ? withReplacement(data.n) : withoutReplacement(data.n) });
     container.register(Tokens.Optimizer, { useValue: denseSgd });
     container.register(Tokens.Claim, {

@@ -6,8 +6,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
-import { ConfigError, DataError, type CliCommand } from '@sgd-lab/core';
+import { DataError, type CliCommand } from '@sgd-lab/core';
 import { MNIST_DIR, MNIST_FILES } from './data.js';
 
 /** The gzipped files' sha256 (byte-identical to the original distribution). */
@@ -57,24 +56,15 @@ export async function fetchMnist(dataDir: string, mirror = DEFAULT_MIRROR, log: 
 }
 
 export const commands: Record<string, CliCommand> = {
-  data: {
-    usage: 'sgd-lab data fetch mnist [--data-dir d] [--mirror url]   download MNIST with checksum verification',
-    handles(args) {
-      try {
-        const { positionals } = parseArgs({ args, allowPositionals: true, options: { 'data-dir': { type: 'string' }, mirror: { type: 'string' } } });
-        return positionals[0] === 'fetch' && positionals[1] === 'mnist';
-      } catch {
-        return false;
-      }
-    },
-    async run(args) {
-      const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { 'data-dir': { type: 'string' }, mirror: { type: 'string' } } });
-      if (positionals[0] !== 'fetch' || positionals[1] !== 'mnist') {
-        // Other datasets are handled by other packages' `data` commands.
-        throw new ConfigError('command line', [`data ${positionals.join(' ')}: this package fetches "mnist" (sgd-lab data fetch mnist)`]);
-      }
-      const dataDir = resolve(values['data-dir'] ?? process.env.SGD_LAB_DATA_DIR ?? 'data');
-      const files = await fetchMnist(dataDir, values.mirror, (s) => process.stderr.write(s + '\n'));
+  'data fetch mnist': {
+    description: 'download the four MNIST IDX files into <data-dir>/mnist and check every sha256',
+    options: [
+      { flags: '--data-dir <dir>', description: 'data directory (default: $SGD_LAB_DATA_DIR, else ./data)' },
+      { flags: '--mirror <url>', description: 'where to download from', default: DEFAULT_MIRROR },
+    ],
+    async run(_args, o) {
+      const dataDir = resolve((o.dataDir as string | undefined) ?? process.env.SGD_LAB_DATA_DIR ?? 'data');
+      const files = await fetchMnist(dataDir, (o.mirror as string | undefined) ?? DEFAULT_MIRROR, (s) => process.stderr.write(s + '\n'));
       process.stdout.write(`${files.length} files verified in ${join(dataDir, MNIST_DIR)}\n`);
       return 0;
     },

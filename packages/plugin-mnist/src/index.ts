@@ -2,7 +2,7 @@
  * mnist-mlp: an MLP on MNIST trained by epoch-based SGD (paper Sec. 4.1, App. A.1.3, Figs. 1, 4, 5).
  */
 import type { JSONSchemaType } from 'ajv';
-import { Tokens, decreasingInBatchSize, definePlugin, type PresetConfig } from '@sgd-lab/core';
+import { Tokens, decreasingInBatchSize, definePlugin, type PresetConfig, withCost } from '@sgd-lab/core';
 import { ReplicaEngine, chunkSizeFor, engineSgd, strategyFor, useBackend } from '@sgd-lab/tensor';
 import { hasIdx, head, loadEmbedded, loadIdx, MNIST_DIR, HOW_TO_GET_MNIST, type MnistData } from './data.js';
 import { distortSet } from './distort.js';
@@ -153,6 +153,9 @@ export default definePlugin<MnistOptions>({
       gapEvery: o.gapEvery,
       gapFrom: o.gapFrom,
     });
+    const macs = mlpBlocks(o.widths).reduce((n, blk) => n + blk.shape[0] * blk.shape[1], 0);
+    const evaluated = Math.min(o.evalTrainSamples || train.count, train.count) + validation.count + distorted.count;
+    withCost(model, (b) => ({ flopsPerStep: 6 * b * macs, flopsPerEvaluation: 2 * evaluated * macs, bytesPerReplica: mlpBytesPerReplica(o.widths, b), replicasPerChunk: chunkSize }));
     container.register(Tokens.Model, { useValue: model });
     container.register(Tokens.SamplerFactory, { useValue: epochSampler(train) });
     container.register(Tokens.Optimizer, { useValue: engineSgd(engine) });

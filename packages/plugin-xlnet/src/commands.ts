@@ -10,8 +10,7 @@ import { join, resolve } from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
-import { parseArgs } from 'node:util';
-import { ConfigError, DataError, type CliCommand } from '@sgd-lab/core';
+import { DataError, type CliCommand } from '@sgd-lab/core';
 import { POLARITY_DIR, parsePolarityCsv } from './data.js';
 
 export const YELP_POLARITY_URL = 'https://s3.amazonaws.com/fast-ai-nlp/yelp_review_polarity_csv.tgz';
@@ -125,26 +124,17 @@ export async function fetchYelp(dataDir: string, o: { url?: string; file?: strin
   return extracted;
 }
 
-const options = { 'data-dir': { type: 'string' }, url: { type: 'string' }, file: { type: 'string' } } as const;
-
 export const commands: Record<string, CliCommand> = {
-  data: {
-    usage: 'sgd-lab data fetch yelp [--data-dir d] [--url u | --file archive.tgz]   download Yelp Review Polarity',
-    handles(args) {
-      try {
-        const { positionals } = parseArgs({ args, allowPositionals: true, options });
-        return positionals[0] === 'fetch' && positionals[1] === 'yelp';
-      } catch {
-        return false;
-      }
-    },
-    async run(args) {
-      const { values, positionals } = parseArgs({ args, allowPositionals: true, options });
-      if (positionals[0] !== 'fetch' || positionals[1] !== 'yelp') {
-        throw new ConfigError('command line', [`data ${positionals.join(' ')}: this package fetches "yelp" (sgd-lab data fetch yelp)`]);
-      }
-      const dataDir = resolve(values['data-dir'] ?? process.env.SGD_LAB_DATA_DIR ?? 'data');
-      const files = await fetchYelp(dataDir, { url: values.url, file: values.file, log: (s) => process.stderr.write(s + '\n') });
+  'data fetch yelp': {
+    description: 'download Yelp Review Polarity (or extract a copy of its .tgz) into <data-dir>/yelp_review_polarity_csv',
+    options: [
+      { flags: '--data-dir <dir>', description: 'data directory (default: $SGD_LAB_DATA_DIR, else ./data)' },
+      { flags: '--url <url>', description: 'where to download the archive from', default: YELP_POLARITY_URL },
+      { flags: '--file <archive.tgz>', description: 'extract this local archive instead of downloading' },
+    ],
+    async run(_args, o) {
+      const dataDir = resolve((o.dataDir as string | undefined) ?? process.env.SGD_LAB_DATA_DIR ?? 'data');
+      const files = await fetchYelp(dataDir, { url: o.url as string | undefined, file: o.file as string | undefined, log: (s) => process.stderr.write(s + '\n') });
       process.stdout.write(`${files.length} files in ${join(dataDir, POLARITY_DIR)}\n`);
       return 0;
     },

@@ -5,7 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { DataError, Tokens, decreasingInBatchSize, definePlugin, epochMean, type JSONSchemaType, type PresetConfig } from '@sgd-lab/core';
+import { DataError, Tokens, decreasingInBatchSize, definePlugin, epochMean, type JSONSchemaType, type PresetConfig, withCost } from '@sgd-lab/core';
 import { ReplicaEngine, chunkSizeFor, useBackend } from '@sgd-lab/tensor';
 import { HOW_TO_GET_YELP, UCI_DIR, UCI_FILE, hasPolarity, loadPolarity, loadUci, type YelpData } from './data.js';
 import { decays, parameterCount, xlnetBytesPerReplica, xlnetProgram, type XlnetSize } from './model.js';
@@ -198,6 +198,16 @@ export default definePlugin<XlnetOptions>({
     ctx.recordFact('engine', { strategy: 'per-replica', chunkSize, parameters: parameterCount(size) });
     const model = new XlnetModel(size, engine, train, { train: evalTrain, validation, every: o.evaluateEvery, rowsPerCall: o.evalBatch }, study);
     const blocks = program.blocks;
+    // Per token: 2 FLOPs per non-embedding weight forward, 4 backward; attention adds the content,
+    // position and value products (3 of L x L x d per layer forward, twice that backward).
+    const weights = parameterCount(size) - size.vocab * size.dModel;
+    const forwardPerExample = 2 * size.length * weights + size.layers * 6 * size.length * size.length * size.dModel;
+    withCost(model, (b) => ({
+      flopsPerStep: 3 * b * forwardPerExample,
+      flopsPerEvaluation: (evalTrain.count + validation.count) * forwardPerExample,
+      bytesPerReplica: xlnetBytesPerReplica(size, b),
+      replicasPerChunk: chunkSize,
+    }));
     container.register(Tokens.Model, { useValue: model });
     container.register(Tokens.SamplerFactory, { useValue: textEpochSampler(train) });
     container.register(Tokens.Optimizer, { useValue: xlnetOptimizer(engine, o.optimizer, (k) => decays(blocks[k].name), () => model.totalSteps) });

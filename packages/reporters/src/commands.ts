@@ -1,26 +1,27 @@
 /** Commands this package adds to the sgd-lab CLI: `report` and `compare`. */
 import { resolve } from 'node:path';
-import { parseArgs } from 'node:util';
-import { ConfigError, type CliCommand } from '@sgd-lab/core';
+import { UsageError, type CliCommand } from '@sgd-lab/core';
 import { compareReports, rebuildReport } from './report.js';
 
 export const commands: Record<string, CliCommand> = {
   report: {
-    usage: 'sgd-lab report <results-dir>           rebuild figures/ and report.html from a results folder',
-    async run(args) {
-      if (args.length !== 1) throw new ConfigError('command line', ['report takes one results folder']);
-      const built = await rebuildReport(resolve(args[0]));
+    description: 'rebuild figures/ and report.html from a results folder',
+    arguments: '<results-dir>',
+    async run([dir]) {
+      const built = await rebuildReport(resolve(dir));
       process.stdout.write(`${built.html} (${built.figures.length} figures)\n`);
       return 0;
     },
   },
   compare: {
-    usage: 'sgd-lab compare <dir-a> <dir-b> [...] [--out dir]   overlay studies in one report',
-    async run(args) {
-      const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { out: { type: 'string' } } });
-      if (positionals.length < 2) throw new ConfigError('command line', ['compare takes at least two results folders']);
-      const out = resolve(values.out ?? `results/compare-${positionals.map((p) => p.split('/').filter(Boolean).at(-1)).join('-vs-')}`);
-      const built = await compareReports(positionals.map((p) => resolve(p)), out);
+    description: 'overlay the figures of several results folders in one report',
+    arguments: '<results-dirs...>',
+    options: [{ flags: '--out <dir>', description: 'where to write the comparison (default: results/compare-<a>-vs-<b>...)' }],
+    help: 'Example:\n  sgd-lab compare results/admission-linreg-cpu results/admission-with-replacement',
+    async run(dirs, o) {
+      if (dirs.length < 2) throw new UsageError('compare takes at least two results folders', 'compare');
+      const out = resolve((o.out as string | undefined) ?? `results/compare-${dirs.map((p) => p.split('/').filter(Boolean).at(-1)).join('-vs-')}`);
+      const built = await compareReports(dirs.map((p) => resolve(p)), out);
       process.stdout.write(`${built.html} (${built.figures.length} figures)\n`);
       return 0;
     },

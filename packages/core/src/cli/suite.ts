@@ -11,9 +11,9 @@
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import { Ajv } from 'ajv';
-import { formatAjvErrors, resolveStudy } from '../config/validate.js';
+import { checkStudyFile, formatAjvErrors, resolveStudy } from '../config/validate.js';
+import type { AnyPlugin } from '../plugin.js';
 import type { StudyConfig } from '../config/study-config.js';
 import { ConfigError, DataError } from '../errors.js';
 import { runSession } from '../engine/session.js';
@@ -75,8 +75,7 @@ export interface SuiteOutcome {
   problems: string[];
 }
 
-/** Runs a suite; resolves to one outcome per study. */
-export async function runSuite(file: string, outRoot: string, dataDir: string, log: (line: string) => void): Promise<SuiteOutcome[]> {
+function readSuite(file: string): Suite {
   let suite: Suite;
   try {
     suite = JSON.parse(readFileSync(file, 'utf8')) as Suite;
@@ -85,13 +84,38 @@ export async function runSuite(file: string, outRoot: string, dataDir: string, l
   }
   const validate = new Ajv({ allErrors: true, strict: false }).compile(suiteSchema);
   if (!validate(suite)) throw new ConfigError(file, formatAjvErrors(validate.errors));
-  const { plugins, reporters, components } = await discoverExtensions();
-  const outcomes: SuiteOutcome[] = [];
-  for (const [i, entry] of suite.studies.entries()) {
-    const raw = entry.study ?? (JSON.parse(readFileSync(resolve(dirname(file), entry.file ?? ''), 'utf8')) as Record<string, unknown>);
+  return suite;
+}
+
+/** Each study of a suite, checked like a study file (published schema and resolution). */
+async function suiteStudies(file: string, suite: Suite): Promise<{ entry: SuiteEntry; study: StudyConfig; plugin: AnyPlugin }[]> {
+  const { plugins } = await discoverExtensions();
+  return suite.studies.map((entry, i) => {
+    const source = `${file} /studies/${i}${entry.file ? ` (${entry.file})` : ''}`;
+    let raw: Record<string, unknown>;
+    try {
+      raw = entry.study ?? (JSON.parse(readFileSync(resolve(dirname(file), entry.file ?? ''), 'utf8')) as Record<string, unknown>);
+    } catch (e) {
+      throw new ConfigError(source, [`/: ${(e as Error).message}`]);
+    }
     const plugin = plugins.find((p) => p.value.name === raw.setting);
     if (!plugin) throw new ConfigError(file, [`/studies/${i}/study/setting: unknown setting "${String(raw.setting)}"`]);
-    const study: StudyConfig = resolveStudy({ reporters: ['jsonl', 'claims'], ...raw }, plugin.value, `${file} /studies/${i}`);
+    checkStudyFile(raw, plugin.value, source);
+    return { entry, plugin: plugin.value, study: resolveStudy({ reporters: ['jsonl', 'claims'], ...structuredClone(raw) }, plugin.value, source) };
+  });
+}
+
+/** Validates every study of a suite file; resolves to their names. */
+export async function validateSuiteStudies(file: string): Promise<string[]> {
+  return (await suiteStudies(file, readSuite(file))).map((s) => s.study.name);
+}
+
+/** Runs a suite; resolves to one outcome per study. */
+export async function runSuite(file: string, outRoot: string, dataDir: string, log: (line: string) => void): Promise<SuiteOutcome[]> {
+  const suite = readSuite(file);
+  const { reporters, components } = await discoverExtensions();
+  const outcomes: SuiteOutcome[] = [];
+  for (const { entry, study, plugin } of await suiteStudies(file, suite)) {
     if (entry.needs && !existsSync(join(dataDir, entry.needs))) {
       const reason = `${join(dataDir, entry.needs)} not found`;
       log(`SKIPPED  ${study.name}: ${reason}`);
@@ -100,7 +124,7 @@ export async function runSuite(file: string, outRoot: string, dataDir: string, l
     }
     const outDir = join(outRoot, study.name);
     const logger = createLogger({ quiet: true, file: join(outDir, ResultFiles.log) });
-    const result = await runSession({ study, plugin: plugin.value, packages: {}, outDir, dataDir, logger, reporters: reporters.map((r) => r.value), components }).finally(() => closeLogger(logger));
+    const result = await runSession({ study, plugin, packages: {}, outDir, dataDir, logger, reporters: reporters.map((r) => r.value), components }).finally(() => closeLogger(logger));
     if (result.status !== 'completed') {
       const why = result.error instanceof Error ? result.error.message : String(result.error);
       log(`FAILED   ${study.name}: ${why}`);
@@ -125,16 +149,19 @@ export async function runSuite(file: string, outRoot: string, dataDir: string, l
   return outcomes;
 }
 
-export async function cmdSuite(args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { out: { type: 'string' }, 'data-dir': { type: 'string' } } });
-  if (positionals.length !== 1) throw new ConfigError('command line', ['suite takes one suite file']);
-  const file = resolve(positionals[0]);
-  const name = (JSON.parse(readFileSync(file, 'utf8')) as { name?: string }).name ?? 'suite';
-  const out = resolve(values.out ?? join('results', 'suites', name));
-  const dataDir = resolve(values['data-dir'] ?? process.env.SGD_LAB_DATA_DIR ?? 'data');
-  const outcomes = await runSuite(file, out, dataDir, (l) => process.stdout.write(l + '\n'));
+export async function runSuiteCommand(suiteFile: string, flags: { out?: string; dataDir?: string }, io: { out: (s: string) => void }): Promise<number> {
+  const file = resolve(suiteFile);
+  let name = 'suite';
+  try {
+    name = (JSON.parse(readFileSync(file, 'utf8')) as { name?: string }).name ?? 'suite';
+  } catch (e) {
+    throw new ConfigError(file, [`/: ${(e as Error).message}`]);
+  }
+  const out = resolve(flags.out ?? join('results', 'suites', name));
+  const dataDir = resolve(flags.dataDir ?? process.env.SGD_LAB_DATA_DIR ?? 'data');
+  const outcomes = await runSuite(file, out, dataDir, (l) => io.out(l + '\n'));
   const count = (s: SuiteOutcome['status']) => outcomes.filter((o) => o.status === s).length;
-  process.stdout.write(`suite ${name}: ${count('passed')} passed, ${count('regressed')} regressed, ${count('failed')} failed, ${count('skipped')} skipped\n`);
+  io.out(`suite ${name}: ${count('passed')} passed, ${count('regressed')} regressed, ${count('failed')} failed, ${count('skipped')} skipped\n`);
   return count('regressed') + count('failed') > 0 ? 1 : 0;
 }
 
@@ -169,12 +196,10 @@ export async function verifyResults(dir: string, dataDir: string): Promise<{ ide
   }
 }
 
-export async function cmdVerify(args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { 'data-dir': { type: 'string' } } });
-  if (positionals.length !== 1) throw new ConfigError('command line', ['verify takes one results folder']);
-  const dataDir = resolve(values['data-dir'] ?? process.env.SGD_LAB_DATA_DIR ?? 'data');
-  const v = await verifyResults(resolve(positionals[0]), dataDir);
-  if (v.identical) process.stdout.write(`verified: metrics.jsonl reproduced byte for byte (sha256 ${v.expected})\n`);
-  else process.stdout.write(`NOT reproduced: sha256 ${v.got} instead of ${v.expected}; first different line ${v.firstDifference}\n`);
+export async function runVerifyCommand(resultsDir: string, flags: { dataDir?: string }, io: { out: (s: string) => void }): Promise<number> {
+  const dataDir = resolve(flags.dataDir ?? process.env.SGD_LAB_DATA_DIR ?? 'data');
+  const v = await verifyResults(resolve(resultsDir), dataDir);
+  if (v.identical) io.out(`verified: metrics.jsonl reproduced byte for byte (sha256 ${v.expected})\n`);
+  else io.out(`NOT reproduced: sha256 ${v.got} instead of ${v.expected}; first different line ${v.firstDifference}\n`);
   return v.identical ? 0 : 1;
 }

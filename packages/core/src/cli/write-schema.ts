@@ -7,7 +7,7 @@ import { writeFileSync, mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { coreStudySchema } from '../config/study-config.js';
-import { studySchemaFor } from '../config/validate.js';
+import { standardSchema, studySchemaFor } from '../config/validate.js';
 import type { AnyPlugin } from '../plugin.js';
 
 const args = process.argv.slice(2);
@@ -15,7 +15,8 @@ const pluginIndex = args.indexOf('--plugin');
 const pluginModule = pluginIndex >= 0 ? args.splice(pluginIndex, 2)[1] : undefined;
 const out = args[0];
 if (!out) throw new Error('usage: write-schema [--plugin <module>] <file>');
-let schema: unknown = coreStudySchema;
+// The generic schema: any setting, so only `setting` is required (a preset may give the rest).
+let schema: unknown = standardSchema({ ...coreStudySchema, $schema: 'http://json-schema.org/draft-07/schema#', required: ['setting'] });
 if (pluginModule) {
   const mod = (await import(pathToFileURL(resolve(pluginModule)).href)) as { default: AnyPlugin };
   schema = studySchemaFor(mod.default);

@@ -1,5 +1,3 @@
-import type { JSONSchemaType } from 'ajv';
-
 /** alpha_t = value for every t. */
 export interface ConstantRate {
   type: 'constant';
@@ -63,34 +61,56 @@ export interface StudyConfig<Options = Record<string, unknown>> {
   options: Options;
 }
 
+/**
+ * Step-size schedule, in plain JSON Schema (draft 2020-12 and 07 alike): the `type` tag picks the
+ * branch through if/then, so every validator gives the same answer and ajv names the bad field.
+ */
 const learningRateSchema = {
-  description: 'Step-size schedule.',
+  description: 'Step-size schedule: {"type": "constant", "value": v} or {"type": "inverse-time", "alpha0": a, "offset": o} (alpha_t = a / (t + o)).',
   type: 'object',
-  discriminator: { propertyName: 'type' },
-  oneOf: [
+  properties: {
+    type: { type: 'string', enum: ['constant', 'inverse-time'], description: 'Which schedule.' },
+  },
+  required: ['type'],
+  allOf: [
     {
-      type: 'object',
-      description: 'alpha_t = value.',
-      properties: {
-        type: { type: 'string', const: 'constant' },
-        value: { type: 'number', exclusiveMinimum: 0, description: 'Step size.' },
+      if: { type: 'object', properties: { type: { const: 'constant' } }, required: ['type'] },
+      then: {
+        type: 'object',
+        description: 'alpha_t = value.',
+        properties: {
+          type: { const: 'constant' },
+          value: { type: 'number', exclusiveMinimum: 0, description: 'Step size.' },
+        },
+        required: ['type', 'value'],
+        additionalProperties: false,
       },
-      required: ['type', 'value'],
-      additionalProperties: false,
     },
     {
-      type: 'object',
-      description: 'alpha_t = alpha0 / (t + offset), t = 0, 1, ...',
-      properties: {
-        type: { type: 'string', const: 'inverse-time' },
-        alpha0: { type: 'number', exclusiveMinimum: 0, description: 'Numerator.' },
-        offset: { type: 'number', exclusiveMinimum: 0, description: 'Added to t; must be > 0 so alpha_0 is finite.' },
+      if: { type: 'object', properties: { type: { const: 'inverse-time' } }, required: ['type'] },
+      then: {
+        type: 'object',
+        description: 'alpha_t = alpha0 / (t + offset), t = 0, 1, ...',
+        properties: {
+          type: { const: 'inverse-time' },
+          alpha0: { type: 'number', exclusiveMinimum: 0, description: 'Numerator.' },
+          offset: { type: 'number', exclusiveMinimum: 0, description: 'Added to t; must be > 0 so alpha_0 is finite.' },
+        },
+        required: ['type', 'alpha0', 'offset'],
+        additionalProperties: false,
       },
-      required: ['type', 'alpha0', 'offset'],
-      additionalProperties: false,
     },
   ],
 } as const;
+
+/**
+ * Tensor backends a study may name. `auto` picks the fastest one installed; `webgpu`,
+ * `tensorflow` and `tensorflow-gpu` load optional packages by name and say what to install.
+ */
+export const BACKEND_NAMES = ['auto', 'native', 'wasm', 'cpu', 'webgpu', 'tensorflow', 'tensorflow-gpu'] as const;
+
+/** Fields of a study that every resolved study has (after its preset is merged). */
+export const REQUIRED_STUDY_FIELDS = ['name', 'setting', 'seed', 'batchSizes', 'runs', 'initPoints', 'learningRate'] as const;
 
 /** Largest seed: streams hash seeds as safe integers, but a uint32 keeps them portable to other tools. */
 export const MAX_SEED = 4294967295;
@@ -99,15 +119,15 @@ export const MAX_SEED = 4294967295;
  * The core part of the study schema. `options` is replaced by the plugin's schema when a study is
  * validated; `required` is applied after the preset is merged.
  */
-export const coreStudySchema: JSONSchemaType<StudyConfig> = {
+export const coreStudySchema = {
   $id: 'https://sgd-batch-lab.dev/schema/study.json',
   title: 'sgd-batch-lab study',
   type: 'object',
   properties: {
-    $schema: { type: 'string', nullable: true, description: 'JSON Schema of this file, for editors.' },
+    $schema: { type: 'string', description: 'JSON Schema of this file, for editors.' },
     name: { type: 'string', minLength: 1, pattern: '^[A-Za-z0-9._-]+$', description: 'Study name; names the results folder.' },
     setting: { type: 'string', minLength: 1, description: 'Plugin id, e.g. "admission-linreg".' },
-    preset: { type: 'string', nullable: true, description: 'Plugin preset merged under this file (smoke, cpu, paper, ...).' },
+    preset: { type: 'string', description: 'Plugin preset merged under this file (smoke, cpu, paper, ...).' },
     seed: { type: 'integer', minimum: 0, maximum: MAX_SEED, description: 'Root seed of every random stream.' },
     batchSizes: {
       type: 'array',
@@ -116,17 +136,16 @@ export const coreStudySchema: JSONSchemaType<StudyConfig> = {
       uniqueItems: true,
       description: 'Mini-batch sizes b to compare.',
     },
-    steps: { type: 'integer', minimum: 0, nullable: true, description: 'SGD iterations per run.' },
-    epochs: { type: 'integer', minimum: 1, nullable: true, description: 'Epochs per run (epoch-based settings).' },
+    steps: { type: 'integer', minimum: 0, description: 'SGD iterations per run.' },
+    epochs: { type: 'integer', minimum: 1, description: 'Epochs per run (epoch-based settings).' },
     runs: { type: 'integer', minimum: 2, description: 'Runs per (batch size, initial point), all from the same initial point.' },
     runsPerShard: {
       type: 'integer',
       minimum: 2,
-      nullable: true,
       description: 'Runs per shard. Shards merge exactly; smaller shards bound memory. Default: all runs in one shard.',
     },
     initPoints: { type: 'integer', minimum: 1, description: 'Number of initial points.', default: 1 },
-    learningRate: learningRateSchema as unknown as JSONSchemaType<LearningRate>,
+    learningRate: learningRateSchema,
     metrics: {
       type: 'array',
       items: { type: 'string' },
@@ -144,24 +163,23 @@ export const coreStudySchema: JSONSchemaType<StudyConfig> = {
     recordEvery: { type: 'integer', minimum: 1, default: 1, description: 'Record every k-th step (first and last always).' },
     confidenceLevel: { type: 'number', exclusiveMinimum: 0, exclusiveMaximum: 1, default: 0.95, description: 'Level of confidence intervals.' },
     significance: { type: 'number', exclusiveMinimum: 0, exclusiveMaximum: 0.5, default: 0.01, description: 'Level of the claim tests.' },
-    backend: { type: 'string', nullable: true, description: 'Tensor backend: wasm, cpu, tensorflow, tensorflow-gpu.' },
+    backend: { type: 'string', enum: [...BACKEND_NAMES], description: 'Tensor backend of tensor settings: auto (the fastest installed), native (OpenBLAS addon), wasm, cpu, webgpu, tensorflow, tensorflow-gpu. Array settings ignore it.' },
     memoryBudgetMiB: { type: 'integer', minimum: 16, default: 2048, description: 'Memory budget of one batched computation, MiB.' },
     components: {
       type: 'object',
-      nullable: true,
       description: 'Components from any installed package, by id, replacing the setting\'s own (see `sgd-lab list`).',
       properties: {
-        sampler: { type: 'string', nullable: true, description: 'Sampler id, e.g. "with-replacement".' },
-        optimizer: { type: 'string', nullable: true, description: 'Optimizer id, e.g. "adam".' },
+        sampler: { type: 'string', description: 'Sampler id, e.g. "with-replacement".' },
+        optimizer: { type: 'string', description: 'Optimizer id, e.g. "adam".' },
       },
       required: [],
       additionalProperties: false,
     },
     options: { type: 'object', description: "The setting's own options.", required: [], additionalProperties: true, default: {} },
   },
-  required: ['name', 'setting', 'seed', 'batchSizes', 'runs', 'initPoints', 'learningRate'],
+  required: [...REQUIRED_STUDY_FIELDS],
   additionalProperties: false,
-};
+} as const;
 
 /** The learning rate at step t. */
 export function learningRateAt(rate: LearningRate, t: number): number {

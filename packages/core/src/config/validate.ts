@@ -1,6 +1,6 @@
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { ConfigError } from '../errors.js';
-import { coreStudySchema, type StudyConfig } from './study-config.js';
+import { REQUIRED_STUDY_FIELDS, coreStudySchema, type StudyConfig } from './study-config.js';
 import type { AnyPlugin } from '../plugin.js';
 
 /** Formats ajv errors as "<json path>: <what was expected>" lines. */
@@ -13,7 +13,10 @@ export function formatAjvErrors(errors: readonly ErrorObject[] | null | undefine
     const path = (prefix + e.instancePath) || '/';
     let detail = e.message ?? 'is invalid';
     if (e.keyword === 'additionalProperties') detail = `unknown property "${(e.params as { additionalProperty: string }).additionalProperty}"`;
-    else if (e.keyword === 'enum') detail = `must be one of ${(e.params as { allowedValues: unknown[] }).allowedValues.map((v) => JSON.stringify(v)).join(', ')}`;
+    else if (e.keyword === 'enum') {
+      const allowed = (e.params as { allowedValues: unknown[] }).allowedValues.map((v) => JSON.stringify(v)).join(', ');
+      detail = e.data !== undefined && typeof e.data !== 'object' ? `${JSON.stringify(e.data)} is not one of ${allowed}` : `must be one of ${allowed}`;
+    }
     else if (e.keyword === 'const') detail = `must be ${JSON.stringify((e.params as { allowedValue: unknown }).allowedValue)}`;
     else if (e.keyword === 'discriminator') {
       const { tag, tagValue } = e.params as { tag: string; tagValue: unknown };
@@ -28,20 +31,80 @@ export function formatAjvErrors(errors: readonly ErrorObject[] | null | undefine
   return [...lines];
 }
 
-/** The full JSON Schema of a study for one plugin: the core schema with `options` replaced. */
-export function studySchemaFor(plugin: AnyPlugin): Record<string, unknown> {
-  const presets = Object.keys(plugin.presets);
-  return {
+/**
+ * A schema in plain JSON Schema: drops ajv's own keywords (`nullable`, `discriminator`), which
+ * other validators reject or ignore. Optional fields are simply optional; `null` is not a value.
+ */
+export function standardSchema(schema: unknown): unknown {
+  if (Array.isArray(schema)) return schema.map(standardSchema);
+  if (!isPlainObject(schema)) return schema;
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(schema)) {
+    if (k === 'nullable' || k === 'discriminator') continue;
+    // `properties`, `default`, `const` and `enum` hold data or names, not schemas to walk.
+    out[k] = k === 'default' || k === 'const' || k === 'enum' || k === 'examples' ? v : standardSchema(v);
+  }
+  return out;
+}
+
+/** What a preset (or each preset of a group) leaves a study file to give. */
+function missingWithPreset(plugin: AnyPlugin, name: string): string[] {
+  const parts = plugin.presetGroups?.[name] ?? [name];
+  const missing = new Set<string>();
+  for (const part of parts) {
+    const preset = (plugin.presets[part] ?? {}) as Record<string, unknown>;
+    for (const f of REQUIRED_STUDY_FIELDS) if (f !== 'name' && f !== 'setting' && !(f in preset) && !(f === 'initPoints')) missing.add(f);
+    if (!('steps' in preset) && !('epochs' in preset)) missing.add('steps|epochs');
+  }
+  return [...missing];
+}
+
+/** Preset names a study may give: each plugin preset and each preset group. */
+export function presetNames(plugin: AnyPlugin): string[] {
+  return [...Object.keys(plugin.presets), ...Object.keys(plugin.presetGroups ?? {})];
+}
+
+/**
+ * The JSON Schema of a study file of one plugin (published as schema/<setting>.schema.json and by
+ * `sgd-lab schema`), in plain JSON Schema: a file without a preset gives every required field; a
+ * file naming a preset gives only what that preset does not (one if/then per preset and group).
+ * `kind: 'resolved'` is the schema of a study after its preset is merged (what the engine runs).
+ */
+export function studySchemaFor(plugin: AnyPlugin, kind: 'file' | 'resolved' = 'file'): Record<string, unknown> {
+  const base = {
     ...coreStudySchema,
+    $schema: 'http://json-schema.org/draft-07/schema#',
     $id: `https://sgd-batch-lab.dev/schema/${plugin.name}.json`,
     title: `sgd-batch-lab study: ${plugin.name}`,
     properties: {
       ...coreStudySchema.properties,
       setting: { type: 'string', const: plugin.name, description: 'Plugin id.' },
-      preset: { type: 'string', enum: presets, nullable: true, description: 'Preset merged under this file.' },
+      preset: { type: 'string', enum: presetNames(plugin), description: 'Preset (or group of presets) merged under this file.' },
       options: { ...plugin.configSchema, default: {} },
     },
   };
+  if (kind === 'resolved') return standardSchema(base) as Record<string, unknown>;
+  const needSteps = { anyOf: [{ required: ['steps'] }, { required: ['epochs'] }] };
+  const fieldsOf = (missing: string[]) => ({
+    required: missing.filter((f) => f !== 'steps|epochs'),
+    ...(missing.includes('steps|epochs') ? needSteps : {}),
+  });
+  const byPreset = presetNames(plugin).map((name) => ({
+    if: { type: 'object', properties: { preset: { const: name } }, required: ['preset'] },
+    then: { type: 'object', ...fieldsOf(missingWithPreset(plugin, name)) },
+  }));
+  const schema = {
+    ...base,
+    required: ['setting'],
+    allOf: [
+      {
+        if: { type: 'object', not: { required: ['preset'] } },
+        then: { type: 'object', required: REQUIRED_STUDY_FIELDS.filter((f) => f !== 'name' && f !== 'initPoints'), ...needSteps },
+      },
+      ...byPreset,
+    ],
+  };
+  return standardSchema(schema) as Record<string, unknown>;
 }
 
 const ajvCache = new WeakMap<object, ValidateFunction>();
@@ -49,11 +112,52 @@ const ajvCache = new WeakMap<object, ValidateFunction>();
 function compiled(plugin: AnyPlugin): ValidateFunction {
   let v = ajvCache.get(plugin);
   if (!v) {
-    const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: true, allowUnionTypes: true, discriminator: true, verbose: true });
-    v = ajv.compile(studySchemaFor(plugin));
+    const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: true, allowUnionTypes: true, verbose: true });
+    v = ajv.compile(studySchemaFor(plugin, 'resolved'));
     ajvCache.set(plugin, v);
   }
   return v;
+}
+
+const fileSchemas = new WeakMap<object, ValidateFunction>();
+
+/**
+ * Checks a study file against its published schema with a plain validator (no defaults, no ajv
+ * extensions): what editors and other tools see must agree with what the CLI accepts.
+ */
+export function checkStudyFile(raw: Record<string, unknown>, plugin: AnyPlugin, source: string): void {
+  let v = fileSchemas.get(plugin);
+  if (!v) {
+    v = new Ajv({ allErrors: true, strict: true, strictRequired: false, allowUnionTypes: true }).compile(studySchemaFor(plugin, 'file'));
+    fileSchemas.set(plugin, v);
+  }
+  if (!v(raw)) throw new ConfigError(source, formatAjvErrors(v.errors));
+}
+
+/** Edit distance, for "did you mean" suggestions. */
+function distance(a: string, b: string): number {
+  const d = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = d[0];
+    d[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const keep = d[j];
+      d[j] = Math.min(d[j] + 1, d[j - 1] + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+      prev = keep;
+    }
+  }
+  return d[b.length];
+}
+
+/** ` (did you mean "x"?)` for the closest known word, or nothing when none is close. */
+export function didYouMean(word: string, known: readonly string[]): string {
+  let best: string | undefined;
+  let bestD = Infinity;
+  for (const k of known) {
+    const dd = distance(word.toLowerCase(), k.toLowerCase());
+    if (dd < bestD) [best, bestD] = [k, dd];
+  }
+  return best !== undefined && (bestD <= Math.max(2, Math.floor(best.length / 3)) || best.startsWith(word) || word.startsWith(best)) ? ` (did you mean "${best}"?)` : '';
 }
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {
@@ -85,7 +189,7 @@ export function resolveStudy(raw: unknown, plugin: AnyPlugin, source: string, pr
     const preset = plugin.presets[presetName];
     if (!preset) {
       throw new ConfigError(source, [
-        `/preset: unknown preset "${presetName}" for ${plugin.name}; known: ${Object.keys(plugin.presets).join(', ')}`,
+        `/preset: unknown preset "${presetName}" for ${plugin.name}${didYouMean(presetName, presetNames(plugin))}; known: ${presetNames(plugin).join(', ')}`,
       ]);
     }
     const { description: _description, ...presetFields } = preset;
@@ -106,4 +210,25 @@ export function resolveStudy(raw: unknown, plugin: AnyPlugin, source: string, pr
     throw new ConfigError(source, [`${path}: ${message}`]);
   });
   return study;
+}
+
+/** One study a study file or preset stands for; `part` names the preset of a group it came from. */
+export interface ResolvedStudy {
+  study: StudyConfig;
+  part?: string;
+}
+
+/**
+ * Resolves a study file or a setting's preset into the studies it stands for: one, or one per
+ * preset of a preset group (each named `<name>-<part>`, into its own sub-folder). The single code
+ * path behind `run`, `plan` and `validate`, so a preset group is accepted by all three alike.
+ */
+export function resolveStudies(raw: Record<string, unknown>, plugin: AnyPlugin, source: string, presetOverride?: string): ResolvedStudy[] {
+  const presetName = presetOverride ?? (raw.preset as string | undefined);
+  const parts = presetName !== undefined ? plugin.presetGroups?.[presetName] : undefined;
+  if (!parts) return [{ study: resolveStudy(raw, plugin, source, presetOverride) }];
+  return parts.map((part) => ({
+    study: resolveStudy({ ...raw, preset: part, name: typeof raw.name === 'string' ? `${raw.name}-${part}` : undefined }, plugin, `${source} (preset ${presetName}: ${part})`, part),
+    part,
+  }));
 }

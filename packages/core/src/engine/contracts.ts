@@ -52,6 +52,18 @@ export interface ShardSchedule {
   evaluateAt?(t: number): boolean;
 }
 
+/** What a model can say about its cost before running, for `sgd-lab plan` (each field optional). */
+export interface ModelCost {
+  /** Floating-point operations of one SGD step of one replica (mini-batch gradient and update). */
+  flopsPerStep?: number;
+  /** Floating-point operations of one evaluation of the scalars (losses, errors) of one replica. */
+  flopsPerEvaluation?: number;
+  /** Bytes one replica takes in a batched computation (parameters, activations, gradients). */
+  bytesPerReplica?: number;
+  /** Replicas computed together (the chunk the memory budget allows). */
+  replicasPerChunk?: number;
+}
+
 /**
  * A model run as R replicas side by side. `S` is the replica state (parameters and gradient
  * buffers of all runs), `B` a mini-batch for all runs.
@@ -76,6 +88,8 @@ export interface Model<S = unknown, B = unknown> {
   /** Steps and epochs of a shard; default: `study.steps` steps, scalars at recorded steps. */
   schedule?(shard: ShardSpec, study: StudyConfig): ShardSchedule;
   dispose?(state: S): void;
+  /** Its cost at mini-batch size b, for planning; absent: the plan times it and says no more. */
+  cost?(batchSize: number): ModelCost;
 }
 
 /** Produces the mini-batches of one shard; the stream of run r depends on (seed, initPoint, b, r) only. */
@@ -118,4 +132,9 @@ export interface DenseReplicaState {
   dim: number;
   params: Float64Array;
   grad: Float64Array;
+}
+
+/** Gives a model its cost for planning (`sgd-lab plan`); returns the same object. */
+export function withCost<M extends Model>(model: M, cost: (batchSize: number) => ModelCost): M {
+  return Object.assign(model, { cost });
 }

@@ -55,11 +55,11 @@ export interface ClaimResult {
 
 /** Lifecycle and data events of a study; each `type` is also an observer hook name. */
 export type StudyEvent =
-  | { type: 'studyStart'; study: string; setting: string; plannedShards: number; plannedSteps: number }
+  | { type: 'studyStart'; study: string; setting: string; plannedShards: number; plannedSteps: number; plannedReplicaSteps: number }
   | { type: 'shardStart'; batchSize: number; initPoint: number; runStart: number; runCount: number; steps: number }
   | { type: 'progress'; batchSize: number; initPoint: number; step: number; steps: number; runCount: number }
   | { type: 'metric'; record: MetricRecord }
-  | { type: 'shardEnd'; batchSize: number; initPoint: number; runStart: number; runCount: number; seconds: number }
+  | { type: 'shardEnd'; batchSize: number; initPoint: number; runStart: number; runCount: number; seconds: number; reused?: boolean }
   | { type: 'claim'; claim: ClaimResult }
   | { type: 'studyEnd'; status: 'completed' | 'cancelled' | 'failed'; seconds: number };
 

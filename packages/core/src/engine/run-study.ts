@@ -116,6 +116,8 @@ export function runStudy(opts: RunStudyOptions): Observable<StudyEvent> {
   return new Observable<StudyEvent>((subscriber) => {
     const abort = new AbortController();
     const onOuterAbort = () => abort.abort();
+    // A signal that fired before the study was subscribed still cancels it.
+    if (opts.signal?.aborted) abort.abort();
     opts.signal?.addEventListener('abort', onOuterAbort);
     const started = performance.now();
     execute(opts, abort.signal, (e) => subscriber.next(e))
@@ -158,7 +160,7 @@ async function execute(opts: RunStudyOptions, signal: AbortSignal, emit: (e: Stu
   };
   const base = { study: study.name, setting: study.setting };
 
-  emit({ type: 'studyStart', ...base, plannedShards: shards.length, plannedSteps: shards.reduce((n, s) => n + s.steps, 0) });
+  emit({ type: 'studyStart', ...base, plannedShards: shards.length, plannedSteps: shards.reduce((n, s) => n + s.steps, 0), plannedReplicaSteps: shards.reduce((n, s) => n + s.steps * s.runCount, 0) });
 
   const thetas = new Map<number, Float64Array>();
   for (let initPoint = 0; initPoint < study.initPoints; initPoint++) {
@@ -296,6 +298,7 @@ async function execute(opts: RunStudyOptions, signal: AbortSignal, emit: (e: Stu
     });
 
   for (const shard of shards) {
+    if (signal.aborted) throw new CancelledError();
     const key = `${shard.batchSize}|${shard.initPoint}`;
     if (!group || group.key !== key) {
       flushGroup();
@@ -309,6 +312,7 @@ async function execute(opts: RunStudyOptions, signal: AbortSignal, emit: (e: Stu
     emit({ type: 'shardStart', ...shard });
     const t0 = performance.now();
     let stored = opts.shardStore?.load(shard);
+    const reused = stored !== undefined;
     const remote = pending.get(shardKey(shard));
     if (!stored && remote) {
       stored = await awaitRemote(remote);
@@ -332,7 +336,7 @@ async function execute(opts: RunStudyOptions, signal: AbortSignal, emit: (e: Stu
         : { kind: 'stats', epochLength: schedule.epochLength, steps: stepsDone };
       await opts.shardStore?.save(shard, result);
     }
-    emit({ type: 'shardEnd', batchSize: shard.batchSize, initPoint: shard.initPoint, runStart: shard.runStart, runCount: shard.runCount, seconds: (performance.now() - t0) / 1000 });
+    emit({ type: 'shardEnd', batchSize: shard.batchSize, initPoint: shard.initPoint, runStart: shard.runStart, runCount: shard.runCount, seconds: (performance.now() - t0) / 1000, reused });
   }
   flushGroup();
 

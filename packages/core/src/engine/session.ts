@@ -13,7 +13,7 @@ import type { StudyConfig } from '../config/study-config.js';
 import { ConfigError, UserError } from '../errors.js';
 import { gitCommit, sha256, writeFileAtomic } from '../io/files.js';
 import { DirectoryShardStore } from '../io/shard-store.js';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { ResultFiles, builtinReporters } from '../io/builtin-reporters.js';
 import type { AnyPlugin, PluginContext, Reporter } from '../plugin.js';
 import { Tokens } from '../tokens.js';
@@ -143,6 +143,17 @@ export async function runSession(opts: SessionOptions): Promise<SessionResult> {
   };
   const writeManifest = () => writeFileAtomic(join(outDir, ResultFiles.manifest), JSON.stringify(manifest, null, 2) + '\n');
   await writeManifest();
+  // A process that exits before the study ends (a second Ctrl-C, process.exit anywhere) still
+  // leaves a manifest that says so, written synchronously from the exit hook.
+  const onExit = () => {
+    Object.assign(manifest, { status: 'cancelled', error: 'the process exited before the study ended', finishedAt: new Date().toISOString() });
+    try {
+      writeFileSync(join(outDir, ResultFiles.manifest), JSON.stringify(manifest, null, 2) + '\n');
+    } catch {
+      /* nothing more can be done while exiting */
+    }
+  };
+  process.once('exit', onExit);
   const artifactOutputs: Record<string, { sha256: string; bytes: number }> = {};
   for (const [name, content] of artifacts) {
     await writeFileAtomic(join(outDir, name), content);
@@ -209,6 +220,7 @@ export async function runSession(opts: SessionOptions): Promise<SessionResult> {
     resumedShards: shardStore.reused,
     outputs,
   });
+  process.off('exit', onExit);
   await writeManifest();
   return { status, outDir, error, manifest };
 }

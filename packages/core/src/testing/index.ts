@@ -2,3 +2,4 @@
 export * from './data-dir.js';
 export { default as toyPlugin, toyModel, toyPoints, toySampler } from './toy-plugin.js';
 export * from './collect.js';
+export * from './cli-process.js';
