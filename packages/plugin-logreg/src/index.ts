@@ -34,7 +34,7 @@ const RATE = { type: 'inverse-time', alpha0: 2, offset: 1 } as const;
 
 const presets: Record<string, PresetConfig<LogRegOptions>> = {
   smoke: { description: 'seconds: 3 batch sizes, 30 steps, 300 runs', seed: 1, batchSizes: [4, 16, 64], steps: 30, runs: 300, initPoints: 1, learningRate: RATE },
-  cpu: { description: 'seconds: 4 batch sizes, 500 steps, 1,000 runs', seed: 2021, batchSizes: [4, 16, 64, 256], steps: 500, runs: 1000, initPoints: 1, recordEvery: 5, learningRate: RATE },
+  cpu: { description: '4 batch sizes, 500 steps, 1,000 runs; 70 s on 2 cores', seed: 2021, batchSizes: [4, 16, 64, 256], steps: 500, runs: 1000, initPoints: 1, recordEvery: 5, learningRate: RATE },
   paper: { description: 'as Fig. 2(a) for linear regression: 2,000 steps, 1,000 runs', seed: 2021, batchSizes: [4, 16, 64, 256], steps: 2000, runs: 1000, initPoints: 1, learningRate: RATE },
 };
 
