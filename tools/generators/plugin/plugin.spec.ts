@@ -28,7 +28,7 @@ describe('nx g @sgd-lab/tools:plugin', () => {
     writeFileSync(join(ws, 'package.json'), JSON.stringify({ name: 'gen-test', private: true, type: 'module', workspaces: ['packages/*'] }));
     writeFileSync(join(ws, 'nx.json'), JSON.stringify({}));
     cpSync(join(repo, 'tsconfig.base.json'), join(ws, 'tsconfig.base.json'));
-    cpSync(join(repo, 'vitest.shared.ts'), join(ws, 'vitest.shared.ts'));
+    for (const f of ['vitest.shared.ts', 'vitest.setup.ts']) cpSync(join(repo, f), join(ws, f));
     mkdirSync(join(ws, 'packages'));
     symlinkSync(join(repo, 'packages', 'core'), join(ws, 'packages', 'core'));
     symlinkSync(join(repo, 'node_modules'), join(ws, 'node_modules'));
