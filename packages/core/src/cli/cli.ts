@@ -523,5 +523,3 @@ export async function main(argv: string[], io: Io = stdio, earlySignals: readonl
     uninstall();
   }
 }
-
-export { presetNames };
