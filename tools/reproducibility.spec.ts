@@ -3,6 +3,7 @@
  * regression), and every setting's smoke preset re-runs to byte-identical metrics (`verify`).
  */
 import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -67,23 +68,34 @@ const settings: [string, string[], boolean][] = [
 ];
 
 describe.each(settings)('determinism of %s %j', (setting, extra, available) => {
-  it.runIf(available)('re-runs its smoke preset to byte-identical metrics (sgd-lab verify)', async () => {
+  it.runIf(available)('re-runs its smoke preset to byte-identical metrics and claims (sgd-lab verify)', async () => {
     const out = join(mkdtempSync(join(tmpdir(), 'verify-')), 'o');
     const run = await sgdLab(['run', setting, '--preset', 'smoke', '--out', out, '--quiet', '--set', 'reporters=["jsonl","claims"]', ...extra]);
     expect(run.status, run.stderr).toBe(0);
     const v = await sgdLab(['verify', out]);
     expect(v.status, v.stdout + v.stderr).toBe(0);
     expect(v.stdout).toMatch(/verified: metrics\.jsonl reproduced byte for byte/);
-    // And a changed file is caught, with the line.
+    expect(v.stdout).toMatch(/verified: claims\.json reproduced byte for byte/);
+    // A changed file is caught, with the line, even when the manifest is edited to match it.
     const metrics = join(out, 'metrics.jsonl');
-    const lines = readFileSync(metrics, 'utf8').split('\n');
-    const manifest = JSON.parse(readFileSync(join(out, 'manifest.json'), 'utf8'));
-    manifest.outputs['metrics.jsonl'].sha256 = '0'.repeat(64);
-    writeFileSync(join(out, 'manifest.json'), JSON.stringify(manifest));
+    const original = readFileSync(metrics, 'utf8');
+    const lines = original.split('\n');
+    const manifestFile = join(out, 'manifest.json');
+    const manifest = JSON.parse(readFileSync(manifestFile, 'utf8'));
     lines[3] = lines[3].replace(/"value":[^,]+/, '"value":1');
     writeFileSync(metrics, lines.join('\n'));
+    manifest.outputs['metrics.jsonl'].sha256 = createHash('sha256').update(lines.join('\n')).digest('hex');
+    writeFileSync(manifestFile, JSON.stringify(manifest));
     const bad = await sgdLab(['verify', out]);
     expect(bad.status).toBe(1);
-    expect(bad.stdout).toMatch(/NOT reproduced: .*first different line 4/);
+    expect(bad.stdout).toMatch(/NOT reproduced: metrics\.jsonl on disk has sha256 .*first different line 4/);
+    // A changed verdict in claims.json is caught too.
+    writeFileSync(metrics, original);
+    const claimsFile = join(out, 'claims.json');
+    const claims = readFileSync(claimsFile, 'utf8');
+    writeFileSync(claimsFile, claims.replace(/"verdict": "(holds|fails|inconclusive)"/, (_m, v) => `"verdict": "${v === 'holds' ? 'fails' : 'holds'}"`));
+    const badClaims = await sgdLab(['verify', out]);
+    expect(badClaims.status).toBe(1);
+    expect(badClaims.stdout).toMatch(/NOT reproduced: claims\.json on disk has sha256/);
   });
 });

@@ -126,6 +126,20 @@ export interface CliCommand {
   run(args: string[], options: Record<string, unknown>): Promise<number>;
 }
 
+import type { RemoteShards } from './engine/run-study.js';
+
+/**
+ * Remote shard execution (`"sgd-lab": { "remote": "<module>" }`, default export): the CLI hands
+ * every unfinished shard of a study to the first installed executor that takes the URL's scheme
+ * (`sgd-lab run ... --redis redis://host`), and merges what comes back in plan order. Workers
+ * compute a shard with `runShard` (engine/shard.ts), exactly as this process would.
+ */
+export interface RemoteExecutor {
+  /** URL schemes it takes, without the colon: ['redis', 'rediss']. */
+  schemes: readonly string[];
+  connect(o: { url: string; study: StudyConfig; unreachableMs: number }): Promise<RemoteShards & { close(): Promise<void> }>;
+}
+
 export function defineReporter(reporter: Reporter): Reporter {
   return reporter;
 }

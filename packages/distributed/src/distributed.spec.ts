@@ -49,7 +49,7 @@ function worker(url: string, extra: string[] = []): ChildProcess & { log: () => 
 
 function studyFile(dir: string, extra: Record<string, unknown>): string {
   const file = join(dir, 'study.json');
-  writeFileSync(file, JSON.stringify({ setting: 'admission-linreg', preset: 'smoke', name: 'dist', runs: 600, runsPerShard: 200, steps: 150, batchSizes: [4, 16, 64], reporters: ['jsonl', 'claims'], options: { source: 'synthetic' }, ...extra }));
+  writeFileSync(file, JSON.stringify({ setting: 'admission-linreg', preset: 'smoke', name: 'dist', runs: 600, runsPerShard: 208, steps: 150, batchSizes: [4, 16, 64], reporters: ['jsonl', 'claims'], options: { source: 'synthetic' }, ...extra }));
   return file;
 }
 
@@ -70,7 +70,7 @@ const until = async (cond: () => boolean, what: string, ms = 300_000) => {
 };
 
 describe.skipIf(!REDIS)('distributed shards over BullMQ', () => {
-  it('two workers give byte-identical metrics to one process', async () => {
+  it('two workers give byte-identical metrics and claims to one process', async () => {
     const { url } = await startRedis();
     const dir = mkdtempSync(join(tmpdir(), 'sgd-lab-dist-'));
     const file = studyFile(dir, {});
@@ -80,6 +80,11 @@ describe.skipIf(!REDIS)('distributed shards over BullMQ', () => {
     const r = await runAsync([file, '--out', join(dir, 'dist'), '--redis', url]);
     expect(r.code, r.stderr).toBe(0);
     expect(readFileSync(join(dir, 'dist', 'metrics.jsonl'), 'utf8')).toBe(readFileSync(join(dir, 'local', 'metrics.jsonl'), 'utf8'));
+    expect(readFileSync(join(dir, 'dist', 'claims.json'), 'utf8')).toBe(readFileSync(join(dir, 'local', 'claims.json'), 'utf8'));
+    // And to one process with one shard per (b, initial point): the split does not matter.
+    expect(runSync([studyFile(join(dir), { runsPerShard: 600 }), '--out', join(dir, 'whole')]).status).toBe(0);
+    expect(readFileSync(join(dir, 'whole', 'metrics.jsonl'), 'utf8')).toBe(readFileSync(join(dir, 'local', 'metrics.jsonl'), 'utf8'));
+    expect(readFileSync(join(dir, 'whole', 'claims.json'), 'utf8')).toBe(readFileSync(join(dir, 'local', 'claims.json'), 'utf8'));
     const done = (w: { log: () => string }) => (w.log().match(/done in/g) ?? []).length;
     expect(done(a) + done(b)).toBe(9);
     expect(done(a)).toBeGreaterThan(0);
@@ -89,7 +94,7 @@ describe.skipIf(!REDIS)('distributed shards over BullMQ', () => {
   it('a worker killed mid-shard loses nothing: the job is retried elsewhere', async () => {
     const { url } = await startRedis();
     const dir = mkdtempSync(join(tmpdir(), 'sgd-lab-dist-'));
-    const file = studyFile(dir, { runs: 400, runsPerShard: 200, steps: 3000, batchSizes: [256], name: 'slow' });
+    const file = studyFile(dir, { runs: 400, runsPerShard: 208, steps: 3000, batchSizes: [256], name: 'slow' });
     expect(runSync([file, '--out', join(dir, 'local')]).status).toBe(0);
     const first = worker(url);
     await until(() => first.log().includes('ready'), 'the first worker');

@@ -12,7 +12,6 @@ export function connect(url: string): Redis {
 export interface ShardJob {
   study: import('@sgd-lab/core').StudyConfig;
   shard: import('@sgd-lab/core').ShardSpec;
-  alone: boolean;
 }
 
 /** A BullMQ job id for a shard of a study (no ':' allowed). */

@@ -67,11 +67,11 @@ export async function createRemote(o: RemoteOptions): Promise<Remote> {
   }, o.pingMs ?? 500);
 
   return {
-    async submit(shard: ShardSpec, alone: boolean): Promise<ShardResult> {
+    async submit(shard: ShardSpec): Promise<ShardResult> {
       return new Promise<ShardResult>((resolve, reject) => {
         failWith.push(reject);
         (async () => {
-          const job = await queue.add('shard', { study: o.study, shard, alone }, {
+          const job = await queue.add('shard', { study: o.study, shard }, {
             jobId: jobId(fingerprint, shard),
             // A worker that dies mid-shard leaves a stalled job that BullMQ hands to another worker;
             // attempts cover shards that throw.

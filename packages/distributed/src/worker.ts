@@ -4,18 +4,16 @@
  */
 import 'reflect-metadata';
 import { Worker, type Job } from 'bullmq';
-import { lastValueFrom } from 'rxjs';
 import { container } from 'tsyringe';
 import type { Logger } from 'winston';
 import {
   Tokens,
   applyComponents,
   discoverExtensions,
+  runShard,
+  shardContext,
   shardResultToJson,
-  runStudy,
   type PluginContext,
-  type ShardResult,
-  type ShardStore,
 } from '@sgd-lab/core';
 import { QUEUE_NAME, connect, type ShardJob } from './queue.js';
 
@@ -41,16 +39,8 @@ export async function computeShard(job: ShardJob, dataDir: string, logger: Logge
   child.register(Tokens.Logger, { useValue: logger });
   await plugin.register(child, job.study, ctx);
   applyComponents(child, job.study, plugin, components);
-  let captured: ShardResult | undefined;
-  const store: ShardStore = {
-    load: () => undefined,
-    save: async (_shard, result) => {
-      captured = result;
-    },
-  };
-  await lastValueFrom(runStudy({ container: child, study: job.study, onlyShard: job.shard, shardStore: store }), { defaultValue: undefined });
-  if (!captured) throw new Error('the shard produced no result');
-  return shardResultToJson(job.shard, captured);
+  const result = await runShard(shardContext(child, job.study), job.shard);
+  return shardResultToJson(job.shard, result);
 }
 
 export function startWorker(o: WorkerOptions): Worker<ShardJob, string> {

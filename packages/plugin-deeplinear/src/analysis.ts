@@ -22,7 +22,7 @@ function points(index: RecordIndex, study: StudyConfig, ip: number, t: number) {
   return study.batchSizes
     .map((b) => ({ b, r: index.get('grad_variance', 'monte_carlo', b, ip, 'all').find((r) => r.step === t) }))
     .filter((x): x is { b: number; r: MetricRecord } => x.r !== undefined && x.r.value > 0)
-    .map(({ b, r }) => ({ x: 1 / b, v: r.value, se: logStdError(r, study.confidenceLevel) * r.value }));
+    .map(({ b, r }) => ({ x: 1 / b, v: r.value, se: logStdError(r) * r.value }));
 }
 
 /** Steps to fit at: the requested ones, else about four spread over the run. */

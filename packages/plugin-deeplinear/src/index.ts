@@ -103,8 +103,8 @@ export default definePlugin<DeepLinearOptions>({
     const teacherT = tf.keep(tf.tidy(() => tf.transpose(tf.tensor2d(Float32Array.from(teacher), [out, p]))));
     const program = deepLinearProgram(widths, teacherT as tf.Tensor2D);
     const maxB = Math.max(...study.batchSizes);
-    const chunkSize = chunkSizeFor(study.memoryBudgetMiB * 2 ** 20, bytesPerReplica(widths, maxB), study.runsPerShard ?? study.runs);
-    const engine = new ReplicaEngine(program, { strategy: strategyFor(backend.tfjsBackend), chunkSize });
+    const chunkSize = chunkSizeFor(study.memoryBudgetMiB * 2 ** 20, bytesPerReplica(widths, maxB), study.runsPerShard ?? study.runs, study.runBlock);
+    const engine = new ReplicaEngine(program, { strategy: strategyFor(backend.tfjsBackend), chunkSize, runBlock: study.runBlock });
     ctx.recordFact('engine', { strategy: engine.options.strategy, chunkSize, parameters: layerShapes(widths).reduce((s, [r, c]) => s + r * c, 0) });
     const model = new DeepLinearModel({ widths, teacherScale: o.teacherScale, studentScale: o.studentScale }, engine);
     const macs = layerShapes(widths).reduce((n, [r, c]) => n + r * c, 0);

@@ -127,19 +127,19 @@ export class LinearRegressionModel implements Model<LinRegState, IndexBatch> {
     const p = this.data.p;
     const params = new Float64Array(runs * p);
     for (let r = 0; r < runs; r++) params.set(theta0, r * p);
-    return { runs, dim: p, params, grad: new Float64Array(runs * p), full: new Float64Array(runs * p), diff: new Float64Array(runs * p) };
+    return { runs, runBlock: shard.runBlock, dim: p, params, grad: new Float64Array(runs * p), full: new Float64Array(runs * p), diff: new Float64Array(runs * p) };
   }
 
   gradients(state: LinRegState, batch: IndexBatch, wantFull: boolean): GradientReport {
     const { runs, grad } = state;
     this.kernel(runs, this.data.x, this.data.y, state.params, grad, batch.indices, batch.size, batch.stride);
-    const report: GradientReport = { stochastic: denseBlockMoments(grad, runs, this.blocks) };
+    const report: GradientReport = { stochastic: denseBlockMoments(grad, runs, this.blocks, state.runBlock) };
     if (wantFull) {
       this.fullGradients(state);
-      report.full = denseBlockMoments(state.full, runs, this.blocks);
+      report.full = denseBlockMoments(state.full, runs, this.blocks, state.runBlock);
       const { full, diff } = state;
       for (let i = 0; i < diff.length; i++) diff[i] = grad[i] - full[i];
-      report.difference = denseBlockMoments(diff, runs, this.blocks);
+      report.difference = denseBlockMoments(diff, runs, this.blocks, state.runBlock);
     }
     return report;
   }

@@ -46,7 +46,7 @@ async function killAfterShards(file: string, out: string, shards: number): Promi
 
 describe.each([
   ['one shard per (b, initial point)', {}],
-  ['two shards per (b, initial point), merged exactly', { runsPerShard: 500 }],
+  ['two shards per (b, initial point), merged exactly', { runsPerShard: 512 }],
 ])('resume after SIGKILL: %s', (_name, extra) => {
   it('recomputes only unfinished shards and ends with the same metrics hash', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'sgd-lab-resume-'));

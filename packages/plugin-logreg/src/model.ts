@@ -48,7 +48,7 @@ export class LogisticRegressionModel implements Model<DenseReplicaState, IndexBa
     const p = this.data.p;
     const params = new Float64Array(shard.runCount * p);
     for (let r = 0; r < shard.runCount; r++) params.set(theta0, r * p);
-    return { runs: shard.runCount, dim: p, params, grad: new Float64Array(shard.runCount * p) };
+    return { runs: shard.runCount, runBlock: shard.runBlock, dim: p, params, grad: new Float64Array(shard.runCount * p) };
   }
 
   private margin(w: Float64Array, r: number, i: number): number {
@@ -75,10 +75,10 @@ export class LogisticRegressionModel implements Model<DenseReplicaState, IndexBa
         }
       }
     }
-    const report: GradientReport = { stochastic: denseBlockMoments(state.grad, state.runs, this.blocks) };
+    const report: GradientReport = { stochastic: denseBlockMoments(state.grad, state.runs, this.blocks, state.runBlock) };
     if (full) {
-      report.full = denseBlockMoments(full, state.runs, this.blocks);
-      report.difference = denseBlockMoments(state.grad.map((g, i) => g - full[i]), state.runs, this.blocks);
+      report.full = denseBlockMoments(full, state.runs, this.blocks, state.runBlock);
+      report.difference = denseBlockMoments(state.grad.map((g, i) => g - full[i]), state.runs, this.blocks, state.runBlock);
     }
     return report;
   }

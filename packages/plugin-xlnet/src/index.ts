@@ -192,9 +192,9 @@ export default definePlugin<XlnetOptions>({
     ctx.recordFact('data', { source: data.source, train: train.count, validation: validation.count, evaluatedOn: { train: evalTrain.count, validation: validation.count }, truncated: { train: train.truncated, validation: validation.truncated }, meanTokens: Number(train.meanTokens.toFixed(1)) });
     const program = xlnetProgram(size);
     const maxB = Math.max(...study.batchSizes);
-    const chunkSize = chunkSizeFor(study.memoryBudgetMiB * 2 ** 20, xlnetBytesPerReplica(size, maxB), study.runsPerShard ?? study.runs);
+    const chunkSize = chunkSizeFor(study.memoryBudgetMiB * 2 ** 20, xlnetBytesPerReplica(size, maxB), study.runsPerShard ?? study.runs, study.runBlock);
     // Per replica always: the products inside are batched over examples and heads already.
-    const engine = new ReplicaEngine(program, { strategy: 'per-replica', chunkSize });
+    const engine = new ReplicaEngine(program, { strategy: 'per-replica', chunkSize, runBlock: study.runBlock });
     ctx.recordFact('engine', { strategy: 'per-replica', chunkSize, parameters: parameterCount(size) });
     const model = new XlnetModel(size, engine, train, { train: evalTrain, validation, every: o.evaluateEvery, rowsPerCall: o.evalBatch }, study);
     const blocks = program.blocks;

@@ -1,6 +1,9 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { RandomStream, traceVariance } from '@sgd-lab/core';
+import { RandomStream, runBlockStats, varianceEstimate, type RunBlockStats } from '@sgd-lab/core';
+
+const traceVariance = (blocks: RunBlockStats[]) => varianceEstimate(blocks).value;
+const RUN_BLOCK = 4;
 import { useBackend } from './backends.js';
 import { ReplicaEngine, chunkSizeFor, type KernelStrategy } from './engine.js';
 import { sumSquaresLast2, swapLast, type ReplicaProgram } from './program.js';
@@ -42,7 +45,7 @@ function batches(steps: number): Float32Array[] {
 async function trajectory(backend: string, strategy: KernelStrategy, chunkSize: number, steps = 4) {
   await useBackend(backend);
   const target = tf.tensor2d([1, 2, 3, 4, 5, 6], [2, 3]);
-  const engine = new ReplicaEngine(program(target), { strategy, chunkSize });
+  const engine = new ReplicaEngine(program(target), { strategy, chunkSize, runBlock: RUN_BLOCK });
   const state = engine.replicate(theta0, runs);
   const out: { g: number; f: number; loss: number }[] = [];
   const counts: number[] = [];
@@ -66,7 +69,7 @@ beforeAll(async () => {
 describe('ReplicaEngine', () => {
   it('gives the same trajectory per replica, stacked, and in chunks (float32 tolerance)', async () => {
     const ref = await trajectory('wasm', 'per-replica', runs);
-    for (const [backend, strategy, chunk] of [['wasm', 'stacked', runs], ['wasm', 'per-replica', 7], ['cpu', 'stacked', 13], ['cpu', 'per-replica', runs], ['native', 'stacked', 13], ['native', 'per-replica', runs]] as const) {
+    for (const [backend, strategy, chunk] of [['wasm', 'stacked', runs], ['wasm', 'per-replica', 8], ['cpu', 'stacked', 12], ['cpu', 'per-replica', runs], ['native', 'stacked', 12], ['native', 'per-replica', runs]] as const) {
       const other = await trajectory(backend, strategy, chunk);
       other.out.forEach((o, t) => {
         expect(o.g / ref.out[t].g).toBeCloseTo(1, 4);
@@ -76,10 +79,31 @@ describe('ReplicaEngine', () => {
     }
   });
 
+  it('gives bit-identical run-block statistics whatever the chunk size (chunks hold whole run blocks)', async () => {
+    for (const [backend, strategy] of [['native', 'stacked'], ['wasm', 'per-replica'], ['cpu', 'stacked']] as const) {
+      await useBackend(backend);
+      const target = tf.tensor2d([1, 2, 3, 4, 5, 6], [2, 3]);
+      const stats = (chunkSize: number) => {
+        const engine = new ReplicaEngine(program(target), { strategy, chunkSize, runBlock: RUN_BLOCK });
+        const state = engine.replicate(theta0, runs);
+        const out = batches(3).map((x) => {
+          const rep = engine.gradients(state, [{ data: x, shape: [b, 3] }], true);
+          engine.sgd(state, 0.1);
+          return rep;
+        });
+        engine.dispose(state);
+        return JSON.stringify(out);
+      };
+      const whole = stats(runs);
+      for (const chunk of [4, 8, 12]) expect({ backend, chunk, same: stats(chunk) === whole }).toEqual({ backend, chunk, same: true });
+      target.dispose();
+    }
+  });
+
   it('computes moments that match a float64 computation of the same step', async () => {
     await useBackend('wasm');
     const target = tf.tensor2d([1, 2, 3, 4, 5, 6], [2, 3]);
-    const engine = new ReplicaEngine(program(target), { strategy: 'per-replica', chunkSize: runs });
+    const engine = new ReplicaEngine(program(target), { strategy: 'per-replica', chunkSize: runs, runBlock: RUN_BLOCK });
     const state = engine.replicate(theta0, runs);
     const [x] = batches(1);
     const rep = engine.gradients(state, [{ data: x, shape: [b, 3] }], false);
@@ -93,8 +117,8 @@ describe('ReplicaEngine', () => {
       for (let i = 0; i < 2; i++) for (let k = 0; k < 3; k++) g.push([0, 1, 2].reduce((acc, j) => acc + theta0[i * 3 + j] * s[j * 3 + k], 0) - t[i * 3 + k]);
       per.push(g);
     }
-    const mean = per[0].map((_, i) => per.reduce((s, g) => s + g[i], 0) / runs);
-    const v = per.reduce((s, g) => s + g.reduce((a, gi, i) => a + (gi - mean[i]) ** 2, 0), 0) / (runs - 1);
+    // Pooled within run blocks of RUN_BLOCK runs, in float64.
+    const v = varianceEstimate(runBlockStats(Float64Array.from(per.flat()), runs, RUN_BLOCK, 6)).value;
     expect(traceVariance(rep.stochastic.blocks!.A) / v).toBeCloseTo(1, 4);
     engine.dispose(state);
     target.dispose();
@@ -102,7 +126,7 @@ describe('ReplicaEngine', () => {
 
   it('leaks no tensors from step to step', async () => {
     for (const [backend, strategy] of [['wasm', 'per-replica'], ['wasm', 'stacked'], ['native', 'stacked']] as const) {
-      const { counts } = await trajectory(backend, strategy, 11, 6);
+      const { counts } = await trajectory(backend, strategy, 12, 6);
       expect(new Set(counts.slice(1)).size).toBe(1);
     }
   });
@@ -111,5 +135,8 @@ describe('ReplicaEngine', () => {
     expect(chunkSizeFor(1000, 100, 50)).toBe(10);
     expect(chunkSizeFor(1e9, 100, 50)).toBe(50);
     expect(chunkSizeFor(10, 100, 50)).toBe(1);
+    // Whole run blocks, at least one.
+    expect(chunkSizeFor(1000, 100, 50, 4)).toBe(8);
+    expect(chunkSizeFor(10, 100, 50, 4)).toBe(4);
   });
 });

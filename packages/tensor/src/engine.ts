@@ -11,7 +11,7 @@
  *   batched matMuls: one op per product, for backends with a real BatchMatMul kernel.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { mergeMoments, type BlockMoments, type GradientReport, type RunMoments } from '@sgd-lab/core';
+import { blockStatsFromDeviations, type BlockMoments, type GradientReport, type RunBlockStats } from '@sgd-lab/core';
 import { AXPY, RUN_MOMENTS, SQUARED_DEVIATION_SUM } from '@sgd-lab/native';
 import type { ReplicaInput, ReplicaProgram, StepOutput } from './program.js';
 
@@ -52,13 +52,26 @@ export interface ChunkState {
 
 export interface EngineOptions {
   strategy: KernelStrategy;
-  /** Replicas per chunk (memory budget / bytes per replica). */
+  /** Replicas per chunk (memory budget / bytes per replica), a multiple of `runBlock`. */
   chunkSize: number;
+  /** Runs per run block (`study.runBlock`): statistics are reduced per block, never across chunks. */
+  runBlock: number;
 }
 
-/** Replicas per chunk so that a chunk's working set stays under the budget. */
-export function chunkSizeFor(budgetBytes: number, bytesPerReplica: number, runs: number): number {
-  return Math.max(1, Math.min(runs, Math.floor(budgetBytes / Math.max(1, bytesPerReplica))));
+/**
+ * Replicas per chunk so that a chunk's working set stays under the budget, in whole run blocks
+ * (at least one block, even over the budget: a run block is the unit of statistics).
+ */
+export function chunkSizeFor(budgetBytes: number, bytesPerReplica: number, runs: number, runBlock = 1): number {
+  const fit = Math.floor(budgetBytes / Math.max(1, bytesPerReplica));
+  return Math.max(1, Math.min(runs, Math.max(runBlock, fit - (fit % runBlock))));
+}
+
+/** [start, count] of the run blocks of `count` runs. */
+function runBlockRanges(count: number, runBlock: number): [number, number][] {
+  const out: [number, number][] = [];
+  for (let s = 0; s < count; s += runBlock) out.push([s, Math.min(runBlock, count - s)]);
+  return out;
 }
 
 export class ReplicaEngine {
@@ -74,6 +87,9 @@ export class ReplicaEngine {
       return { shape: b.shape, values: Float32Array.from(theta0.subarray(offset, offset + b.shape[0] * b.shape[1])) };
     });
     const chunks: ChunkState[] = [];
+    if (this.options.chunkSize % this.options.runBlock !== 0 && this.options.chunkSize < runs) {
+      throw new RangeError(`chunk size ${this.options.chunkSize} is not a multiple of the run block ${this.options.runBlock}`);
+    }
     for (let start = 0; start < runs; start += this.options.chunkSize) {
       const count = Math.min(this.options.chunkSize, runs - start);
       const params =
@@ -116,9 +132,10 @@ export class ReplicaEngine {
           chunk.params.forEach((p, r) => results.push(tf.tidy(() => this.program.step(p, slice(chunk.start + r, 1), wantFull) as unknown as tf.TensorContainer) as unknown as StepOutput));
         }
         const grads = results.map((r) => r.grads);
-        const g = blockDeviations(grads, state.strategy, nb);
-        const f = wantFull ? blockDeviations(results.map((r) => r.full!), state.strategy, nb) : undefined;
-        const d = wantFull ? blockDeviations(results.map((r, i) => r.full!.map((fk, k) => tf.sub(grads[i][k], fk))), state.strategy, nb) : undefined;
+        const rb = this.options.runBlock;
+        const g = blockDeviations(grads, state.strategy, nb, rb);
+        const f = wantFull ? blockDeviations(results.map((r) => r.full!), state.strategy, nb, rb) : undefined;
+        const d = wantFull ? blockDeviations(results.map((r, i) => r.full!.map((fk, k) => tf.sub(grads[i][k], fk))), state.strategy, nb, rb) : undefined;
         const l = state.strategy === 'stacked' ? results[0].loss : tf.stack(results.map((r) => r.loss));
         out = { grads: grads.map((gs) => gs.map((t) => tf.keep(t))), g, f, d, l: tf.keep(l) };
       });
@@ -259,53 +276,68 @@ function concat(parts: ArrayLike<number>[]): Float64Array {
   return out;
 }
 
-/** Across-run mean (per block) and squared deviation per run (per block), still on the backend. */
+/**
+ * Per parameter block: each run's squared deviation from the mean of its run block, and each run
+ * block's squared mean norm, still on the backend (only these scalars are read back).
+ */
 interface Deviations {
-  means: tf.Tensor[];
-  /** [count] per block. */
+  /** [count] per parameter block. */
   d: tf.Tensor[];
+  /** [run blocks] per parameter block. */
+  meanSq: tf.Tensor[];
   count: number;
+  ranges: [number, number][];
 }
 
-function blockDeviations(perResult: tf.Tensor[][], strategy: KernelStrategy, nb: number): Deviations {
-  const means: tf.Tensor[] = [];
-  const d: tf.Tensor[] = [];
-  let count = 0;
-  for (let k = 0; k < nb; k++) {
-    if (strategy === 'stacked') {
-      const g = perResult[0][k];
-      count = g.shape[0];
-      if (hasKernel(RUN_MOMENTS)) {
-        // The mean and the deviations from it in one read of the gradients.
-        const [mean, dev] = tf.engine().runKernel(RUN_MOMENTS, { x: g }, {}) as tf.Tensor[];
-        means.push(tf.keep(mean));
-        d.push(tf.keep(dev));
-        continue;
-      }
-      const mean = tf.mean(g, 0);
-      means.push(tf.keep(mean));
-      const dev = hasKernel(SQUARED_DEVIATION_SUM)
-        ? (tf.engine().runKernel(SQUARED_DEVIATION_SUM, { x: g, mean }, {}) as tf.Tensor)
-        : tf.sum(tf.squaredDifference(g, mean), [1, 2]);
-      d.push(tf.keep(dev));
-    } else {
-      const gs = perResult.map((r) => r[k]);
-      count = gs.length;
-      const mean = tf.div(tf.addN(gs), count);
-      means.push(tf.keep(mean));
-      const fused = hasKernel(SQUARED_DEVIATION_SUM);
-      const size = mean.size;
-      const dev = (g: tf.Tensor) => (fused ? tf.reshape(tf.engine().runKernel(SQUARED_DEVIATION_SUM, { x: tf.reshape(g, [1, size]), mean }, {}) as tf.Tensor, []) : tf.sum(tf.squaredDifference(g, mean)));
-      d.push(tf.keep(tf.stack(gs.map(dev))));
-    }
+/** The mean over the run axis of [n, ...] and the squared deviation of every run from it. */
+function meanAndDeviations(g: tf.Tensor): { mean: tf.Tensor; dev: tf.Tensor } {
+  if (hasKernel(RUN_MOMENTS)) {
+    // The mean and the deviations from it in one read of the gradients.
+    const [mean, dev] = tf.engine().runKernel(RUN_MOMENTS, { x: g }, {}) as tf.Tensor[];
+    return { mean, dev };
   }
-  return { means, d, count };
+  const mean = tf.mean(g, 0);
+  const dev = hasKernel(SQUARED_DEVIATION_SUM)
+    ? (tf.engine().runKernel(SQUARED_DEVIATION_SUM, { x: g, mean }, {}) as tf.Tensor)
+    : tf.sum(tf.squaredDifference(g, mean), g.shape.slice(1).map((_, i) => i + 1));
+  return { mean, dev };
 }
 
-/** Moments of one chunk: per block and in total, read back from the backend. */
+function blockDeviations(perResult: tf.Tensor[][], strategy: KernelStrategy, nb: number, runBlock: number): Deviations {
+  const d: tf.Tensor[] = [];
+  const meanSq: tf.Tensor[] = [];
+  const count = strategy === 'stacked' ? perResult[0][0].shape[0] : perResult.length;
+  const ranges = runBlockRanges(count, runBlock);
+  for (let k = 0; k < nb; k++) {
+    const devs: tf.Tensor[] = [];
+    const sq: tf.Tensor[] = [];
+    for (const [start, n] of ranges) {
+      if (strategy === 'stacked') {
+        const g = perResult[0][k];
+        const part = ranges.length === 1 ? g : tf.slice(g, start, n);
+        const { mean, dev } = meanAndDeviations(part);
+        devs.push(dev);
+        sq.push(tf.sum(tf.square(mean)));
+      } else {
+        const gs = perResult.slice(start, start + n).map((r) => r[k]);
+        const mean = tf.div(tf.addN(gs), n);
+        const fused = hasKernel(SQUARED_DEVIATION_SUM);
+        const size = mean.size;
+        const dev = (g: tf.Tensor) => (fused ? tf.reshape(tf.engine().runKernel(SQUARED_DEVIATION_SUM, { x: tf.reshape(g, [1, size]), mean }, {}) as tf.Tensor, []) : tf.sum(tf.squaredDifference(g, mean)));
+        devs.push(tf.stack(gs.map(dev)));
+        sq.push(tf.sum(tf.square(mean)));
+      }
+    }
+    d.push(tf.keep(devs.length === 1 ? devs[0] : tf.concat(devs)));
+    meanSq.push(tf.keep(tf.stack(sq)));
+  }
+  return { d, meanSq, count, ranges };
+}
+
+/** Run-block statistics of one chunk: per parameter block and in total, read back from the backend. */
 interface ChunkMoments {
-  blocks: RunMoments[];
-  all: RunMoments;
+  blocks: RunBlockStats[][];
+  all: RunBlockStats[];
 }
 
 function readAndDispose(t: tf.Tensor): Float32Array {
@@ -315,38 +347,22 @@ function readAndDispose(t: tf.Tensor): Float32Array {
 }
 
 function readMoments(dev: Deviations): ChunkMoments {
-  const blocks: RunMoments[] = [];
   const dAll = new Float64Array(dev.count);
-  const sizes = dev.means.map((m) => m.size);
-  // One array for the mean of every block; each block's mean is a view of it.
-  const all = new Float64Array(sizes.reduce((s, n) => s + n, 0));
-  let offset = 0;
-  for (let k = 0; k < dev.means.length; k++) {
-    all.set(readAndDispose(dev.means[k]), offset);
-    const mean = all.subarray(offset, offset + sizes[k]);
-    offset += sizes[k];
+  const sqAll = new Float64Array(dev.ranges.length);
+  const blocks: RunBlockStats[][] = [];
+  for (let k = 0; k < dev.d.length; k++) {
     const d = readAndDispose(dev.d[k]);
-    let m2 = 0;
-    let m4 = 0;
-    for (let r = 0; r < dev.count; r++) {
-      m2 += d[r];
-      m4 += d[r] * d[r];
-      dAll[r] += d[r];
-    }
-    blocks.push({ n: dev.count, mean, m2, m4 });
+    const sq = readAndDispose(dev.meanSq[k]);
+    for (let r = 0; r < dev.count; r++) dAll[r] += d[r];
+    for (let j = 0; j < sq.length; j++) sqAll[j] += sq[j];
+    blocks.push(dev.ranges.map(([start, n], j) => blockStatsFromDeviations(d, start, n, sq[j])));
   }
-  let m2 = 0;
-  let m4 = 0;
-  for (const v of dAll) {
-    m2 += v;
-    m4 += v * v;
-  }
-  return { blocks, all: { n: dev.count, mean: all, m2, m4 } };
+  return { blocks, all: dev.ranges.map(([start, n], j) => blockStatsFromDeviations(dAll, start, n, sqAll[j])) };
 }
 
 function mergeChunk(acc: ChunkMoments | undefined, next: ChunkMoments): ChunkMoments {
   if (!acc) return next;
-  return { blocks: acc.blocks.map((b, k) => mergeMoments(b, next.blocks[k])), all: mergeMoments(acc.all, next.all) };
+  return { blocks: acc.blocks.map((b, k) => [...b, ...next.blocks[k]]), all: [...acc.all, ...next.all] };
 }
 
 function toBlockMoments(m: ChunkMoments, names: string[]): BlockMoments {

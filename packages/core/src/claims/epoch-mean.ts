@@ -1,13 +1,14 @@
 /**
  * Per-epoch means of a per-step metric (what the paper's per-epoch figures plot, e.g. Figs. 1(a),
- * 4(a), 6). The interval of a mean uses the mean of the steps' log standard errors: the bound for
- * perfectly correlated steps, so it is conservative.
+ * 4(a), 6). The standard error of a mean is that of perfectly correlated steps (an upper bound,
+ * so the interval is conservative).
  */
 import type { Analysis } from '../engine/contracts.js';
 import type { Estimator, MetricRecord } from '../engine/records.js';
 import type { RecordIndex } from '../engine/record-index.js';
 import type { StudyConfig } from '../config/study-config.js';
 import { normalQuantile } from '../stats/normal.js';
+import { studentQuantile } from '../stats/student-t.js';
 import { logStdError } from './monotone.js';
 
 export interface EpochMeanOptions {
@@ -38,9 +39,30 @@ export function epochMean(o: EpochMeanOptions): Analysis {
           }
           for (const [epoch, rs] of byEpoch) {
             const value = rs.reduce((s, r) => s + r.value, 0) / rs.length;
-            const se = rs.reduce((s, r) => s + logStdError(r, study.confidenceLevel), 0) / rs.length;
-            const f = Math.exp(z * se);
-            yield { study: study.name, setting: study.setting, batchSize: b, initPoint: ip, epoch, layer, metric: o.as, estimator, value, runs: rs[0].runs, ciLow: value / f, ciHigh: value * f };
+            // Log standard error of the mean of positive values, bounded by that of perfectly
+            // correlated steps: the value-weighted mean of the steps' log standard errors.
+            const se = rs.reduce((s, r) => s + logStdError(r) * r.value, 0) / rs.length / value;
+            const df = Math.min(...rs.map((r) => r.df ?? Infinity));
+            const q = Number.isFinite(df) ? studentQuantile(0.5 + study.confidenceLevel / 2, df) : z;
+            const f = Math.exp(q * se);
+            yield {
+              study: study.name,
+              setting: study.setting,
+              batchSize: b,
+              initPoint: ip,
+              epoch,
+              layer,
+              metric: o.as,
+              estimator,
+              value,
+              runs: rs[0].runs,
+              ciLow: value / f,
+              ciHigh: value * f,
+              stdError: se,
+              scale: 'log',
+              df,
+              seMethod: 'epoch-mean-correlated-bound',
+            };
           }
         }
       }

@@ -6,10 +6,14 @@ import { agreesWithExact, decreasingInBatchSize } from './monotone.js';
 
 const study = { name: 's', setting: 'x-y', batchSizes: [16, 4], initPoints: 1, confidenceLevel: 0.95, significance: 0.01 } as unknown as StudyConfig;
 
-/** A Monte Carlo record with a log-symmetric 95% interval of relative half-width `rel` (in log). */
-function mc(b: number, step: number, value: number, logSe: number): MetricRecord {
+/** A Monte Carlo variance record with a standard error `logSe` of its log (100 runs). */
+function mc(b: number, step: number, value: number, logSe: number, runs = 100): MetricRecord {
   const f = Math.exp(1.959963984540054 * logSe);
-  return { study: 's', setting: 'x-y', metric: 'v', estimator: 'monte_carlo', batchSize: b, initPoint: 0, step, value, runs: 100, ciLow: value / f, ciHigh: value * f };
+  return { study: 's', setting: 'x-y', metric: 'v', estimator: 'monte_carlo', batchSize: b, initPoint: 0, step, value, runs, ciLow: value / f, ciHigh: value * f, stdError: logSe, scale: 'log', df: runs - 2 };
+}
+/** A Monte Carlo mean record (linear scale), e.g. an error that can be 0. */
+function mean(b: number, step: number, value: number, se: number, runs = 100): MetricRecord {
+  return { study: 's', setting: 'x-y', metric: 'v', estimator: 'monte_carlo', batchSize: b, initPoint: 0, step, value, runs, stdError: se, scale: 'linear', df: runs - 1 };
 }
 function exact(b: number, step: number, value: number): MetricRecord {
   return { study: 's', setting: 'x-y', metric: 'v', estimator: 'exact', batchSize: b, initPoint: 0, step, value };
@@ -63,6 +67,30 @@ describe('increasing direction', () => {
     idx.add(mc(16, 0, 4, 0.05));
     expect(up.evaluate(idx, study)[0].verdict).toBe('holds');
     expect(claim.evaluate(idx, study)[0].verdict).toBe('fails');
+  });
+});
+
+describe('records without spread and small samples', () => {
+  it('compares means on the linear scale, zeros included (Welch), never as NaN ties', () => {
+    const idx = new RecordIndex();
+    // An error that reached 0 in every run at b = 4 and not at b = 16: decreasing in b fails.
+    idx.add(mean(4, 0, 0, 0));
+    idx.add(mean(16, 0, 0.2, 0.01));
+    const [r] = claim.evaluate(idx, study);
+    expect(r.verdict).toBe('fails');
+    expect((r.evidence.weakest as { t: number }).t).toBeLessThan(-10);
+    const up = decreasingInBatchSize({ id: 'u', statement: 's', paperRef: 'r', metric: 'v', direction: 'increasing' });
+    expect(up.evaluate(idx, study)[0].verdict).toBe('holds');
+  });
+
+  it('is inconclusive below the calibrated run count and says how many runs it needs', () => {
+    const idx = new RecordIndex();
+    idx.add(mc(4, 0, 4, 0.05, 8));
+    idx.add(mc(16, 0, 1, 0.05, 8));
+    const [r] = claim.evaluate(idx, study);
+    expect(r.verdict).toBe('inconclusive');
+    expect(r.evidence.needsRuns).toBe(16);
+    expect(r.pValue!).toBeLessThan(1e-6);
   });
 });
 

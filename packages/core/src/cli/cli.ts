@@ -32,22 +32,28 @@ import { Tokens } from '../tokens.js';
 /** Preset used when `run` is given a setting id without --preset. */
 export const DEFAULT_PRESET = 'cpu';
 
-/** Remote shard execution is an extension: the first package whose `sgd-lab.remote` module loads. */
-export const DISTRIBUTED_PACKAGE = '@sgd-lab/distributed';
+/**
+ * Remote shard execution is an extension: the first installed package whose `sgd-lab.remote`
+ * executor takes the URL's scheme.
+ */
+async function connectRemote(url: string, study: StudyConfig, unreachableMs: number): Promise<RemoteShards & { close(): Promise<void> }> {
+  const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(url)?.[1]?.toLowerCase() ?? '';
+  const { remotes } = await discoverExtensions();
+  const found = remotes.find((r) => r.value.schemes.includes(scheme));
+  if (!found) {
+    const have = remotes.flatMap((r) => r.value.schemes.map((s) => `${s}: (${r.packageName})`));
+    throw new UsageError(
+      `no installed package runs shards on ${scheme ? `${scheme}:` : 'that'} URLs` +
+        (have.length ? ` (installed: ${have.join(', ')})` : '; install one with a "sgd-lab": { "remote": ... } field, e.g. `npm install @sgd-lab/distributed`'),
+      'run',
+    );
+  }
+  return found.value.connect({ url, study, unreachableMs });
+}
 
 interface Io {
   out: (s: string) => void;
   err: (s: string) => void;
-}
-
-async function distributedRemote(url: string, study: StudyConfig, unreachableMs: number): Promise<RemoteShards & { close(): Promise<void> }> {
-  let mod: { createRemote(o: { url: string; study: StudyConfig; unreachableMs: number }): Promise<RemoteShards & { close(): Promise<void> }> };
-  try {
-    mod = await import(DISTRIBUTED_PACKAGE);
-  } catch {
-    throw new UsageError(`--redis needs ${DISTRIBUTED_PACKAGE}; install it with \`npm install ${DISTRIBUTED_PACKAGE}\``, 'run');
-  }
-  return mod.createRemote({ url, study, unreachableMs });
 }
 
 export function corePackage(): { name: string; version: string } {
@@ -234,7 +240,7 @@ async function cmdRun(arg: string, flags: RunFlags, io: Io): Promise<number> {
       });
       stopProgress = () => progress.close?.();
       const observers = [progress];
-      const remote = flags.redis ? await distributedRemote(flags.redis, study, flags.redisTimeout * 1000) : undefined;
+      const remote = flags.redis ? await connectRemote(flags.redis, study, flags.redisTimeout * 1000) : undefined;
       const result = await runSession({
         study,
         plugin,

@@ -8,7 +8,7 @@
 import { existsSync, readdirSync, readFileSync, realpathSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import type { AnyPlugin, CliCommand, Reporter } from '../plugin.js';
+import type { AnyPlugin, CliCommand, RemoteExecutor, Reporter } from '../plugin.js';
 import { ComponentRegistry, type ComponentFactories } from '../engine/components.js';
 
 export interface Found<T> {
@@ -24,6 +24,8 @@ export interface Extensions {
   unbuilt: Map<string, string>;
   reporters: Found<Reporter>[];
   commands: Found<Record<string, CliCommand>>[];
+  /** Remote shard executors (distributed workers). */
+  remotes: Found<RemoteExecutor>[];
   /** Samplers and optimizers of every package (plugins' own and `components` modules). */
   components: ComponentRegistry;
 }
@@ -33,6 +35,7 @@ interface SgdLabField {
   components?: string;
   reporter?: string | string[];
   commands?: string;
+  remote?: string;
 }
 
 function nodeModulesAbove(start: string): string[] {
@@ -82,6 +85,7 @@ async function discover(cwd: string): Promise<Extensions> {
   const plugins: Found<AnyPlugin>[] = [];
   const reporters: Found<Reporter>[] = [];
   const commands: Found<Record<string, CliCommand>>[] = [];
+  const remotes: Found<RemoteExecutor>[] = [];
   const unbuilt = new Map<string, string>();
   const components = new ComponentRegistry();
   const roots = [...nodeModulesAbove(cwd), ...nodeModulesAbove(here)];
@@ -140,6 +144,10 @@ async function discover(cwd: string): Promise<Extensions> {
         const mod = await load(field.commands);
         if (mod) commands.push({ ...info, value: mod as Record<string, CliCommand> });
       }
+      if (field.remote) {
+        const mod = await load(field.remote);
+        if (mod) remotes.push({ ...info, value: mod as RemoteExecutor });
+      }
     }
   }
   for (const file of (process.env.SGD_LAB_PLUGINS ?? '').split(',').filter(Boolean)) {
@@ -147,5 +155,5 @@ async function discover(cwd: string): Promise<Extensions> {
     plugins.push({ packageName: abs, version: 'local', dir: dirname(abs), value: (await importDefault(abs)) as AnyPlugin });
   }
   plugins.sort((a, b) => a.value.name.localeCompare(b.value.name));
-  return { plugins, unbuilt, reporters, commands, components };
+  return { plugins, unbuilt, reporters, commands, remotes, components };
 }

@@ -8,6 +8,7 @@
  * `sgd-lab verify <results-dir>` runs the study of a results folder again (same config, seed and
  * backend) and checks that metrics.jsonl comes out byte-identical (sha256 in the manifest).
  */
+import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -165,31 +166,60 @@ export async function runSuiteCommand(suiteFile: string, flags: { out?: string; 
   return count('regressed') + count('failed') > 0 ? 1 : 0;
 }
 
-/** Re-runs a results folder's study and compares metrics.jsonl byte for byte. */
-export async function verifyResults(dir: string, dataDir: string): Promise<{ identical: boolean; expected: string; got: string; firstDifference?: number }> {
+/** How one output file of a results folder compares with a fresh run of its study. */
+export interface FileCheck {
+  file: string;
+  /** sha256 of the file on disk now. */
+  onDisk?: string;
+  /** sha256 the manifest recorded when the study ended. */
+  recorded?: string;
+  /** sha256 of the fresh run's file. */
+  rerun?: string;
+  identical: boolean;
+  /** First line (1-based) where the file on disk and the fresh run differ. */
+  firstDifference?: number;
+}
+
+function sha256File(file: string): string | undefined {
+  return existsSync(file) ? createHash('sha256').update(readFileSync(file)).digest('hex') : undefined;
+}
+
+/**
+ * Re-runs a results folder's study and compares metrics.jsonl and claims.json byte for byte: the
+ * files on disk (hashed now, not trusted from the manifest) against the fresh run, and against the
+ * digests the manifest recorded.
+ */
+export async function verifyResults(dir: string, dataDir: string): Promise<{ identical: boolean; files: FileCheck[] }> {
   const manifestFile = join(dir, ResultFiles.manifest);
   if (!existsSync(manifestFile)) throw new DataError(dir, `not a results folder: ${ResultFiles.manifest} is missing`);
   const manifest = JSON.parse(readFileSync(manifestFile, 'utf8')) as { study: StudyConfig; status: string; facts?: { backend?: { name?: string } }; outputs?: Record<string, { sha256: string }> };
-  const expected = manifest.outputs?.[ResultFiles.metrics]?.sha256;
-  if (!expected || manifest.status !== 'completed') throw new DataError(manifestFile, `the study did not complete (status ${manifest.status}); nothing to verify`);
+  if (!manifest.outputs?.[ResultFiles.metrics]?.sha256 || manifest.status !== 'completed') throw new DataError(manifestFile, `the study did not complete (status ${manifest.status}); nothing to verify`);
   const { plugins, reporters, components } = await discoverExtensions();
   const plugin = plugins.find((p) => p.value.name === manifest.study.setting);
   if (!plugin) throw new ConfigError(manifestFile, [`/study/setting: "${manifest.study.setting}" is not installed`]);
   // Same backend as recorded: float results depend on it.
-  const study: StudyConfig = { ...manifest.study, reporters: ['jsonl'], backend: manifest.facts?.backend?.name ?? manifest.study.backend };
+  const study: StudyConfig = { ...manifest.study, reporters: ['jsonl', 'claims'], backend: manifest.facts?.backend?.name ?? manifest.study.backend };
   const tmp = mkdtempSync(join(tmpdir(), 'sgd-lab-verify-'));
   const logger = createLogger({ quiet: true });
   try {
     const r = await runSession({ study, plugin: plugin.value, packages: {}, outDir: tmp, dataDir, logger, reporters: reporters.map((x) => x.value), components });
     if (r.status !== 'completed') throw r.error;
-    const got = (r.manifest.outputs as Record<string, { sha256: string }>)[ResultFiles.metrics].sha256;
-    let firstDifference: number | undefined;
-    if (got !== expected) {
-      const a = readFileSync(join(dir, ResultFiles.metrics), 'utf8').split('\n');
-      const b = readFileSync(join(tmp, ResultFiles.metrics), 'utf8').split('\n');
-      firstDifference = a.findIndex((line, i) => line !== b[i]) + 1;
-    }
-    return { identical: got === expected, expected, got, firstDifference };
+    // claims.json is checked when the study wrote one (its reporters may leave it out).
+    const produced = [ResultFiles.metrics, ResultFiles.claims].filter((f) => f === ResultFiles.metrics || manifest.outputs?.[f] || existsSync(join(dir, f)));
+    const files = produced.map((file): FileCheck => {
+      const here = join(dir, file);
+      const there = join(tmp, file);
+      const check: FileCheck = { file, onDisk: sha256File(here), recorded: manifest.outputs?.[file]?.sha256, rerun: sha256File(there), identical: false };
+      check.identical = check.onDisk !== undefined && check.onDisk === check.rerun && (check.recorded === undefined || check.recorded === check.onDisk);
+      if (check.onDisk !== check.rerun && check.onDisk && check.rerun) {
+        const a = readFileSync(here, 'utf8').split('\n');
+        const b = readFileSync(there, 'utf8').split('\n');
+        const i = a.findIndex((line, k) => line !== b[k]);
+        check.firstDifference = (i < 0 ? Math.min(a.length, b.length) : i) + 1;
+      }
+      return check;
+    });
+    return { identical: files.every((f) => f.identical), files };
   } finally {
     await closeLogger(logger);
     rmSync(tmp, { recursive: true, force: true });
@@ -199,7 +229,11 @@ export async function verifyResults(dir: string, dataDir: string): Promise<{ ide
 export async function runVerifyCommand(resultsDir: string, flags: { dataDir?: string }, io: { out: (s: string) => void }): Promise<number> {
   const dataDir = resolve(flags.dataDir ?? process.env.SGD_LAB_DATA_DIR ?? 'data');
   const v = await verifyResults(resolve(resultsDir), dataDir);
-  if (v.identical) io.out(`verified: metrics.jsonl reproduced byte for byte (sha256 ${v.expected})\n`);
-  else io.out(`NOT reproduced: sha256 ${v.got} instead of ${v.expected}; first different line ${v.firstDifference}\n`);
+  for (const f of v.files) {
+    if (f.identical) io.out(`verified: ${f.file} reproduced byte for byte (sha256 ${f.onDisk})\n`);
+    else if (!f.onDisk) io.out(`NOT reproduced: ${f.file} is missing from ${resultsDir}\n`);
+    else if (f.onDisk !== f.rerun) io.out(`NOT reproduced: ${f.file} on disk has sha256 ${f.onDisk}, the re-run ${f.rerun}; first different line ${f.firstDifference}\n`);
+    else io.out(`NOT reproduced: ${f.file} matches the re-run but not the sha256 the manifest recorded (${f.recorded}): the file was replaced after the study ended\n`);
+  }
   return v.identical ? 0 : 1;
 }

@@ -39,6 +39,12 @@ export interface StudyConfig<Options = Record<string, unknown>> {
   runs: number;
   /** Runs per shard; a shard is the unit of scheduling and of exact merging. */
   runsPerShard?: number;
+  /**
+   * Runs per run block, the unit of statistics (docs/statistics.md): each block of this many
+   * consecutive runs is reduced on its own and blocks are combined in order, so results do not
+   * depend on shards, memory chunks, workers or resumes. `runsPerShard` must be a multiple of it.
+   */
+  runBlock: number;
   /** Number of initial points. */
   initPoints: number;
   learningRate: LearningRate;
@@ -142,7 +148,13 @@ export const coreStudySchema = {
     runsPerShard: {
       type: 'integer',
       minimum: 2,
-      description: 'Runs per shard. Shards merge exactly; smaller shards bound memory. Default: all runs in one shard.',
+      description: 'Runs per shard, a multiple of runBlock. Results are identical for every value; smaller shards bound memory and spread work over workers. Default: all runs in one shard.',
+    },
+    runBlock: {
+      type: 'integer',
+      minimum: 2,
+      default: 16,
+      description: 'Runs per run block, the unit of statistics: blocks are reduced on their own and combined in order, so results do not depend on how the work is split (docs/statistics.md).',
     },
     initPoints: { type: 'integer', minimum: 1, description: 'Number of initial points.', default: 1 },
     learningRate: learningRateSchema,

@@ -206,6 +206,12 @@ export function resolveStudy(raw: unknown, plugin: AnyPlugin, source: string, pr
   if (study.runsPerShard !== undefined && study.runsPerShard > study.runs) {
     throw new ConfigError(source, [`/runsPerShard: must be <= runs (${study.runs})`]);
   }
+  if (study.runsPerShard !== undefined && study.runsPerShard < study.runs && study.runsPerShard % study.runBlock !== 0) {
+    const near = Math.max(study.runBlock, Math.round(study.runsPerShard / study.runBlock) * study.runBlock);
+    throw new ConfigError(source, [
+      `/runsPerShard: ${study.runsPerShard} is not a multiple of /runBlock (${study.runBlock}); a shard holds whole run blocks so that results do not depend on the split (try ${near}, or set runBlock)`,
+    ]);
+  }
   plugin.checkStudy?.(study, (path, message) => {
     throw new ConfigError(source, [`${path}: ${message}`]);
   });

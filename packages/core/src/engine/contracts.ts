@@ -4,7 +4,7 @@
  * child DI container by the tokens in `tokens.ts`.
  */
 import type { RandomStream } from '../random/stream.js';
-import type { RunMoments } from '../stats/across-runs.js';
+import type { RunBlockStats } from '../stats/across-runs.js';
 import type { StudyConfig } from '../config/study-config.js';
 import type { ClaimResult, MetricRecord } from './records.js';
 import type { RecordIndex } from './record-index.js';
@@ -23,13 +23,22 @@ export interface ShardSpec {
   runStart: number;
   runCount: number;
   steps: number;
+  /**
+   * Runs per run block (`study.runBlock`): models reduce each block of this many consecutive runs
+   * on its own. `runStart` is a multiple of it, and so is `runCount` except for the study's last
+   * runs.
+   */
+  runBlock: number;
 }
 
-/** Across-run moments of one quantity, in total and per block. */
+/**
+ * Across-run statistics of one quantity, in total and per parameter block: one entry per run block
+ * of the shard, in run order (see `runBlockStats`, `denseBlockMoments`).
+ */
 export interface BlockMoments {
-  all: RunMoments;
-  /** Per block, keyed by block name; omitted for single-block models. */
-  blocks?: Record<string, RunMoments>;
+  all: RunBlockStats[];
+  /** Per parameter block, keyed by block name; omitted for single-block models. */
+  blocks?: Record<string, RunBlockStats[]>;
 }
 
 /** What a model reports about the gradients of one step. */
@@ -129,6 +138,8 @@ export interface Claim {
 /** The dense replica state core's optimizers understand: row r of `params`/`grad` is run r. */
 export interface DenseReplicaState {
   runs: number;
+  /** The shard's run-block size (`shard.runBlock`), for `denseBlockMoments`. */
+  runBlock: number;
   dim: number;
   params: Float64Array;
   grad: Float64Array;

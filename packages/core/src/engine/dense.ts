@@ -1,16 +1,19 @@
 /** Helpers for models whose replicas live in run-major Float64Arrays. */
-import { runMoments } from '../stats/across-runs.js';
+import { runBlockStats, type RunBlockStats } from '../stats/across-runs.js';
 import type { BlockMoments, DenseReplicaState, Optimizer, ParamBlock } from './contracts.js';
 
-/** Moments of a run-major matrix in total and, for several blocks, per block. */
-export function denseBlockMoments(data: Float64Array, runs: number, blocks: readonly ParamBlock[]): BlockMoments {
+/**
+ * Run-block statistics of a run-major matrix in total and, for several parameter blocks, per
+ * block; `runBlock` is the shard's (`shard.runBlock`).
+ */
+export function denseBlockMoments(data: Float64Array, runs: number, blocks: readonly ParamBlock[], runBlock: number): BlockMoments {
   const dim = blocks.reduce((s, b) => s + b.size, 0);
-  const all = runMoments(data, runs, dim);
+  const all = runBlockStats(data, runs, runBlock, dim);
   if (blocks.length === 1) return { all };
-  const per: Record<string, ReturnType<typeof runMoments>> = {};
+  const per: Record<string, RunBlockStats[]> = {};
   let col = 0;
   for (const b of blocks) {
-    per[b.name] = runMoments(data, runs, dim, col, b.size);
+    per[b.name] = runBlockStats(data, runs, runBlock, dim, col, b.size);
     col += b.size;
   }
   return { all, blocks: per };

@@ -11,11 +11,37 @@
  */
 import type { DependencyContainer } from 'tsyringe';
 import { learningRateAt, type StudyConfig } from '../config/study-config.js';
+import { ConfigError } from '../errors.js';
 import { RandomStream, StreamPurpose } from '../random/stream.js';
 import { Tokens } from '../tokens.js';
 import type { Model, ModelCost, Optimizer, SamplerFactory, ShardSchedule, ShardSpec } from './contracts.js';
 import { denseSgd } from './dense.js';
-import { planShards } from './run-study.js';
+
+/**
+ * The planned shards of a study, in the order they run: initial point, then b, then runs (steps
+ * from the model's schedule when it has one). Every shard holds whole run blocks.
+ */
+export function planShards(study: StudyConfig, model?: Pick<Model, 'schedule'>): ShardSpec[] {
+  const steps = study.steps ?? 0;
+  const runBlock = study.runBlock;
+  const per = study.runsPerShard ?? study.runs;
+  if (per < study.runs && per % runBlock !== 0) {
+    throw new ConfigError(`study ${study.name}`, [
+      `/runsPerShard: ${per} is not a multiple of /runBlock (${runBlock}); a shard holds whole run blocks so that results do not depend on the split (e.g. ${Math.max(runBlock, Math.round(per / runBlock) * runBlock)})`,
+    ]);
+  }
+  const shards: ShardSpec[] = [];
+  for (let initPoint = 0; initPoint < study.initPoints; initPoint++) {
+    for (const batchSize of study.batchSizes) {
+      for (let runStart = 0; runStart < study.runs; runStart += per) {
+        const shard: ShardSpec = { batchSize, initPoint, runStart, runCount: Math.min(per, study.runs - runStart), steps, runBlock };
+        shard.steps = model?.schedule?.(shard, study).steps ?? steps;
+        shards.push(shard);
+      }
+    }
+  }
+  return shards;
+}
 
 /** Seconds of one kind of work, timed at `replicas` replicas. */
 export interface Timing {

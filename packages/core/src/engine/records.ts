@@ -31,6 +31,16 @@ export interface MetricRecord {
   runs?: number;
   ciLow?: number;
   ciHigh?: number;
+  /**
+   * Standard error of the estimate on `scale`: of log(value) for variances, of value for means.
+   * Claims compare records with it (docs/statistics.md), never with the interval.
+   */
+  stdError?: number;
+  scale?: 'log' | 'linear';
+  /** Degrees of freedom of the Student t reference of `stdError`. */
+  df?: number;
+  /** How `stdError` was computed (see docs/statistics.md). */
+  seMethod?: string;
 }
 
 /** Verdict of a claim. */

@@ -46,19 +46,18 @@ describe('runStudy', () => {
     }
   });
 
-  it('gives the same statistics whatever the shard size', async () => {
-    const whole = metrics(await events({ runs: 120, steps: 5 }));
-    const sharded = metrics(await events({ runs: 120, steps: 5, runsPerShard: 50 }));
-    expect(sharded.length).toBe(whole.length);
-    const key = (r: MetricRecord) => `${r.metric}|${r.batchSize}|${r.step}|${r.layer}`;
-    const byKey = new Map(whole.map((r) => [key(r), r]));
-    for (const r of sharded) {
-      const w = byKey.get(key(r))!;
-      expect(r.runs).toBe(120);
-      // At t = 0 every run shares w0, so the full-gradient variance is round-off (~1e-32).
-      if (Math.abs(w.value) < 1e-20) expect(Math.abs(r.value)).toBeLessThan(1e-20);
-      else expect([key(r), r.value / w.value]).toEqual([key(r), expect.closeTo(1, 10)]);
+  it('gives identical records and claims whatever the shard size (whole run blocks)', async () => {
+    const all = (e: StudyEvent[]) => JSON.stringify(e.filter((x) => x.type === 'metric' || x.type === 'claim'));
+    const whole = await events({ runs: 120, steps: 5, runBlock: 8 });
+    for (const runsPerShard of [8, 16, 40, 56, 112]) {
+      const sharded = await events({ runs: 120, steps: 5, runBlock: 8, runsPerShard });
+      expect(all(sharded)).toBe(all(whole));
     }
+    expect(metrics(whole).every((r) => r.runs === 120)).toBe(true);
+  });
+
+  it('refuses a shard size that would split a run block, naming both fields', async () => {
+    await expect(events({ runs: 120, steps: 5, runBlock: 8, runsPerShard: 50 })).rejects.toThrow(/runsPerShard: 50 is not a multiple of \/runBlock \(8\)/);
   });
 
   it('emits per-layer and total variances for multi-block models', async () => {

@@ -51,13 +51,17 @@ export const claimsReporter: Reporter = defineReporter({
   description: 'Verdicts and evidence of the paper claims in claims.json.',
   create({ outDir, study }) {
     const claims: ClaimResult[] = [];
+    let digest = '';
     return {
       claim({ claim }) {
         claims.push(claim);
       },
       async close() {
-        await writeFileAtomic(join(outDir, ResultFiles.claims), JSON.stringify({ study: study.name, setting: study.setting, claims }, null, 2) + '\n');
+        const text = JSON.stringify({ study: study.name, setting: study.setting, claims }, null, 2) + '\n';
+        digest = createHash('sha256').update(text).digest('hex');
+        await writeFileAtomic(join(outDir, ResultFiles.claims), text);
       },
+      outputs: () => ({ [ResultFiles.claims]: { sha256: digest, claims: claims.length } }),
     };
   },
 });

@@ -1,77 +1,66 @@
 /**
  * Finished shards on disk: `<out>/shards/b<b>-i<initPoint>-r<runStart>-n<runCount>.json`, each
  * written atomically when its shard ends, so a study killed at any moment resumes with only the
- * unfinished shards and ends with the same metrics as an uninterrupted run. Moments keep their
- * float64 values exactly through JSON.
+ * unfinished shards and ends with the same bytes as an uninterrupted run. A shard file holds the
+ * run-block statistics of every recorded step (a few numbers per block), which JSON keeps exactly.
  */
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'winston';
 import type { BlockMoments, ShardSpec } from '../engine/contracts.js';
-import type { ShardResult, ShardStore, StepStats } from '../engine/run-study.js';
-import type { RunMoments } from '../stats/across-runs.js';
+import type { ShardStore } from '../engine/run-study.js';
+import type { ShardResult, StepStats } from '../engine/shard.js';
+import type { RunBlockStats } from '../stats/across-runs.js';
 import { writeFileAtomic } from './files.js';
 
 export const SHARD_DIR = 'shards';
+/** Version of the shard file layout; files of another version are recomputed. */
+export const SHARD_FORMAT = 2;
 
 export function shardFileName(s: ShardSpec): string {
   return `b${s.batchSize}-i${s.initPoint}-r${s.runStart}-n${s.runCount}.json`;
 }
 
-type JsonMoments = { n: number; mean: number[]; m2: number; m4: number };
-const toJson = (m: RunMoments): JsonMoments => ({ n: m.n, mean: Array.from(m.mean), m2: m.m2, m4: m.m4 });
-const fromJson = (m: JsonMoments): RunMoments => ({ n: m.n, mean: Float64Array.from(m.mean), m2: m.m2, m4: m.m4 });
-const blockToJson = (b?: BlockMoments) => b && { all: toJson(b.all), blocks: b.blocks && Object.fromEntries(Object.entries(b.blocks).map(([k, v]) => [k, toJson(v)])) };
-const blockFromJson = (b?: { all: JsonMoments; blocks?: Record<string, JsonMoments> }): BlockMoments | undefined =>
-  b && { all: fromJson(b.all), blocks: b.blocks && Object.fromEntries(Object.entries(b.blocks).map(([k, v]) => [k, fromJson(v)])) };
-
 /** Serialises a shard result to JSON text (also what distributed workers send back). */
 export function shardResultToJson(shard: ShardSpec, result: ShardResult): string {
-  const body =
-    result.kind === 'records'
-      ? result
-      : {
-          kind: 'stats',
-          epochLength: result.epochLength,
-          steps: result.steps.map(([t, s]) => [
-            t,
-            {
-              grad: blockToJson(s.grad),
-              full: blockToJson(s.full),
-              difference: blockToJson(s.difference),
-              scalars: Object.fromEntries(Object.entries(s.scalars).map(([k, v]) => [k, toJson(v)])),
-            },
-          ]),
-        };
-  return JSON.stringify({ format: 1, shard, result: body });
+  return JSON.stringify({ format: SHARD_FORMAT, shard, result });
+}
+
+function checkBlocks(where: string, v: unknown): RunBlockStats[] {
+  if (!Array.isArray(v)) throw new Error(`${where}: not a list of run blocks`);
+  for (const b of v as RunBlockStats[]) {
+    if (typeof b !== 'object' || b === null || !Number.isInteger(b.n) || ![b.m2, b.m4, b.meanSq].every((x) => typeof x === 'number' && Number.isFinite(x))) {
+      throw new Error(`${where}: malformed run block ${JSON.stringify(b)}`);
+    }
+  }
+  return v as RunBlockStats[];
+}
+
+function checkBlockMoments(where: string, v: unknown): BlockMoments | undefined {
+  if (v === undefined) return undefined;
+  const m = v as BlockMoments;
+  checkBlocks(`${where}.all`, m.all);
+  if (m.blocks) for (const [k, b] of Object.entries(m.blocks)) checkBlocks(`${where}.blocks.${k}`, b);
+  return m;
 }
 
 /** Parses what shardResultToJson wrote; throws on anything else. */
 export function shardResultFromJson(text: string, expected: ShardSpec): ShardResult {
-  const doc = JSON.parse(text) as { format: number; shard: ShardSpec; result: { kind: string; records?: unknown[]; steps?: [number, Record<string, unknown>][]; epochLength?: number } };
-  if (doc.format !== 1) throw new Error(`unknown shard format ${doc.format}`);
+  const doc = JSON.parse(text) as { format: number; shard: ShardSpec; result: ShardResult };
+  if (doc.format !== SHARD_FORMAT) throw new Error(`shard format ${doc.format}, expected ${SHARD_FORMAT}`);
   const s = doc.shard;
-  if (s.batchSize !== expected.batchSize || s.initPoint !== expected.initPoint || s.runStart !== expected.runStart || s.runCount !== expected.runCount) {
+  if (s.batchSize !== expected.batchSize || s.initPoint !== expected.initPoint || s.runStart !== expected.runStart || s.runCount !== expected.runCount || s.runBlock !== expected.runBlock) {
     throw new Error(`holds shard ${JSON.stringify(s)}, not ${JSON.stringify(expected)}`);
   }
-  if (doc.result.kind === 'records' && Array.isArray(doc.result.records)) return doc.result as ShardResult;
-  if (doc.result.kind === 'stats' && Array.isArray(doc.result.steps)) {
-    return {
-      kind: 'stats',
-      epochLength: doc.result.epochLength,
-      steps: doc.result.steps.map(([t, st]) => {
-        const j = st as { grad?: never; full?: never; difference?: never; scalars: Record<string, JsonMoments> };
-        const stats: StepStats = {
-          grad: blockFromJson(j.grad),
-          full: blockFromJson(j.full),
-          difference: blockFromJson(j.difference),
-          scalars: Object.fromEntries(Object.entries(j.scalars).map(([k, v]) => [k, fromJson(v)])),
-        };
-        return [t, stats];
-      }),
-    };
+  if (!Array.isArray(doc.result?.steps)) throw new Error('no per-step statistics');
+  for (const [t, st] of doc.result.steps as [number, StepStats][]) {
+    if (!Number.isInteger(t)) throw new Error(`step ${JSON.stringify(t)} is not an integer`);
+    checkBlockMoments(`step ${t} grad`, st.grad);
+    checkBlockMoments(`step ${t} full`, st.full);
+    checkBlockMoments(`step ${t} difference`, st.difference);
+    for (const [k, b] of Object.entries(st.scalars ?? {})) checkBlocks(`step ${t} ${k}`, b);
   }
-  throw new Error('neither records nor per-step moments');
+  return doc.result;
 }
 
 /** The shard files of a results folder. */

@@ -1,106 +1,97 @@
 import { describe, expect, it } from 'vitest';
 import { RandomStream } from '../random/stream.js';
-import {
-  WelfordAccumulator,
-  compareVariances,
-  mergeMoments,
-  runMoments,
-  traceVariance,
-  traceVarianceStdError,
-  varianceInterval,
-} from './across-runs.js';
+import { biasRatio, concatBlocks, interval, meanEstimate, runBlockStats, scalarBlockStats, varianceEstimate } from './across-runs.js';
 
-function randomMatrix(rng: RandomStream, runs: number, dim: number, scale: number[]): Float64Array {
+function randomMatrix(rng: RandomStream, runs: number, dim: number, scale: number[], shift = 3): Float64Array {
   const m = new Float64Array(runs * dim);
-  for (let r = 0; r < runs; r++) for (let j = 0; j < dim; j++) m[r * dim + j] = 3 + scale[j] * rng.nextNormal();
+  for (let r = 0; r < runs; r++) for (let j = 0; j < dim; j++) m[r * dim + j] = shift + scale[j] * rng.nextNormal();
   return m;
 }
 
-describe('across-run moments', () => {
-  it('equal the naive two-pass trace variance', () => {
+/** Naive pooled within-block trace variance. */
+function naive(data: Float64Array, runs: number, dim: number, block: number): number {
+  let ss = 0;
+  let dof = 0;
+  for (let s = 0; s < runs; s += block) {
+    const n = Math.min(block, runs - s);
+    for (let j = 0; j < dim; j++) {
+      let mean = 0;
+      for (let r = s; r < s + n; r++) mean += data[r * dim + j] / n;
+      for (let r = s; r < s + n; r++) ss += (data[r * dim + j] - mean) ** 2;
+    }
+    dof += n - 1;
+  }
+  return ss / dof;
+}
+
+describe('run-block statistics', () => {
+  it('give the pooled within-block trace variance, blocks of any size including a partial last one', () => {
     const rng = new RandomStream([1]);
     const data = randomMatrix(rng, 50, 4, [1, 2, 3, 4]);
-    const m = runMoments(data, 50, 4);
-    let naive = 0;
-    for (let j = 0; j < 4; j++) {
-      let mean = 0;
-      for (let r = 0; r < 50; r++) mean += data[r * 4 + j] / 50;
-      for (let r = 0; r < 50; r++) naive += (data[r * 4 + j] - mean) ** 2 / 49;
+    for (const block of [2, 7, 16, 50]) {
+      const e = varianceEstimate(runBlockStats(data, 50, block, 4));
+      expect(e.value).toBeCloseTo(naive(data, 50, 4, block), 10);
+      expect(e.runs).toBe(50);
     }
-    expect(traceVariance(m)).toBeCloseTo(naive, 12);
   });
 
-  it('merge disjoint run sets exactly (n, mean, m2), in any split', () => {
+  it('are bit-identical however the runs are split at block boundaries', () => {
     const rng = new RandomStream([2]);
-    const runs = 97;
+    const runs = 96;
     const dim = 5;
     const data = randomMatrix(rng, runs, dim, [1, 1, 2, 0.5, 3]);
-    const whole = runMoments(data, runs, dim);
-    for (const cut of [1, 13, 50, 96]) {
-      const a = runMoments(data, cut, dim);
-      const b = runMoments(data, runs - cut, dim, 0, dim, cut * dim);
-      const m = mergeMoments(a, b);
-      expect(m.n).toBe(runs);
-      expect(m.m2 / whole.m2).toBeCloseTo(1, 12);
-      for (let j = 0; j < dim; j++) expect(m.mean[j]).toBeCloseTo(whole.mean[j], 12);
-      // m4 is merged to leading order only: within a few per cent for these sizes.
-      expect(Math.abs(m.m4 / whole.m4 - 1)).toBeLessThan(0.1);
+    const whole = runBlockStats(data, runs, 8, dim);
+    for (const cuts of [[8], [40, 48], [16, 32, 88]]) {
+      const edges = [0, ...cuts, runs];
+      const parts = edges.slice(1).map((end, i) => runBlockStats(data, end - edges[i], 8, dim, 0, dim, edges[i] * dim));
+      const merged = concatBlocks(parts);
+      expect(merged).toEqual(whole);
+      expect(varianceEstimate(merged)).toEqual(varianceEstimate(whole));
     }
   });
 
-  it('give 95% intervals that cover the true trace variance about 95% of the time', () => {
-    // 2,000 independent experiments of 200 runs; coverage is binomial, so allow 4 standard errors.
+  it('are unbiased with a standard error that matches the spread of the estimate', () => {
+    // 2,000 replications of R = 64 Gaussian runs (tr Var = 1 + 4 + 9 = 14).
     const rng = new RandomStream([3]);
-    const scale = [1, 2, 0.5];
-    const truth = scale.reduce((s, v) => s + v * v, 0);
-    const experiments = 2000;
-    let covered = 0;
-    for (let e = 0; e < experiments; e++) {
-      const m = runMoments(randomMatrix(rng, 200, 3, scale), 200, 3);
-      const ci = varianceInterval(m, 0.95);
-      if (ci.low <= truth && truth <= ci.high) covered++;
+    const reps = 2000;
+    const values: number[] = [];
+    const ses: number[] = [];
+    for (let i = 0; i < reps; i++) {
+      const e = varianceEstimate(runBlockStats(randomMatrix(rng, 64, 3, [1, 2, 3]), 64, 16, 3));
+      values.push(e.value);
+      ses.push(e.stdError * e.value);
     }
-    const sd = Math.sqrt((0.95 * 0.05) / experiments);
-    expect(Math.abs(covered / experiments - 0.95)).toBeLessThan(4 * sd + 0.01);
+    const mean = values.reduce((s, v) => s + v, 0) / reps;
+    const sd = Math.sqrt(values.reduce((s, v) => s + (v - mean) ** 2, 0) / (reps - 1));
+    // The mean of 2,000 estimates is within 4 of its standard errors of the truth.
+    expect(Math.abs(mean - 14)).toBeLessThan((4 * sd) / Math.sqrt(reps));
+    // The average standard error is the spread of the estimates within 10% (its own noise is ~2%).
+    const avgSe = ses.reduce((s, v) => s + v, 0) / reps;
+    expect(avgSe / sd).toBeGreaterThan(0.9);
+    expect(avgSe / sd).toBeLessThan(1.1);
   });
 
-  it('standard error matches the spread of the estimate', () => {
+  it('give the mean of a scalar with its standard error; zeros have a zero standard error', () => {
+    const x = Float64Array.from([1, 2, 3, 4, 5, 6, 7, 8]);
+    const e = meanEstimate(scalarBlockStats(x, 4));
+    expect(e.value).toBe(4.5);
+    // Pooled within blocks of 4: each block's squared deviations sum to 5.
+    expect(e.stdError).toBeCloseTo(Math.sqrt(10 / 6 / 8), 14);
+    expect(e.df).toBe(6);
+    const zero = meanEstimate(scalarBlockStats(new Float64Array(8), 4));
+    expect([zero.value, zero.stdError]).toEqual([0, 0]);
+    const ci = interval(zero, 0.95);
+    expect([ci.low, ci.high]).toEqual([0, 0]);
+  });
+
+  it('bias ratio is about 1 for a centred quantity and large for a biased one', () => {
     const rng = new RandomStream([4]);
-    const reps = 1000;
-    const est: number[] = [];
-    let seSum = 0;
-    for (let e = 0; e < reps; e++) {
-      const m = runMoments(randomMatrix(rng, 100, 2, [1, 3]), 100, 2);
-      est.push(traceVariance(m));
-      seSum += traceVarianceStdError(m);
-    }
-    const mean = est.reduce((s, v) => s + v, 0) / reps;
-    const sd = Math.sqrt(est.reduce((s, v) => s + (v - mean) ** 2, 0) / (reps - 1));
-    // The sd of a sample sd from 1,000 replicates is about 2.2%; allow 10%.
-    expect(Math.abs(seSum / reps / sd - 1)).toBeLessThan(0.1);
-    expect(Math.abs(mean - 10)).toBeLessThan(5 * (sd / Math.sqrt(reps)));
-  });
-
-  it('one-sided comparison: small p when the first variance is clearly larger, large when smaller', () => {
-    expect(compareVariances(2, 0.1, 1, 0.05).pValue).toBeLessThan(1e-10);
-    expect(compareVariances(1, 0.05, 2, 0.1).pValue).toBeGreaterThan(0.999);
-    expect(compareVariances(1, 0.1, 1, 0.1).pValue).toBeCloseTo(0.5, 12);
-  });
-});
-
-describe('WelfordAccumulator', () => {
-  it('streams runs to the two-pass moments', () => {
-    const rng = new RandomStream([5]);
-    const data = randomMatrix(rng, 300, 4, [1, 2, 3, 4]);
-    const acc = new WelfordAccumulator(4);
-    for (let r = 0; r < 300; r++) acc.push(data, r * 4);
-    const a = acc.toMoments();
-    const b = runMoments(data, 300, 4);
-    expect(a.n).toBe(300);
-    expect(a.m2 / b.m2).toBeCloseTo(1, 12);
-    for (let j = 0; j < 4; j++) expect(a.mean[j]).toBeCloseTo(b.mean[j], 12);
-    expect(Math.abs(a.m4 / b.m4 - 1)).toBeLessThan(0.05);
-    const perCoordinate = acc.coordinateVariances();
-    expect(perCoordinate.reduce((s, v) => s + v, 0)).toBeCloseTo(traceVariance(b), 10);
+    const centred = randomMatrix(rng, 400, 6, [1, 1, 1, 1, 1, 1], 0);
+    const r0 = biasRatio(runBlockStats(centred, 400, 16, 6));
+    // Average of 25 blocks of about chi^2_6 / 6 values: sd about 0.12.
+    expect(Math.abs(r0 - 1)).toBeLessThan(0.5);
+    const biased = randomMatrix(rng, 400, 6, [1, 1, 1, 1, 1, 1], 0.5);
+    // Expected 1 + n_k ||bias||^2 / tr Var = 1 + 16 * 1.5 / 6 = 5.
+    expect(biasRatio(runBlockStats(biased, 400, 16, 6))).toBeGreaterThan(3);
   });
 });

@@ -1,207 +1,214 @@
 /**
  * Statistics across runs of one quantity (a gradient, a parameter block, a loss) at one step.
  *
- * For per-run vectors v_1..v_R the framework reports the trace variance
- * Var_hat = 1/(R-1) sum_r ||v_r - v_bar||^2 (the sum of per-coordinate unbiased variances, the
- * paper's Var). Partial results of disjoint run sets merge exactly (Chan et al.), so a study split
- * into shards gives the same estimate as one computed in a single pass.
+ * Runs are grouped in fixed *run blocks* of `runBlock` consecutive global run indices
+ * (docs/statistics.md). Each block is reduced on its own, in two passes over its runs, to four
+ * numbers (`RunBlockStats`); blocks are combined by sums in block order. A block is never split by
+ * a shard, a memory chunk or a worker, so every estimate and its standard error are the same
+ * floating-point numbers whatever the layout of the work.
  *
- * For confidence intervals the sum of squared squared deviations sum_r ||v_r - v_bar||^4 is carried
- * too: a distribution-free (fourth-moment) standard error that holds for correlated coordinates.
+ * For per-run vectors v_r the trace variance tr Var(v) (the paper's Var) is estimated by the
+ * pooled within-block estimator V = sum_k sum_{r in k} ||v_r - vbar_k||^2 / sum_k (n_k - 1),
+ * unbiased for any distribution. Its standard error comes from the spread of the per-run
+ * contributions d_r = n_k/(n_k - 1) ||v_r - vbar_k||^2 (a fourth-moment estimate that holds for
+ * correlated coordinates), with a correction for their dependence inside a block and a
+ * small-sample factor; the reference distribution is Student's t. The calibration (coverage and
+ * test size by simulation) is in docs/calibration.md.
  */
-import { normalQuantile, normalSf } from './normal.js';
+import { studentQuantile } from './student-t.js';
 
-/** Sufficient statistics of one quantity over a set of runs. */
-export interface RunMoments {
-  /** Number of runs. */
+/** Default run-block size. */
+export const DEFAULT_RUN_BLOCK = 16;
+
+/** Within-block statistics of one quantity over one block of runs. */
+export interface RunBlockStats {
+  /** Runs in the block. */
   n: number;
-  /** Across-run mean, per coordinate. */
-  mean: Float64Array;
-  /** sum_r ||v_r - mean||^2. */
+  /** sum_r ||v_r - vbar||^2 over the block. */
   m2: number;
-  /** sum_r ||v_r - mean||^4, for the standard error of the variance. */
+  /** sum_r ||v_r - vbar||^4. */
   m4: number;
+  /** ||vbar||^2, the squared norm of the block's mean (for the bias ratio). */
+  meanSq: number;
+  /** sum_r v_r, for scalar quantities. */
+  sum?: number;
 }
 
 /**
- * Moments of the rows of a run-major matrix: row r of `data` (length `stride`, starting at `offset`)
- * holds run r; the quantity is its `dim` entries from `col`. Two passes, so no cancellation.
+ * Statistics of the runs of a run-major matrix, one entry per run block: row r of `data`
+ * (length `stride`, starting at `offset`) holds run r; the quantity is its `dim` entries from
+ * `col`. `runs` must be a whole number of blocks except for the last one.
  */
-export function runMoments(
+export function runBlockStats(
   data: ArrayLike<number>,
   runs: number,
+  runBlock: number,
   stride: number,
   col = 0,
   dim = stride,
   offset = 0,
-): RunMoments {
+): RunBlockStats[] {
+  const out: RunBlockStats[] = [];
   const mean = new Float64Array(dim);
-  for (let r = 0; r < runs; r++) {
-    const o = offset + r * stride + col;
-    for (let j = 0; j < dim; j++) mean[j] += data[o + j];
+  for (let start = 0; start < runs; start += runBlock) {
+    const n = Math.min(runBlock, runs - start);
+    mean.fill(0);
+    for (let r = start; r < start + n; r++) {
+      const o = offset + r * stride + col;
+      for (let j = 0; j < dim; j++) mean[j] += data[o + j];
+    }
+    let meanSq = 0;
+    let sum = 0;
+    for (let j = 0; j < dim; j++) {
+      sum += mean[j];
+      mean[j] /= n;
+      meanSq += mean[j] * mean[j];
+    }
+    let m2 = 0;
+    let m4 = 0;
+    for (let r = start; r < start + n; r++) {
+      const o = offset + r * stride + col;
+      let d = 0;
+      for (let j = 0; j < dim; j++) {
+        const e = data[o + j] - mean[j];
+        d += e * e;
+      }
+      m2 += d;
+      m4 += d * d;
+    }
+    out.push(dim === 1 ? { n, m2, m4, meanSq, sum } : { n, m2, m4, meanSq });
   }
-  for (let j = 0; j < dim; j++) mean[j] /= runs;
+  return out;
+}
+
+/** Block statistics of a scalar per run (a loss, an error). */
+export function scalarBlockStats(values: ArrayLike<number>, runBlock: number): RunBlockStats[] {
+  return runBlockStats(values, values.length, runBlock, 1);
+}
+
+/**
+ * Block statistics from per-run squared deviations already computed about each block's mean
+ * (`d[r]`, r in the block), e.g. read back from a tensor backend.
+ */
+export function blockStatsFromDeviations(d: ArrayLike<number>, start: number, n: number, meanSq: number): RunBlockStats {
   let m2 = 0;
   let m4 = 0;
-  for (let r = 0; r < runs; r++) {
-    const o = offset + r * stride + col;
-    let d = 0;
-    for (let j = 0; j < dim; j++) {
-      const e = data[o + j] - mean[j];
-      d += e * e;
-    }
-    m2 += d;
-    m4 += d * d;
+  for (let r = start; r < start + n; r++) {
+    m2 += d[r];
+    m4 += d[r] * d[r];
   }
-  return { n: runs, mean, m2, m4 };
+  return { n, m2, m4, meanSq };
 }
 
-/** Moments of a scalar per run (a loss, an error). */
-export function scalarMoments(values: ArrayLike<number>): RunMoments {
-  return runMoments(values, values.length, 1);
+/** The c of the small-sample factor n/(n - c) of the variance's standard error. */
+export const SMALL_SAMPLE_SHIFT = 2.5;
+
+/** How an estimate's standard error was obtained (written on every Monte Carlo record). */
+export const SE_METHOD_VARIANCE = 'run-blocks-4th-moment';
+export const SE_METHOD_MEAN = 'run-blocks-pooled';
+
+/** An estimate with its uncertainty. */
+export interface Estimate {
+  value: number;
+  /** Runs behind it. */
+  runs: number;
+  /** Standard error on `scale`: of log(value) for variances, of value for means. */
+  stdError: number;
+  scale: 'log' | 'linear';
+  /** Degrees of freedom of the Student t reference. */
+  df: number;
+  method: string;
+}
+
+const totals = (blocks: readonly RunBlockStats[]) => {
+  let n = 0;
+  let dof = 0;
+  for (const b of blocks) {
+    n += b.n;
+    dof += b.n - 1;
+  }
+  return { n, dof };
+};
+
+/**
+ * The trace variance of a quantity from its run blocks (fixed block order) with the standard error
+ * of its logarithm.
+ */
+export function varianceEstimate(blocks: readonly RunBlockStats[]): Estimate {
+  const { n, dof } = totals(blocks);
+  let m2 = 0;
+  for (const b of blocks) m2 += b.m2;
+  const value = dof > 0 ? m2 / dof : NaN;
+  // d_r = c_k ||v_r - vbar_k||^2 with c_k = n_k/(n_k - 1) is unbiased for tr Var(v) for every run;
+  // its spread over all runs, sum_k c_k^2 m4_k - (sum_k c_k m2_k)^2 / n, is formed per block.
+  let sumD = 0;
+  let sumD2 = 0;
+  let dependence = 0;
+  let counted = 0;
+  for (const b of blocks) {
+    if (b.n < 2) continue;
+    const c = b.n / (b.n - 1);
+    sumD += c * b.m2;
+    sumD2 += c * c * b.m4;
+    // Deviations from a block mean sum to zero, so the d_r of a block are dependent; for Gaussian
+    // runs the variance of their sum is n/(n - 1) times that of independent ones.
+    dependence += b.n * c;
+    counted += b.n;
+  }
+  const runs = counted;
+  if (runs < 3 || !(value > 0)) return { value, runs: n, stdError: NaN, scale: 'log', df: Math.max(dof - 1, 0), method: SE_METHOD_VARIANCE };
+  const varD = Math.max(sumD2 - (sumD * sumD) / runs, 0) / (runs - 1);
+  // Small-sample factor n/(n - c), after Bonett's n/(n - z) (2006): sample fourth moments are low
+  // in small samples. c = 2.5 is set by the simulation in docs/calibration.md.
+  const small = runs / (runs - SMALL_SAMPLE_SHIFT);
+  const stdError = Math.sqrt(((varD * (dependence / counted)) / runs) * small) / value;
+  return { value, runs: n, stdError, scale: 'log', df: Math.max(dof - 1, 1), method: SE_METHOD_VARIANCE };
+}
+
+/** The mean of a scalar quantity from its run blocks, with its standard error (linear scale). */
+export function meanEstimate(blocks: readonly RunBlockStats[]): Estimate {
+  const { n, dof } = totals(blocks);
+  let sum = 0;
+  let m2 = 0;
+  for (const b of blocks) {
+    sum += b.sum ?? NaN;
+    m2 += b.m2;
+  }
+  const value = sum / n;
+  const stdError = dof > 0 ? Math.sqrt(m2 / dof / n) : NaN;
+  return { value, runs: n, stdError, scale: 'linear', df: dof, method: SE_METHOD_MEAN };
 }
 
 /**
- * Exact merge of two disjoint run sets for n, mean and m2 (Chan et al. pairwise update).
- * m4 is merged to leading order: each side's squared deviations are shifted by its squared mean
- * offset, which ignores the projection of individual deviations onto the mean shift. It only feeds
- * the width of a confidence interval, never an estimate.
+ * R ||mean(v)||^2 / tr Var(v) for v = g - grad L, estimated without the mean vector: each block's
+ * n_k ||vbar_k||^2 / V is about 1 when E[v] = 0, whatever the distribution, so the ratio is their
+ * average (about 1 for an unbiased stochastic gradient, larger when E[g] != grad L).
  */
-export function mergeMoments(a: RunMoments, b: RunMoments): RunMoments {
-  if (a.n === 0) return cloneMoments(b);
-  if (b.n === 0) return cloneMoments(a);
-  const n = a.n + b.n;
-  const dim = a.mean.length;
-  if (b.mean.length !== dim) throw new RangeError(`cannot merge moments of sizes ${dim} and ${b.mean.length}`);
-  const mean = new Float64Array(dim);
-  let delta2 = 0;
-  for (let j = 0; j < dim; j++) {
-    const delta = b.mean[j] - a.mean[j];
-    delta2 += delta * delta;
-    mean[j] = a.mean[j] + (delta * b.n) / n;
-  }
-  const m2 = a.m2 + b.m2 + (delta2 * a.n * b.n) / n;
-  const shiftA = delta2 * (b.n / n) ** 2;
-  const shiftB = delta2 * (a.n / n) ** 2;
-  const m4 =
-    a.m4 + 2 * shiftA * a.m2 + a.n * shiftA * shiftA + b.m4 + 2 * shiftB * b.m2 + b.n * shiftB * shiftB;
-  return { n, mean, m2, m4 };
+export function biasRatio(blocks: readonly RunBlockStats[]): number {
+  const v = varianceEstimate(blocks).value;
+  let s = 0;
+  for (const b of blocks) s += b.n * b.meanSq;
+  return s / blocks.length / v;
 }
 
-export function cloneMoments(m: RunMoments): RunMoments {
-  return { n: m.n, mean: Float64Array.from(m.mean), m2: m.m2, m4: m.m4 };
-}
-
-export function emptyMoments(dim: number): RunMoments {
-  return { n: 0, mean: new Float64Array(dim), m2: 0, m4: 0 };
-}
-
-/** Unbiased trace variance 1/(n-1) sum ||v - mean||^2. */
-export function traceVariance(m: RunMoments): number {
-  return m.n > 1 ? m.m2 / (m.n - 1) : NaN;
-}
-
-/**
- * Standard error of the trace-variance estimate from the fourth moment of the deviations:
- * Var(Var_hat) ~ (E d^2 - (n-3)/(n-1) (E d)^2) / n with d = ||v - mean||^2, which is the exact
- * formula for a scalar and stays valid when coordinates are correlated.
- */
-export function traceVarianceStdError(m: RunMoments): number {
-  if (m.n < 4) return NaN;
-  const meanD = m.m2 / m.n;
-  const meanD2 = m.m4 / m.n;
-  const v = (meanD2 - ((m.n - 3) / (m.n - 1)) * meanD * meanD) / m.n;
-  return Math.sqrt(Math.max(v, 0));
-}
-
-/** A two-sided confidence interval. */
+/** A two-sided interval. */
 export interface Interval {
   low: number;
   high: number;
 }
 
-/**
- * Two-sided interval for the trace variance at `level`, built on the log scale (delta method) so
- * it stays positive and is not too narrow on the low side for skewed variance estimates.
- */
-export function varianceInterval(m: RunMoments, level = 0.95): Interval {
-  const v = traceVariance(m);
-  const se = traceVarianceStdError(m);
-  if (!(v > 0) || !Number.isFinite(se)) return { low: NaN, high: NaN };
-  const z = normalQuantile(0.5 + level / 2);
-  const f = Math.exp((z * se) / v);
-  return { low: v / f, high: v * f };
-}
-
-/** Two-sided interval for the mean of a scalar quantity. */
-export function meanInterval(m: RunMoments, level = 0.95): Interval {
-  if (m.n < 2) return { low: NaN, high: NaN };
-  const z = normalQuantile(0.5 + level / 2);
-  const se = Math.sqrt(m.m2 / (m.n - 1) / m.n);
-  return { low: m.mean[0] - z * se, high: m.mean[0] + z * se };
-}
-
-/** Result of a one-sided comparison of two variances. */
-export interface VarianceComparison {
-  /** z statistic on the log scale; positive when the first variance is larger. */
-  z: number;
-  /** P-value for H1: Var(first) > Var(second). */
-  pValue: number;
-}
-
-/**
- * One-sided test that the first variance exceeds the second, for independent run sets, from the
- * estimates and their standard errors on the log scale (asymptotically normal).
- */
-export function compareVariances(v1: number, se1: number, v2: number, se2: number): VarianceComparison {
-  const s = Math.sqrt((se1 / v1) ** 2 + (se2 / v2) ** 2);
-  const z = (Math.log(v1) - Math.log(v2)) / s;
-  return { z, pValue: normalSf(z) };
-}
-
-/** `compareVariances` on two sets of moments. */
-export function testVarianceGreater(a: RunMoments, b: RunMoments): VarianceComparison {
-  return compareVariances(traceVariance(a), traceVarianceStdError(a), traceVariance(b), traceVarianceStdError(b));
-}
-
-/**
- * Streaming (Welford) accumulation of RunMoments one run at a time, for quantities whose runs
- * arrive one by one; `toMoments()` gives the same n, mean and m2 as the two-pass `runMoments`
- * (and merges exactly with `mergeMoments`). m4 is accumulated around the running mean, so it is
- * approximate in the same way as merges.
- */
-export class WelfordAccumulator {
-  private n = 0;
-  private readonly mean: Float64Array;
-  private readonly m2c: Float64Array;
-  private m4 = 0;
-
-  constructor(readonly dim: number) {
-    this.mean = new Float64Array(dim);
-    this.m2c = new Float64Array(dim);
+/** Two-sided interval at `level` (log-scale estimates give an interval that stays positive). */
+export function interval(e: Estimate, level: number): Interval {
+  if (!Number.isFinite(e.stdError) || !(e.df > 0)) return { low: NaN, high: NaN };
+  const q = studentQuantile(0.5 + level / 2, e.df);
+  if (e.scale === 'log') {
+    const f = Math.exp(q * e.stdError);
+    return { low: e.value / f, high: e.value * f };
   }
+  return { low: e.value - q * e.stdError, high: e.value + q * e.stdError };
+}
 
-  /** Adds one run's vector. */
-  push(v: ArrayLike<number>, offset = 0): void {
-    this.n++;
-    let d2 = 0;
-    for (let j = 0; j < this.dim; j++) {
-      const x = v[offset + j];
-      const delta = x - this.mean[j];
-      this.mean[j] += delta / this.n;
-      const after = x - this.mean[j];
-      this.m2c[j] += delta * after;
-      d2 += after * after;
-    }
-    this.m4 += d2 * d2;
-  }
-
-  /** Per-coordinate unbiased variances. */
-  coordinateVariances(): Float64Array {
-    return this.m2c.map((v) => (this.n > 1 ? v / (this.n - 1) : NaN));
-  }
-
-  toMoments(): RunMoments {
-    return { n: this.n, mean: Float64Array.from(this.mean), m2: this.m2c.reduce((s, v) => s + v, 0), m4: this.m4 };
-  }
+/** Concatenates the block lists of consecutive run ranges (in run order). */
+export function concatBlocks(parts: readonly (readonly RunBlockStats[])[]): RunBlockStats[] {
+  return parts.flatMap((p) => p);
 }

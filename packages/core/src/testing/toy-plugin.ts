@@ -39,7 +39,7 @@ export function toyModel(x: Float64Array, o: ToyOptions): Model<DenseReplicaStat
     replicate(theta0, shard) {
       const params = new Float64Array(shard.runCount * d);
       for (let r = 0; r < shard.runCount; r++) params.set(theta0, r * d);
-      return { runs: shard.runCount, dim: d, params, grad: new Float64Array(shard.runCount * d) };
+      return { runs: shard.runCount, runBlock: shard.runBlock, dim: d, params, grad: new Float64Array(shard.runCount * d) };
     },
     gradients(state, batch, wantFull) {
       const full = new Float64Array(state.runs * d);
@@ -53,9 +53,9 @@ export function toyModel(x: Float64Array, o: ToyOptions): Model<DenseReplicaStat
       }
       const diff = state.grad.map((g, i) => g - full[i]);
       return {
-        stochastic: denseBlockMoments(state.grad, state.runs, blocks),
-        full: wantFull ? denseBlockMoments(full, state.runs, blocks) : undefined,
-        difference: wantFull ? denseBlockMoments(diff, state.runs, blocks) : undefined,
+        stochastic: denseBlockMoments(state.grad, state.runs, blocks, state.runBlock),
+        full: wantFull ? denseBlockMoments(full, state.runs, blocks, state.runBlock) : undefined,
+        difference: wantFull ? denseBlockMoments(diff, state.runs, blocks, state.runBlock) : undefined,
       };
     },
     scalars(state) {
