@@ -39,6 +39,9 @@ export interface DecreasingInBatchSizeSpec {
  */
 export const MIN_RUNS_FOR_VERDICT = 16;
 
+/** Largest dispersion Var(d) / E(d)^2 of per-run squared deviations that a Gaussian can have. */
+export const GAUSSIAN_DISPERSION = 2;
+
 /** The standard error of a record's log value (variances), from the record itself. */
 export function logStdError(r: MetricRecord): number {
   if (r.stdError === undefined) return NaN;
@@ -140,6 +143,9 @@ function judgeMonteCarlo(spec: DecreasingInBatchSizeSpec, id: string, bs: number
   let verdict: ClaimResult['verdict'] = problems.size > 0 ? 'inconclusive' : pValue < alpha ? 'holds' : reverseP < alpha / m ? 'fails' : 'inconclusive';
   const needsRuns = fewestRuns < MIN_RUNS_FOR_VERDICT ? MIN_RUNS_FOR_VERDICT : undefined;
   if (needsRuns) verdict = 'inconclusive';
+  // Tails at the weakest comparison: above GAUSSIAN_DISPERSION no Gaussian explains the runs, and
+  // the size of the test is that of calibration.md's heavy-tailed rows (up to about 2x alpha).
+  const dispersion = Math.max(weakest.r1.dispersion ?? 0, weakest.r2.dispersion ?? 0);
   const at = (t: (typeof tests)[number]) => ({
     step: t.r1.step,
     epoch: t.r1.epoch,
@@ -163,6 +169,7 @@ function judgeMonteCarlo(spec: DecreasingInBatchSizeSpec, id: string, bs: number
       weakest: at(weakest),
       strongestReversal: { ...at(reverse), pValue: reverseP },
       runs: fewestRuns,
+      ...(dispersion > 0 ? { dispersion, tails: dispersion > GAUSSIAN_DISPERSION ? 'heavier than any Gaussian: the test may reject up to about twice as often as alpha (docs/calibration.md)' : 'within the Gaussian range' } : {}),
       ...(needsRuns ? { needsRuns, reason: `fewer than ${needsRuns} runs per (b, initial point): the tests are not calibrated there (docs/calibration.md); run with runs >= ${needsRuns}` } : {}),
       ...(problems.size > 0 ? { problems: [...problems] } : {}),
       batchSizes: bs,

@@ -56,6 +56,7 @@ const suiteSchema = {
           study: { type: 'object' },
           file: { type: 'string' },
           needs: { type: 'string' },
+          note: { type: 'string' },
           expect: { type: 'object', additionalProperties: { enum: ['holds', 'fails', 'inconclusive'] } },
         },
         required: ['expect'],

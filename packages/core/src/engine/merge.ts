@@ -47,9 +47,10 @@ export function mergeShardResults(parts: readonly ShardResult[]): ShardResult {
 }
 
 /** The fields every Monte Carlo record takes from its estimate. */
-function estimateFields(e: Estimate, level: number): Pick<MetricRecord, 'value' | 'runs' | 'ciLow' | 'ciHigh' | 'stdError' | 'scale' | 'df' | 'seMethod'> {
+function estimateFields(e: Estimate, level: number): Pick<MetricRecord, 'value' | 'runs' | 'ciLow' | 'ciHigh' | 'stdError' | 'scale' | 'df' | 'seMethod' | 'dispersion'> {
   const ci = interval(e, level);
-  return { value: e.value, runs: e.runs, ciLow: ci.low, ciHigh: ci.high, stdError: e.stdError, scale: e.scale, df: e.df, seMethod: e.method };
+  const fields = { value: e.value, runs: e.runs, ciLow: ci.low, ciHigh: ci.high, stdError: e.stdError, scale: e.scale, df: e.df, seMethod: e.method };
+  return e.dispersion !== undefined && Number.isFinite(e.dispersion) ? { ...fields, dispersion: e.dispersion } : fields;
 }
 
 /** The records of one recorded step of a (b, initial point) from the statistics of all its runs. */

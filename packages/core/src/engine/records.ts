@@ -41,6 +41,11 @@ export interface MetricRecord {
   df?: number;
   /** How `stdError` was computed (see docs/statistics.md). */
   seMethod?: string;
+  /**
+   * Variances: Var(d_r) / E(d_r)^2 of the per-run squared deviations; <= 2 for every Gaussian,
+   * larger for heavier tails than any Gaussian (docs/statistics.md).
+   */
+  dispersion?: number;
 }
 
 /** Verdict of a claim. */

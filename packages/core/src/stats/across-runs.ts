@@ -118,6 +118,12 @@ export interface Estimate {
   /** Degrees of freedom of the Student t reference. */
   df: number;
   method: string;
+  /**
+   * Variances only: Var(d_r) / E(d_r)^2 for the per-run squared deviations d_r. At most 2 for
+   * every Gaussian distribution of the runs (2 tr(S^2) / tr(S)^2); larger means heavier tails than
+   * any Gaussian, where the calibration of docs/calibration.md's heavy-tailed rows applies.
+   */
+  dispersion?: number;
 }
 
 const totals = (blocks: readonly RunBlockStats[]) => {
@@ -162,7 +168,8 @@ export function varianceEstimate(blocks: readonly RunBlockStats[]): Estimate {
   // in small samples. c = 2.5 is set by the simulation in docs/calibration.md.
   const small = runs / (runs - SMALL_SAMPLE_SHIFT);
   const stdError = Math.sqrt(((varD * (dependence / counted)) / runs) * small) / value;
-  return { value, runs: n, stdError, scale: 'log', df: Math.max(dof - 1, 1), method: SE_METHOD_VARIANCE };
+  const meanD = sumD / runs;
+  return { value, runs: n, stdError, scale: 'log', df: Math.max(dof - 1, 1), method: SE_METHOD_VARIANCE, dispersion: varD / (meanD * meanD) };
 }
 
 /** The mean of a scalar quantity from its run blocks, with its standard error (linear scale). */

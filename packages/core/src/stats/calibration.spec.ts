@@ -27,6 +27,14 @@ describe('calibration of the variance interval and test (run blocks of 16)', () 
     }
   }
 
+  it('flags heavier tails than any Gaussian by the dispersion of the per-run squared deviations', () => {
+    // Gaussian: 2 tr(S^2) / tr(S)^2 = 0.1 for 20 independent coordinates, 2 for rank 1.
+    expect(calibrate(family('gaussian'), 64, 16, 500).dispersion).toBeLessThan(0.2);
+    const t5 = calibrate(family('student-t5'), 128, 16, 500);
+    expect(t5.dispersion).toBeGreaterThan(4);
+    expect(t5.flaggedHeavy).toBeGreaterThan(0.9);
+  });
+
   it('is not calibrated for heavy tails at small R, which is why MIN_RUNS_FOR_VERDICT and docs/calibration.md say so', () => {
     // Recorded, not hidden: the scale mixture at R = 16 covers well under 0.93 (docs/calibration.md).
     const r = calibrate(family('scale-mixture'), 16, 16, N);

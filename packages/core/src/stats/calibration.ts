@@ -92,6 +92,10 @@ export interface CalibrationResult {
   /** Rejection rate of the same test when the first variance is `powerRatio` times the second. */
   power: number;
   powerRatio: number;
+  /** Mean of the estimates' dispersion Var(d) / E(d)^2 (<= 2 for any Gaussian). */
+  dispersion: number;
+  /** Share of estimates whose dispersion exceeds the Gaussian bound 2. */
+  flaggedHeavy: number;
 }
 
 function draws(rng: RandomStream, f: Family, runs: number, into: Float64Array): void {
@@ -114,11 +118,15 @@ export function calibrate(f: Family, runs: number, runBlock: number, replication
   let high = 0;
   let rejections = 0;
   let detections = 0;
+  let dispersion = 0;
+  let flagged = 0;
   for (let i = 0; i < replications; i++) {
     draws(rng, f, runs, a);
     draws(rng, f, runs, b);
     const ea = varianceEstimate(runBlockStats(a, runs, runBlock, f.dim));
     const eb = varianceEstimate(runBlockStats(b, runs, runBlock, f.dim));
+    dispersion += ea.dispersion ?? NaN;
+    if ((ea.dispersion ?? 0) > 2) flagged++;
     const ci = interval(ea, 0.95);
     if (ci.low > f.traceVariance) low++;
     else if (ci.high < f.traceVariance) high++;
@@ -128,7 +136,7 @@ export function calibrate(f: Family, runs: number, runBlock: number, replication
     const scaled = asRecord({ ...ea, value: ea.value * powerRatio });
     if (compareRecords(scaled, asRecord(eb)).pValue < 0.01) detections++;
   }
-  return { family: f.id, runs, runBlock, replications, coverage: cover / replications, missLow: low / replications, missHigh: high / replications, size: rejections / replications, power: detections / replications, powerRatio };
+  return { family: f.id, runs, runBlock, replications, coverage: cover / replications, missLow: low / replications, missHigh: high / replications, size: rejections / replications, power: detections / replications, powerRatio, dispersion: dispersion / replications, flaggedHeavy: flagged / replications };
 }
 
 /** Coverage of the interval of a mean (losses, errors) for Gaussian and skewed scalars. */
