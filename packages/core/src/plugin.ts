@@ -4,6 +4,7 @@ import type { Logger } from 'winston';
 import type { StudyConfig } from './config/study-config.js';
 import type { MetricObserver } from './engine/records.js';
 import type { ComponentFactories } from './engine/components.js';
+import type { RemoteConnection } from './engine/run-study.js';
 
 /** A partial study a preset contributes; the file's own fields override it. */
 export type PresetConfig<Options> = Partial<Omit<StudyConfig<Options>, 'options' | 'setting'>> & {
@@ -126,8 +127,6 @@ export interface CliCommand {
   run(args: string[], options: Record<string, unknown>): Promise<number>;
 }
 
-import type { RemoteShards } from './engine/run-study.js';
-
 /**
  * Remote shard execution (`"sgd-lab": { "remote": "<module>" }`, default export): the CLI hands
  * every unfinished shard of a study to the first installed executor that takes the URL's scheme
@@ -137,7 +136,7 @@ import type { RemoteShards } from './engine/run-study.js';
 export interface RemoteExecutor {
   /** URL schemes it takes, without the colon: ['redis', 'rediss']. */
   schemes: readonly string[];
-  connect(o: { url: string; study: StudyConfig; unreachableMs: number }): Promise<RemoteShards & { close(): Promise<void> }>;
+  connect(o: { url: string; study: StudyConfig; unreachableMs: number }): Promise<RemoteConnection>;
 }
 
 export function defineReporter(reporter: Reporter): Reporter {

@@ -4,7 +4,7 @@
  * as they arrive, so nothing finished is lost if Redis or the coordinator goes away).
  */
 import { Queue, QueueEvents } from 'bullmq';
-import { UserError, shardResultFromJson, studyFingerprint, type RemoteShards, type ShardResult, type ShardSpec, type StudyConfig } from '@sgd-lab/core';
+import { UserError, shardResultFromJson, studyFingerprint, type RemoteConnection, type ShardResult, type ShardSpec, type StudyConfig } from '@sgd-lab/core';
 import { QUEUE_NAME, connect, jobId, type ShardJob } from './queue.js';
 
 export interface RemoteOptions {
@@ -23,9 +23,7 @@ export class RedisGoneError extends UserError {
   }
 }
 
-export interface Remote extends RemoteShards {
-  close(): Promise<void>;
-}
+export type Remote = RemoteConnection;
 
 export async function createRemote(o: RemoteOptions): Promise<Remote> {
   const unreachableMs = o.unreachableMs ?? 20_000;

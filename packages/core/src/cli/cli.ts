@@ -26,7 +26,7 @@ import { formatDuration, progressObserver, type ProgressMode } from './progress.
 import { addPackageCommand, commanderExit, configure, finishGroups, typedParser } from './program.js';
 import { runSuiteCommand, runVerifyCommand, validateSuiteStudies } from './suite.js';
 import type { AnyPlugin, PluginContext } from '../plugin.js';
-import type { RemoteShards } from '../engine/run-study.js';
+import type { RemoteConnection } from '../engine/run-study.js';
 import { Tokens } from '../tokens.js';
 
 /** Preset used when `run` is given a setting id without --preset. */
@@ -36,7 +36,7 @@ export const DEFAULT_PRESET = 'cpu';
  * Remote shard execution is an extension: the first installed package whose `sgd-lab.remote`
  * executor takes the URL's scheme.
  */
-async function connectRemote(url: string, study: StudyConfig, unreachableMs: number): Promise<RemoteShards & { close(): Promise<void> }> {
+async function connectRemote(url: string, study: StudyConfig, unreachableMs: number): Promise<RemoteConnection> {
   const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(url)?.[1]?.toLowerCase() ?? '';
   const { remotes } = await discoverExtensions();
   const found = remotes.find((r) => r.value.schemes.includes(scheme));

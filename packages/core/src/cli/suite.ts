@@ -8,7 +8,6 @@
  * `sgd-lab verify <results-dir>` runs the study of a results folder again (same config, seed and
  * backend) and checks that metrics.jsonl comes out byte-identical (sha256 in the manifest).
  */
-import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -20,6 +19,7 @@ import { ConfigError, DataError } from '../errors.js';
 import { runSession } from '../engine/session.js';
 import type { ClaimResult } from '../engine/records.js';
 import { ResultFiles } from '../io/builtin-reporters.js';
+import { sha256 } from '../io/files.js';
 import { closeLogger, createLogger } from '../log/logger.js';
 import { discoverExtensions } from './discover.js';
 
@@ -181,9 +181,7 @@ export interface FileCheck {
   firstDifference?: number;
 }
 
-function sha256File(file: string): string | undefined {
-  return existsSync(file) ? createHash('sha256').update(readFileSync(file)).digest('hex') : undefined;
-}
+const digestOf = (file: string): string | undefined => (existsSync(file) ? sha256(readFileSync(file)) : undefined);
 
 /**
  * Re-runs a results folder's study and compares metrics.jsonl and claims.json byte for byte: the
@@ -210,7 +208,7 @@ export async function verifyResults(dir: string, dataDir: string): Promise<{ ide
     const files = produced.map((file): FileCheck => {
       const here = join(dir, file);
       const there = join(tmp, file);
-      const check: FileCheck = { file, onDisk: sha256File(here), recorded: manifest.outputs?.[file]?.sha256, rerun: sha256File(there), identical: false };
+      const check: FileCheck = { file, onDisk: digestOf(here), recorded: manifest.outputs?.[file]?.sha256, rerun: digestOf(there), identical: false };
       check.identical = check.onDisk !== undefined && check.onDisk === check.rerun && (check.recorded === undefined || check.recorded === check.onDisk);
       if (check.onDisk !== check.rerun && check.onDisk && check.rerun) {
         const a = readFileSync(here, 'utf8').split('\n');

@@ -116,6 +116,17 @@ const learningRateSchema = {
 export const BACKEND_NAMES = ['auto', 'native', 'wasm', 'cpu', 'webgpu', 'tensorflow', 'tensorflow-gpu'] as const;
 
 /** Fields of a study that every resolved study has (after its preset is merged). */
+/**
+ * Why a study's `runsPerShard` cannot be used, or undefined: a shard holds whole run blocks, so
+ * that results do not depend on the split (docs/statistics.md).
+ */
+export function shardSizeProblem(study: Pick<StudyConfig, 'runs' | 'runsPerShard' | 'runBlock'>): string | undefined {
+  const per = study.runsPerShard;
+  if (per === undefined || per >= study.runs || per % study.runBlock === 0) return undefined;
+  const near = Math.max(study.runBlock, Math.round(per / study.runBlock) * study.runBlock);
+  return `/runsPerShard: ${per} is not a multiple of /runBlock (${study.runBlock}); a shard holds whole run blocks so that results do not depend on the split (try ${near}, or set runBlock)`;
+}
+
 export const REQUIRED_STUDY_FIELDS = ['name', 'setting', 'seed', 'batchSizes', 'runs', 'initPoints', 'learningRate'] as const;
 
 /** Largest seed: streams hash seeds as safe integers, but a uint32 keeps them portable to other tools. */

@@ -1,6 +1,6 @@
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { ConfigError } from '../errors.js';
-import { REQUIRED_STUDY_FIELDS, coreStudySchema, type StudyConfig } from './study-config.js';
+import { REQUIRED_STUDY_FIELDS, coreStudySchema, shardSizeProblem, type StudyConfig } from './study-config.js';
 import type { AnyPlugin } from '../plugin.js';
 
 /** Formats ajv errors as "<json path>: <what was expected>" lines. */
@@ -206,12 +206,8 @@ export function resolveStudy(raw: unknown, plugin: AnyPlugin, source: string, pr
   if (study.runsPerShard !== undefined && study.runsPerShard > study.runs) {
     throw new ConfigError(source, [`/runsPerShard: must be <= runs (${study.runs})`]);
   }
-  if (study.runsPerShard !== undefined && study.runsPerShard < study.runs && study.runsPerShard % study.runBlock !== 0) {
-    const near = Math.max(study.runBlock, Math.round(study.runsPerShard / study.runBlock) * study.runBlock);
-    throw new ConfigError(source, [
-      `/runsPerShard: ${study.runsPerShard} is not a multiple of /runBlock (${study.runBlock}); a shard holds whole run blocks so that results do not depend on the split (try ${near}, or set runBlock)`,
-    ]);
-  }
+  const shardSize = shardSizeProblem(study);
+  if (shardSize) throw new ConfigError(source, [shardSize]);
   plugin.checkStudy?.(study, (path, message) => {
     throw new ConfigError(source, [`${path}: ${message}`]);
   });

@@ -10,7 +10,7 @@
  * per-replica cost of stacked kernels falls with R, so the estimate errs high for small runs.
  */
 import type { DependencyContainer } from 'tsyringe';
-import { learningRateAt, type StudyConfig } from '../config/study-config.js';
+import { learningRateAt, shardSizeProblem, type StudyConfig } from '../config/study-config.js';
 import { ConfigError } from '../errors.js';
 import { RandomStream, StreamPurpose } from '../random/stream.js';
 import { Tokens } from '../tokens.js';
@@ -25,11 +25,9 @@ export function planShards(study: StudyConfig, model?: Pick<Model, 'schedule'>):
   const steps = study.steps ?? 0;
   const runBlock = study.runBlock;
   const per = study.runsPerShard ?? study.runs;
-  if (per < study.runs && per % runBlock !== 0) {
-    throw new ConfigError(`study ${study.name}`, [
-      `/runsPerShard: ${per} is not a multiple of /runBlock (${runBlock}); a shard holds whole run blocks so that results do not depend on the split (e.g. ${Math.max(runBlock, Math.round(per / runBlock) * runBlock)})`,
-    ]);
-  }
+  // Resolved studies were checked already; this guards studies built in code (workers, tests).
+  const problem = shardSizeProblem(study);
+  if (problem) throw new ConfigError(`study ${study.name}`, [problem]);
   const shards: ShardSpec[] = [];
   for (let initPoint = 0; initPoint < study.initPoints; initPoint++) {
     for (const batchSize of study.batchSizes) {

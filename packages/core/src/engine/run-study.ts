@@ -17,9 +17,6 @@ import { RecordIndex } from './record-index.js';
 import type { MetricRecord, StudyEvent } from './records.js';
 import { hashTheta, runShard, scheduleOf, shardContext, shardKey, type ShardResult } from './shard.js';
 
-export { shardKey, type ShardResult, type StepStats } from './shard.js';
-export { planShards } from './plan.js';
-
 /** Initial parameters at most this long are written into the manifest verbatim. */
 export const MAX_THETA0_IN_MANIFEST = 10_000;
 
@@ -49,6 +46,11 @@ export interface RunStudyOptions {
 export interface RemoteShards {
   /** Starts computing a shard. */
   submit(shard: ShardSpec): Promise<ShardResult>;
+}
+
+/** A remote executor's open connection (see `RemoteExecutor` in plugin.ts). */
+export interface RemoteConnection extends RemoteShards {
+  close(): Promise<void>;
 }
 
 /** Persistence of finished shards (see io/shard-store.ts). */

@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { defineReporter, type Reporter } from '../plugin.js';
 import type { ClaimResult, MetricRecord } from '../engine/records.js';
-import { writeFileAtomic } from './files.js';
+import { sha256, writeFileAtomic } from './files.js';
 
 /** File names inside a results folder. */
 export const ResultFiles = {
@@ -58,7 +58,7 @@ export const claimsReporter: Reporter = defineReporter({
       },
       async close() {
         const text = JSON.stringify({ study: study.name, setting: study.setting, claims }, null, 2) + '\n';
-        digest = createHash('sha256').update(text).digest('hex');
+        digest = sha256(text);
         await writeFileAtomic(join(outDir, ResultFiles.claims), text);
       },
       outputs: () => ({ [ResultFiles.claims]: { sha256: digest, claims: claims.length } }),

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { RandomStream } from '../random/stream.js';
-import { biasRatio, concatBlocks, interval, meanEstimate, runBlockStats, scalarBlockStats, varianceEstimate } from './across-runs.js';
+import { biasRatio, interval, meanEstimate, runBlockStats, scalarBlockStats, varianceEstimate } from './across-runs.js';
 
 function randomMatrix(rng: RandomStream, runs: number, dim: number, scale: number[], shift = 3): Float64Array {
   const m = new Float64Array(runs * dim);
@@ -44,7 +44,7 @@ describe('run-block statistics', () => {
     for (const cuts of [[8], [40, 48], [16, 32, 88]]) {
       const edges = [0, ...cuts, runs];
       const parts = edges.slice(1).map((end, i) => runBlockStats(data, end - edges[i], 8, dim, 0, dim, edges[i] * dim));
-      const merged = concatBlocks(parts);
+      const merged = parts.flat();
       expect(merged).toEqual(whole);
       expect(varianceEstimate(merged)).toEqual(varianceEstimate(whole));
     }

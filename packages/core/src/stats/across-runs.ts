@@ -150,7 +150,7 @@ export function varianceEstimate(blocks: readonly RunBlockStats[]): Estimate {
   let sumD = 0;
   let sumD2 = 0;
   let dependence = 0;
-  let counted = 0;
+  let runs = 0;
   for (const b of blocks) {
     if (b.n < 2) continue;
     const c = b.n / (b.n - 1);
@@ -159,15 +159,14 @@ export function varianceEstimate(blocks: readonly RunBlockStats[]): Estimate {
     // Deviations from a block mean sum to zero, so the d_r of a block are dependent; for Gaussian
     // runs the variance of their sum is n/(n - 1) times that of independent ones.
     dependence += b.n * c;
-    counted += b.n;
+    runs += b.n;
   }
-  const runs = counted;
   if (runs < 3 || !(value > 0)) return { value, runs: n, stdError: NaN, scale: 'log', df: Math.max(dof - 1, 0), method: SE_METHOD_VARIANCE };
   const varD = Math.max(sumD2 - (sumD * sumD) / runs, 0) / (runs - 1);
   // Small-sample factor n/(n - c), after Bonett's n/(n - z) (2006): sample fourth moments are low
   // in small samples. c = 2.5 is set by the simulation in docs/calibration.md.
   const small = runs / (runs - SMALL_SAMPLE_SHIFT);
-  const stdError = Math.sqrt(((varD * (dependence / counted)) / runs) * small) / value;
+  const stdError = Math.sqrt(((varD * (dependence / runs)) / runs) * small) / value;
   const meanD = sumD / runs;
   return { value, runs: n, stdError, scale: 'log', df: Math.max(dof - 1, 1), method: SE_METHOD_VARIANCE, dispersion: varD / (meanD * meanD) };
 }
@@ -213,9 +212,4 @@ export function interval(e: Estimate, level: number): Interval {
     return { low: e.value / f, high: e.value * f };
   }
   return { low: e.value - q * e.stdError, high: e.value + q * e.stdError };
-}
-
-/** Concatenates the block lists of consecutive run ranges (in run order). */
-export function concatBlocks(parts: readonly (readonly RunBlockStats[])[]): RunBlockStats[] {
-  return parts.flatMap((p) => p);
 }
