@@ -7,7 +7,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { MIN_RUNS_FOR_VERDICT } from '../claims/monotone.js';
-import { FAMILIES, calibrate, calibrateMean } from './calibration.js';
+import { FAMILIES, calibrate, calibrateAgreement, calibrateMean } from './calibration.js';
 
 const N = 4000;
 const family = (id: string) => FAMILIES.find((f) => f.id === id)!;
@@ -49,6 +49,20 @@ describe('calibration of the interval of a mean (losses, errors)', () => {
       for (const runs of sizes) {
         const r = calibrateMean(kind, runs, 16, N);
         expect({ runs, ok: r.coverage >= 0.93 && r.coverage <= 0.97 }).toEqual({ runs, ok: true });
+      }
+    });
+  }
+});
+
+describe('calibration of the agreement-with-the-oracle claim', () => {
+  // 1,000 replications of 3 batch sizes x 20 steps (60 comparisons) with the Monte Carlo right:
+  // the share that fails must stay at the 1% level (standard error 0.003 at 0.01).
+  for (const id of ['gaussian', 'rank-1']) {
+    it(`${id}, R in {16, 32, 128}: fails at most 1.5% of the time when the Monte Carlo is right`, () => {
+      for (const runs of [16, 32, 128]) {
+        const r = calibrateAgreement(family(id), runs, 16, 20, 3, 1000);
+        expect(r.comparisons).toBe(60);
+        expect({ runs, size: r.size }).toEqual({ runs, size: expect.toSatisfy((x: number) => x <= 0.015) });
       }
     });
   }

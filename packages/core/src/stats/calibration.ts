@@ -6,6 +6,9 @@
  * size). `npm test` runs a short version (stats/calibration.spec.ts), `npm run calibrate` the long
  * one whose report is docs/calibration.md.
  */
+import { agreesWithExact } from '../claims/monotone.js';
+import type { StudyConfig } from '../config/study-config.js';
+import { RecordIndex } from '../engine/record-index.js';
 import type { MetricRecord } from '../engine/records.js';
 import { RandomStream } from '../random/stream.js';
 import { interval, meanEstimate, runBlockStats, varianceEstimate, type Estimate } from './across-runs.js';
@@ -106,7 +109,7 @@ function draws(rng: RandomStream, f: Family, runs: number, into: Float64Array): 
   }
 }
 
-const asRecord = (e: Estimate): MetricRecord => ({ study: 'calibration', setting: 'calibration', metric: 'v', estimator: 'monte_carlo', initPoint: 0, value: e.value, runs: e.runs, stdError: e.stdError, scale: e.scale, df: e.df });
+const asRecord = (e: Estimate): MetricRecord => ({ study: 'calibration', setting: 'calibration', metric: 'v', estimator: 'monte_carlo', initPoint: 0, value: e.value, runs: e.runs, stdError: e.stdError, scale: e.scale, df: e.df, dispersion: e.dispersion });
 
 /** Coverage, size and power of the variance interval and test for one family and run count. */
 export function calibrate(f: Family, runs: number, runBlock: number, replications: number, seed = 14, powerRatio = 2): CalibrationResult {
@@ -151,4 +154,35 @@ export function calibrateMean(kind: 'gaussian' | 'exponential', runs: number, ru
     if (ci.low <= truth && truth <= ci.high) cover++;
   }
   return { kind, runs, coverage: cover / replications };
+}
+
+/**
+ * Size of the agreement-with-the-oracle claim (`agreesWithExact`) when the Monte Carlo is right:
+ * per replication, `batchSizes` independent run sets of R runs at each of `steps` steps, exact
+ * value = the family's true trace variance; the share of replications whose claim fails at
+ * alpha = 0.01.
+ */
+export function calibrateAgreement(f: Family, runs: number, runBlock: number, steps: number, batchSizes: number, replications: number, seed = 15): { family: string; runs: number; comparisons: number; size: number } {
+  const rng = new RandomStream([seed, runs, runBlock, f.dim, steps, batchSizes]);
+  const data = new Float64Array(runs * f.dim);
+  const bs = Array.from({ length: batchSizes }, (_, i) => 2 ** i);
+  const study = { name: 'c', setting: 'c', batchSizes: bs, initPoints: 1, significance: 0.01, confidenceLevel: 0.95 } as unknown as StudyConfig;
+  const claim = agreesWithExact({ id: 'a', statement: '', paperRef: '', metrics: [{ metric: 'v', scale: 'log' }] });
+  let fails = 0;
+  let comparisons = 0;
+  for (let i = 0; i < replications; i++) {
+    const index = new RecordIndex();
+    for (const b of bs) {
+      for (let t = 0; t < steps; t++) {
+        draws(rng, f, runs, data);
+        const e = varianceEstimate(runBlockStats(data, runs, runBlock, f.dim));
+        index.add({ ...asRecord(e), batchSize: b, step: t });
+        index.add({ study: 'c', setting: 'c', metric: 'v', estimator: 'exact', initPoint: 0, batchSize: b, step: t, value: f.traceVariance });
+      }
+    }
+    const [r] = claim.evaluate(index, study);
+    comparisons = r.evidence.comparisons as number;
+    if (r.verdict === 'fails') fails++;
+  }
+  return { family: f.id, runs, comparisons, size: fails / replications };
 }
