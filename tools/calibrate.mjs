@@ -41,7 +41,7 @@ lines.push('');
 lines.push('- **coverage**: share of nominal 95% intervals that contain the true trace variance (target [0.93, 0.97]); **low / high**: share entirely below / above the truth.');
 lines.push('- **size**: share of one-sided 1% tests "Var(first) > Var(second)" that reject when both have the same distribution (target <= 0.015).');
 lines.push('- **power**: the same test when the first variance is twice the second.');
-lines.push('- **dispersion**: mean of Var(d) / E(d)^2 of the per-run squared deviations, the `dispersion` every variance record carries (at most 2 for any Gaussian); **> 2**: share of estimates above that bound, which claims report as heavier tails than any Gaussian.');
+lines.push('- **dispersion**: mean of Var(d) / E(d)^2 of the per-run squared deviations, the `dispersion` every variance record carries (at most 2 for any Gaussian); **> 2**: share of estimates above that bound, which claims report as probably heavy-tailed (the estimate is noisy: a rank-1 Gaussian exceeds 2 in a good share of samples).');
 lines.push(`- Monte Carlo error of a share p: sqrt(p (1 - p) / ${reps}), e.g. ${se(0.95).toFixed(4)} at 0.95 and ${se(0.01).toFixed(4)} at 0.01.`);
 lines.push('');
 lines.push('| family | R | coverage | low | high | size | power | dispersion | > 2 | calibrated |');

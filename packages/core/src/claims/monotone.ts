@@ -172,7 +172,7 @@ function judgeMonteCarlo(spec: DecreasingInBatchSizeSpec, id: string, bs: number
       weakest: at(weakest),
       strongestReversal: { ...at(reverse), pValue: reverseP },
       runs: fewestRuns,
-      ...(dispersion > 0 ? { dispersion, tails: dispersion > GAUSSIAN_DISPERSION ? 'heavier than any Gaussian: the test may reject up to about twice as often as alpha (docs/calibration.md)' : 'within the Gaussian range' } : {}),
+      ...(dispersion > 0 ? { dispersion, tails: dispersion > GAUSSIAN_DISPERSION ? 'estimated above 2, the most any Gaussian has: probably heavy-tailed (an estimate: rank-1 Gaussian samples exceed 2 a third of the time), and the test may then reject up to about twice as often as alpha (docs/calibration.md)' : 'within the Gaussian range' } : {}),
       ...(needsRuns ? { needsRuns, reason: `fewer than ${needsRuns} runs per (b, initial point): the tests are not calibrated there (docs/calibration.md); run with runs >= ${needsRuns}` } : {}),
       ...(problems.size > 0 ? { problems: [...problems] } : {}),
       batchSizes: bs,
