@@ -10,6 +10,7 @@ export * from './random/stream.js';
 export * from './stats/normal.js';
 export * from './stats/across-runs.js';
 export * from './stats/student-t.js';
+export * from './stats/chi-square.js';
 export * from './stats/compare.js';
 export * from './stats/calibration.js';
 export * from './stats/polyfit.js';

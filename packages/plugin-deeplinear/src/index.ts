@@ -8,11 +8,12 @@ import { RandomStream, StreamPurpose, Tokens, agreesWithExact, decreasingInBatch
 import { ReplicaEngine, chunkSizeFor, engineSgd, strategyFor, useBackend } from '@sgd-lab/tensor';
 import { DeepLinearModel, bytesPerReplica, deepLinearProgram, drawLayers, gaussianSampler, layerShapes, product } from './model.js';
 import { exactAtZero } from './oracle.js';
-import { noConstantTermClaim, varianceFit } from './analysis.js';
+import { DEFAULT_CONSTANT_TEST, noConstantTermClaim, varianceFit, type ConstantTestOptions } from './analysis.js';
 
 export * from './model.js';
 export * from './oracle.js';
 export * from './analysis.js';
+export * from './calibration.js';
 
 export interface DeepLinearOptions {
   /** [input, hidden..., output]; depth = widths.length - 1 >= 2. */
@@ -23,6 +24,8 @@ export interface DeepLinearOptions {
   fitSteps: number[];
   /** Highest power of 1/b in the fits. */
   fitDegree: number;
+  /** The Theorem 4 test (docs/statistics.md). */
+  constantTest: ConstantTestOptions;
 }
 
 const configSchema: JSONSchemaType<DeepLinearOptions> = {
@@ -39,7 +42,21 @@ const configSchema: JSONSchemaType<DeepLinearOptions> = {
     teacherScale: { type: 'number', exclusiveMinimum: 0, default: 1, description: 'Teacher entries ~ N(0, s^2 / fan_in).' },
     studentScale: { type: 'number', exclusiveMinimum: 0, default: 1, description: 'Student entries ~ N(0, s^2 / fan_in).' },
     fitSteps: { type: 'array', items: { type: 'integer', minimum: 0 }, default: [], description: 'Steps of the fits in 1/b (empty: automatic).' },
-    fitDegree: { type: 'integer', minimum: 1, maximum: 6, default: 3, description: 'Highest power of 1/b in the fits.' },
+    fitDegree: { type: 'integer', minimum: 1, maximum: 8, default: 6, description: 'Highest power of 1/b in the no-constant fits (the lowest adequate degree up to this is used).' },
+    constantTest: {
+      type: 'object',
+      description: 'The Theorem 4 test: a constant beside powers of 1/b, the lowest adequate degree, an equivalence margin.',
+      properties: {
+        minBatchSizes: { type: 'integer', minimum: 5, default: DEFAULT_CONSTANT_TEST.minBatchSizes, description: 'Fewest batch sizes a step is tested on.' },
+        minDegree: { type: 'integer', minimum: 1, maximum: 8, default: DEFAULT_CONSTANT_TEST.minDegree, description: 'Lowest degree in 1/b beside the constant.' },
+        maxDegree: { type: 'integer', minimum: 1, maximum: 8, default: DEFAULT_CONSTANT_TEST.maxDegree, description: 'Highest degree tried.' },
+        fitLevel: { type: 'number', exclusiveMinimum: 0, exclusiveMaximum: 1, default: DEFAULT_CONSTANT_TEST.fitLevel, description: 'A fit is adequate when its residual chi-square has p >= this.' },
+        margin: { type: 'number', exclusiveMinimum: 0, default: DEFAULT_CONSTANT_TEST.margin, description: 'Equivalence margin delta for c0 / c1.' },
+      },
+      required: [],
+      additionalProperties: false,
+      default: { ...DEFAULT_CONSTANT_TEST },
+    },
   },
   required: [],
   additionalProperties: false,
@@ -53,19 +70,19 @@ const RATE = { type: 'inverse-time', alpha0: 1, offset: 200 } as const;
 
 const presets: Record<string, PresetConfig<DeepLinearOptions>> = {
   smoke: {
-    description: 'seconds: widths [8, 16, 4], b in {1, 2, 4, 16}, 30 steps, 200 runs',
+    description: 'seconds: widths [8, 16, 4], b in {1, 2, 4, 8, 16, 32, 64} (7 values: the Theorem 4 test needs 5), 30 steps, 200 runs',
     seed: 1,
-    batchSizes: [1, 2, 4, 16],
+    batchSizes: [1, 2, 4, 8, 16, 32, 64],
     steps: 30,
     runs: 200,
     initPoints: 1,
-    learningRate: { type: 'inverse-time', alpha0: 1, offset: 20 },
+    learningRate: { type: 'inverse-time', alpha0: 1, offset: 40 },
     options: { widths: [8, 16, 4] },
   },
   cpu: {
-    description: 'paper widths, b in {1, 2, 4, 16, 64}, 100 steps, 128 runs; 75 s on native, 2 cores',
+    description: 'paper widths, b in {1, 2, 4, 8, 16, 32, 64} (7 values, so that Theorem 4 is tested at degree 5), 100 steps, 128 runs; 41 s on native, 2 cores',
     seed: 2021,
-    batchSizes: [1, 2, 4, 16, 64],
+    batchSizes: [1, 2, 4, 8, 16, 32, 64],
     steps: 100,
     runs: 128,
     initPoints: 1,
@@ -91,6 +108,8 @@ export default definePlugin<DeepLinearOptions>({
   metrics: ['grad_variance', 'full_grad_variance', 'loss', 'grad_bias_ratio', 'grad_variance_poly', 'grad_variance_lead', 'b0_estimate'],
   checkStudy(study, fail) {
     if (study.steps === undefined) fail('/steps', 'gaussian-deeplinear is step-based: give "steps"');
+    const c = study.options.constantTest;
+    if (c.maxDegree < c.minDegree) fail('/options/constantTest/maxDegree', `must be >= minDegree (${c.minDegree})`);
   },
   async register(container, study, ctx) {
     const o = study.options;
@@ -137,7 +156,7 @@ export default definePlugin<DeepLinearOptions>({
         estimators: ['monte_carlo'],
       }),
     });
-    container.register(Tokens.Claim, { useValue: noConstantTermClaim(o.fitSteps, o.fitDegree) });
+    container.register(Tokens.Claim, { useValue: noConstantTermClaim(o.fitSteps, o.constantTest) });
     container.register(Tokens.Claim, {
       useValue: agreesWithExact({
         id: 'monte-carlo-matches-exact-t0',

@@ -3,7 +3,7 @@
  * figure as inline SVG with the numbers behind it as a CSV download (a data: URI), and the
  * manifest.
  */
-import type { ClaimResult } from '@sgd-lab/core';
+import { verdictLabel, type ClaimResult } from '@sgd-lab/core';
 import type { Figure } from './figures.js';
 import { toCsv } from './figures.js';
 
@@ -37,7 +37,7 @@ function claimRow(c: ClaimResult): string {
   const where = weakest ? Object.entries(weakest).filter(([, v]) => v !== undefined && v !== null).map(([k, v]) => `${k} ${typeof v === 'number' ? num(v) : String(v)}`).join(', ') : '';
   const n = c.evidence.comparisons !== undefined ? `${c.evidence.comparisons} comparisons` : '';
   return `<tr class="${c.verdict}"><td><code>${esc(c.id)}</code></td><td>${esc(c.statement)}</td><td>${esc(c.paperRef)}</td><td>${esc(c.estimator)}</td>
-<td class="verdict">${c.verdict}</td><td>${stat}</td><td>${esc([n, where].filter(Boolean).join('; '))}</td></tr>`;
+<td class="verdict">${esc(verdictLabel(c))}</td><td>${stat}</td><td>${esc([n, where].filter(Boolean).join('; '))}</td></tr>`;
 }
 
 function figureBlock({ figure, svg }: RenderedFigure): string {

@@ -17,7 +17,7 @@ import type { AnyPlugin } from '../plugin.js';
 import type { StudyConfig } from '../config/study-config.js';
 import { ConfigError, DataError } from '../errors.js';
 import { runSession } from '../engine/session.js';
-import type { ClaimResult } from '../engine/records.js';
+import { verdictLabel, type ClaimResult } from '../engine/records.js';
 import { ResultFiles } from '../io/builtin-reporters.js';
 import { sha256 } from '../io/files.js';
 import { closeLogger, createLogger } from '../log/logger.js';
@@ -141,11 +141,13 @@ export async function runSuite(file: string, outRoot: string, dataDir: string, l
       if (!c) problems.push(`${key}: expected ${verdict}, but the study no longer produces this claim`);
       else if (c.verdict !== verdict) {
         const stat = c.pValue !== undefined ? `p = ${c.pValue}` : `margin = ${c.margin}`;
-        problems.push(`${key}: expected ${verdict}, got ${c.verdict} (${stat})`);
+        problems.push(`${key}: expected ${verdict}, got ${verdictLabel(c)} (${stat})`);
       }
     }
     const status = problems.length ? 'regressed' : 'passed';
-    log(`${status === 'passed' ? 'PASSED ' : 'REGRESSED'} ${study.name}: ${Object.keys(entry.expect).length} claims checked${problems.length ? '\n  ' + problems.join('\n  ') : ''}`);
+    // An equivalence claim's "holds" is a different statement (shown inside a margin): say so.
+    const equivalences = Object.keys(entry.expect).map((k) => got.get(k)).filter((c): c is ClaimResult => c?.equivalenceMargin !== undefined).map((c) => `${claimKey(c)}: ${verdictLabel(c)}`);
+    log(`${status === 'passed' ? 'PASSED ' : 'REGRESSED'} ${study.name}: ${Object.keys(entry.expect).length} claims checked${equivalences.length ? ` (equivalence: ${equivalences.join('; ')})` : ''}${problems.length ? '\n  ' + problems.join('\n  ') : ''}`);
     outcomes.push({ study: study.name, status, problems });
   }
   return outcomes;

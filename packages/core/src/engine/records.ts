@@ -64,8 +64,18 @@ export interface ClaimResult {
   pValue?: number;
   /** Smallest relative margin (exact only): min over comparisons of (V(b1) - V(b2)) / V(b1). */
   margin?: number;
+  /**
+   * Equivalence claims ("no constant term"): "holds" means the quantity was shown to lie inside
+   * +/- this margin, not merely that a difference was not found.
+   */
+  equivalenceMargin?: number;
   /** Numbers behind the verdict: where the weakest comparison was, counts, levels. */
   evidence: Record<string, unknown>;
+}
+
+/** The verdict as people read it: "holds" of an equivalence claim names its margin. */
+export function verdictLabel(c: Pick<ClaimResult, 'verdict' | 'equivalenceMargin'>): string {
+  return c.equivalenceMargin !== undefined && c.equivalenceMargin !== null && c.verdict === 'holds' ? `holds within +/-${c.equivalenceMargin}` : c.verdict;
 }
 
 /** Lifecycle and data events of a study; each `type` is also an observer hook name. */

@@ -6,7 +6,7 @@ import { createWriteStream } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { defineReporter, type Reporter } from '../plugin.js';
-import type { ClaimResult, MetricRecord } from '../engine/records.js';
+import { verdictLabel, type ClaimResult, type MetricRecord } from '../engine/records.js';
 import { sha256, writeFileAtomic } from './files.js';
 
 /** File names inside a results folder. */
@@ -105,7 +105,7 @@ export const consoleReporter: Reporter = defineReporter({
           lines.push('claims:');
           for (const c of claims) {
             const stat = c.pValue !== undefined ? `p=${fmt(c.pValue)}` : c.margin !== undefined ? `margin=${fmt(c.margin)}` : '';
-            lines.push(`  ${c.verdict.toUpperCase().padEnd(13)} ${c.id} (${c.estimator}) ${stat}`);
+            lines.push(`  ${verdictLabel(c).toUpperCase().padEnd(13)} ${c.id} (${c.estimator}) ${stat}`);
           }
         }
         process.stdout.write(lines.join('\n') + '\n');

@@ -14,6 +14,8 @@ export const StreamPurpose = {
   batch: 2,
   data: 3,
   model: 4,
+  /** Resampling in analyses (bootstrap intervals). */
+  analysis: 5,
 } as const;
 
 const TWO_32 = 4294967296;

@@ -123,3 +123,101 @@ export function realRootsIn(coefficients: readonly number[], lo: number, hi: num
   }
   return roots;
 }
+
+/** A weighted least-squares fit with known variances: coefficients, their covariance, chi-square. */
+export interface WeightedFit {
+  /** coefficients[k] multiplies x^powers[k]. */
+  coefficients: number[];
+  /** Covariance of the coefficients, (X' W X)^-1. */
+  covariance: number[][];
+  /** sum_i (y_i - fit_i)^2 / sigma_i^2. */
+  chiSquare: number;
+  /** Points minus coefficients. */
+  df: number;
+}
+
+/**
+ * Fits y_i ~ sum_k c_k x_i^powers[k] with Var(y_i) = sigma_i^2 known, by Householder QR of the
+ * whitened design (columns scaled to unit norm first): the coefficients, their covariance
+ * R^-1 R^-T and the residual chi-square.
+ */
+export function weightedPolyfit(x: readonly number[], y: readonly number[], sigma: readonly number[], powers: readonly number[]): WeightedFit {
+  const n = x.length;
+  const p = powers.length;
+  if (n < p) throw new RangeError(`weightedPolyfit: ${n} points cannot determine ${p} coefficients`);
+  const cols = powers.map((k) => x.map((xi, i) => xi ** k / sigma[i]));
+  const norms = cols.map((c) => Math.sqrt(c.reduce((s, v) => s + v * v, 0)) || 1);
+  const a = Array.from({ length: n }, (_, i) => cols.map((c, j) => c[i] / norms[j]));
+  const rhs = y.map((v, i) => v / sigma[i]);
+  const { coefficients: scaled, r } = householder(a, rhs);
+  const rInv = upperInverse(r);
+  const covariance = Array.from({ length: p }, (_, i) =>
+    Array.from({ length: p }, (_, j) => {
+      let s = 0;
+      for (let k = Math.max(i, j); k < p; k++) s += rInv[i][k] * rInv[j][k];
+      return s / (norms[i] * norms[j]);
+    }),
+  );
+  const coefficients = scaled.map((c, j) => c / norms[j]);
+  let chiSquare = 0;
+  for (let i = 0; i < n; i++) {
+    let f = 0;
+    for (let j = 0; j < p; j++) f += coefficients[j] * x[i] ** powers[j];
+    chiSquare += ((y[i] - f) / sigma[i]) ** 2;
+  }
+  return { coefficients, covariance, chiSquare, df: n - p };
+}
+
+/** Householder QR least squares that also returns R (p x p, upper triangular). */
+function householder(aIn: readonly (readonly number[])[], yIn: readonly number[]): { coefficients: number[]; r: number[][] } {
+  const m = aIn.length;
+  const n = aIn[0]?.length ?? 0;
+  const a = aIn.map((row) => [...row]);
+  const y = [...yIn];
+  for (let k = 0; k < n; k++) {
+    let norm = 0;
+    for (let i = k; i < m; i++) norm += a[i][k] * a[i][k];
+    norm = Math.sqrt(norm);
+    if (norm === 0) throw new RangeError('weightedPolyfit: the design matrix is rank deficient');
+    const alpha = a[k][k] > 0 ? -norm : norm;
+    const v = new Array<number>(m).fill(0);
+    v[k] = a[k][k] - alpha;
+    for (let i = k + 1; i < m; i++) v[i] = a[i][k];
+    let vv = 0;
+    for (let i = k; i < m; i++) vv += v[i] * v[i];
+    if (vv === 0) continue;
+    for (let j = k; j < n; j++) {
+      let s = 0;
+      for (let i = k; i < m; i++) s += v[i] * a[i][j];
+      const f = (2 * s) / vv;
+      for (let i = k; i < m; i++) a[i][j] -= f * v[i];
+    }
+    let s = 0;
+    for (let i = k; i < m; i++) s += v[i] * y[i];
+    const f = (2 * s) / vv;
+    for (let i = k; i < m; i++) y[i] -= f * v[i];
+  }
+  const r = Array.from({ length: n }, (_, i) => Array.from({ length: n }, (_, j) => (j >= i ? a[i][j] : 0)));
+  const c = new Array<number>(n).fill(0);
+  for (let k = n - 1; k >= 0; k--) {
+    let s = y[k];
+    for (let j = k + 1; j < n; j++) s -= r[k][j] * c[j];
+    c[k] = s / r[k][k];
+  }
+  return { coefficients: c, r };
+}
+
+/** Inverse of an upper-triangular matrix by back substitution. */
+function upperInverse(r: readonly (readonly number[])[]): number[][] {
+  const n = r.length;
+  const inv = Array.from({ length: n }, () => new Array<number>(n).fill(0));
+  for (let j = 0; j < n; j++) {
+    inv[j][j] = 1 / r[j][j];
+    for (let i = j - 1; i >= 0; i--) {
+      let s = 0;
+      for (let k = i + 1; k <= j; k++) s += r[i][k] * inv[k][j];
+      inv[i][j] = -s / r[i][i];
+    }
+  }
+  return inv;
+}
