@@ -41,11 +41,12 @@ describe('sgd-lab suite', () => {
     suite.studies = [suite.studies[1]];
     suite.studies[0].expect['grad-variance-decreasing-in-b/monte_carlo'] = 'fails';
     suite.studies[0].expect['no-such-claim/exact'] = 'holds';
+    suite.studies[0].reasons = { 'grad-variance-decreasing-in-b/monte_carlo': 'a reason shown beside the regression' };
     writeFileSync(join(dir, 's.json'), JSON.stringify(suite));
     const r = await sgdLab(['suite', join(dir, 's.json'), '--out', join(dir, 'out')]);
     expect(r.status).toBe(1);
     expect(r.stdout).toMatch(/REGRESSED admission-linreg-smoke-synthetic/);
-    expect(r.stdout).toMatch(/grad-variance-decreasing-in-b\/monte_carlo: expected fails, got holds \(p = [0-9.e-]+\)/);
+    expect(r.stdout).toMatch(/grad-variance-decreasing-in-b\/monte_carlo: expected fails, got holds \(p = [0-9.e-]+\); expected because: a reason shown beside the regression/);
     expect(r.stdout).toMatch(/no-such-claim\/exact: expected holds, but the study no longer produces this claim/);
   });
 
@@ -55,6 +56,11 @@ describe('sgd-lab suite', () => {
     const r = await sgdLab(['suite', join(dir, 's.json')]);
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/\/studies\/0\/expect\/a: must be one of "holds", "fails", "inconclusive"/);
+    // A reason must explain a verdict the entry expects.
+    writeFileSync(join(dir, 't.json'), JSON.stringify({ name: 'x', studies: [{ study: {}, expect: { a: 'holds' }, reasons: { b: 'why' } }] }));
+    const t = await sgdLab(['suite', join(dir, 't.json')]);
+    expect(t.status).toBe(2);
+    expect(t.stderr).toMatch(/\/studies\/0\/reasons\/b: no such claim in \/studies\/0\/expect/);
   });
 });
 

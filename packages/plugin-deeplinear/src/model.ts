@@ -160,6 +160,8 @@ export class DeepLinearModel implements Model<TensorReplicaState, GaussianBatch>
 export function gaussianSampler(p: number): SamplerFactory<GaussianBatch> {
   return {
     id: 'gaussian-online',
+    // Fresh i.i.d. samples: the mean of b has covariance Sigma / b.
+    samplingFactor: (b) => 1 / b,
     create(shard: ShardSpec, seed: number): Sampler<GaussianBatch> {
       const streams = Array.from({ length: shard.runCount }, (_, r) => new RandomStream([seed, StreamPurpose.batch, shard.initPoint, shard.batchSize, shard.runStart + r]));
       const len = shard.batchSize * p;

@@ -154,8 +154,13 @@ export default definePlugin<LinRegOptions>({
   configSchema,
   presets,
   presetGroups: { paper: ['paper-fig2a', 'paper-fig2b'] },
-  metrics: ['grad_variance', 'full_grad_variance', 'loss', 'grad_bias_ratio', 'grad_variance_poly'],
+  metrics: ['grad_variance', 'full_grad_variance', 'loss', 'grad_bias_ratio', 'grad_variance_poly', 'noise_scale'],
   components: samplerComponents,
+  checkStudy(study, fail) {
+    if (study.learningRate.scaleWith && study.options.polynomialSteps.length > 0) {
+      fail('/options/polynomialSteps', 'Var(g_t|F0) is a polynomial in 1/b only when the rate does not depend on b: with /learningRate/scaleWith, set polynomialSteps to []');
+    }
+  },
   register(container, study, ctx) {
     const o = study.options;
     const data = loadData(o, study.seed, ctx.dataDir);
@@ -204,12 +209,13 @@ export default definePlugin<LinRegOptions>({
       container.register(Tokens.Claim, {
         useValue: agreesWithExact({
           id: 'monte-carlo-matches-exact',
-          statement: 'Monte Carlo estimates of Var(g_t), Var(grad L(w_t)) and E[L(w_t)] agree with the exact oracle',
-          paperRef: 'oracles.md (framework check)',
+          statement: 'Monte Carlo estimates of Var(g_t), Var(grad L(w_t)), E[L(w_t)] and the noise scale B_simple agree with the exact oracle',
+          paperRef: 'oracles.md (framework check), docs/noise-scale.md',
           metrics: [
             { metric: 'grad_variance', scale: 'log' },
             { metric: 'full_grad_variance', scale: 'log' },
             { metric: 'loss', scale: 'linear' },
+            { metric: 'noise_scale', scale: 'linear' },
           ],
         }),
       });

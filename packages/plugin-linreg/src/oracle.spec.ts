@@ -50,6 +50,23 @@ describe.each(datasets)('exact moment oracle on %s data', (_name, data) => {
     }
   });
 
+  it.each<SamplingScheme>(['without-replacement', 'with-replacement'])('gives the noise scale at t = 0 as tr Sigma(w0) / ||grad L(w0)||^2, the same for every b (%s)', (scheme) => {
+    // Direct: Sigma(w0) = (1/n) sum ||u_i - u||^2 (varianceAtZero with C_b = 1), u = grad L(w0).
+    const traceSigma = varianceAtZero(d, w0, 1);
+    const grad = new Float64Array(d.p);
+    for (let i = 0; i < d.n; i++) {
+      let res = -d.y[i];
+      for (let a = 0; a < d.p; a++) res += d.x[i * d.p + a] * w0[a];
+      for (let a = 0; a < d.p; a++) grad[a] += (res * d.x[i * d.p + a]) / d.n;
+    }
+    const expected = traceSigma / grad.reduce((s, v) => s + v * v, 0);
+    for (const b of [1, 4, 64]) {
+      const c = samplingFactor(scheme, d.n, b);
+      const cv = oracle.curves(w0, c, 1, rate);
+      expect((cv.gradVariance[0] - cv.fullGradVariance[0]) / c / cv.fullGradSqNorm[0]).toBeCloseTo(expected, 8);
+    }
+  });
+
   it.each<SamplingScheme>(['without-replacement', 'with-replacement'])('has a polynomial in 1/b equal to the recursion at every b (%s)', (scheme) => {
     const steps = [0, 1, 5, 20, 40];
     const inC = oracle.polynomialsInC(w0, 40, rate);
@@ -87,8 +104,8 @@ describe('Monte Carlo agrees with the exact oracle', () => {
     const agree = claims.find((c) => c.id === 'monte-carlo-matches-exact')!;
     expect(agree.verdict).toBe('holds');
     // Per b: 60 gradient variances, 60 full-gradient ones (t = 0 is an exact zero, matched to
-    // round-off), 61 losses.
-    expect(agree.evidence.comparisons).toBe(4 * (60 + 60 + 61));
+    // round-off), 61 losses, 60 noise scales.
+    expect(agree.evidence.comparisons).toBe(4 * (60 + 60 + 61 + 60));
     for (const c of claims) expect([c.id, c.verdict]).toEqual([c.id, 'holds']);
     // Power: the same Monte Carlo with every variance 5% too large.
     const { agreesWithExact, RecordIndex } = await import('@sgd-lab/core');
@@ -99,6 +116,16 @@ describe('Monte Carlo agrees with the exact oracle', () => {
       return agreesWithExact(spec).evaluate(index, study)[0];
     };
     expect(judge(1).verdict).toBe('holds');
+    // The Monte Carlo noise scale (jackknife over run blocks) agrees with the exact one, and a 10%
+    // error in it is found.
+    const noise = (factor: number) => {
+      const index = new RecordIndex();
+      for (const r of records) index.add(r.estimator === 'monte_carlo' && r.metric === 'noise_scale' ? { ...r, value: r.value * factor } : r);
+      return agreesWithExact({ id: 'n', statement: '', paperRef: '', metrics: [{ metric: 'noise_scale', scale: 'linear' }] }).evaluate(index, study)[0];
+    };
+    expect(noise(1).verdict).toBe('holds');
+    expect(noise(1).evidence.comparisons as number).toBeGreaterThan(100);
+    expect(noise(1.1).verdict).toBe('fails');
     const biased = judge(1.05);
     expect(biased.verdict).toBe('fails');
     // It is the systematic-bias test that finds it: no single estimate is off by that much.
@@ -118,5 +145,29 @@ describe('Monte Carlo agrees with the exact oracle', () => {
     for (const r of [...mc, ...wrong.records]) index.add(r);
     const [verdict] = agreesWithExact({ id: 'x', statement: '', paperRef: '', metrics: [{ metric: 'grad_variance', scale: 'log' }] }).evaluate(index, study);
     expect(verdict.verdict).toBe('fails');
+  });
+});
+
+describe('learningRate.scaleWith', () => {
+  const scaled = { type: 'inverse-time', alpha0: 0.5, offset: 1, scaleWith: { rule: 'sqrt', referenceBatchSize: 16 } };
+  it('scales the exact curves per b, and Monte Carlo still agrees with them', async () => {
+    const base = { source: 'synthetic', polynomialSteps: [] };
+    const plain = await run({ runs: 2000, options: base });
+    const sqrt = await run({ runs: 2000, options: base, learningRate: scaled });
+    const exact = (rs: typeof plain.records, b: number, t: number) => rs.find((r) => r.metric === 'grad_variance' && r.estimator === 'exact' && r.batchSize === b && r.step === t)!.value;
+    // b = 16 is the reference: the same rate, the same curve; b = 4 and 64 get half and twice the rate.
+    expect(exact(sqrt.records, 16, 29)).toBe(exact(plain.records, 16, 29));
+    expect(exact(sqrt.records, 64, 29)).not.toBeCloseTo(exact(plain.records, 64, 29), 3);
+    expect(exact(sqrt.records, 4, 0)).toBe(exact(plain.records, 4, 0));
+    expect(sqrt.claims.find((c) => c.id === 'monte-carlo-matches-exact')!.verdict).toBe('holds');
+    // A rate twice the reference's at b = 64 moves the iterates further in one step: the loss after
+    // step 0 is exactly that of the unscaled recursion with alpha_0 doubled.
+    const doubled = await run({ runs: 16, options: base, batchSizes: [64], learningRate: { type: 'inverse-time', alpha0: 1, offset: 1 } });
+    const lossAt1 = (rs: typeof plain.records) => rs.find((r) => r.metric === 'loss' && r.estimator === 'exact' && r.batchSize === 64 && r.step === 1)!.value;
+    expect(lossAt1(sqrt.records)).toBeCloseTo(lossAt1(doubled.records), 12);
+  });
+
+  it('is refused beside polynomialSteps, naming both fields', () => {
+    expect(() => resolveStudy({ setting: 'admission-linreg', preset: 'smoke', learningRate: scaled }, plugin, 'test')).toThrow(/polynomialSteps.*scaleWith/s);
   });
 });

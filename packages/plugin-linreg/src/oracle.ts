@@ -87,7 +87,7 @@ export class MomentOracle {
    * Exact curves for one b: for t = 0..steps, Var(g_t|F0) and Var(grad L(w_t)|F0) (t < steps) and
    * E[L(w_t)|F0] (t <= steps). `rate(t)` is alpha_t and `c` the sampling factor C_b.
    */
-  curves(w0: Float64Array, c: number, steps: number, rate: (t: number) => number): { gradVariance: Float64Array; fullGradVariance: Float64Array; loss: Float64Array } {
+  curves(w0: Float64Array, c: number, steps: number, rate: (t: number) => number): { gradVariance: Float64Array; fullGradVariance: Float64Array; fullGradSqNorm: Float64Array; loss: Float64Array } {
     const p = this.p;
     const pp = p * p;
     const { H, h, yy } = this;
@@ -105,6 +105,7 @@ export class MomentOracle {
     const mu = new Float64Array(p);
     const gradVariance = new Float64Array(steps);
     const fullGradVariance = new Float64Array(steps);
+    const fullGradSqNorm = new Float64Array(steps);
     const loss = new Float64Array(steps + 1);
     for (let t = 0; ; t++) {
       matmul(H, S, HS, p);
@@ -142,6 +143,8 @@ export class MomentOracle {
       }
       gradVariance[t] = trG - nMu;
       fullGradVariance[t] = trHCH;
+      // E||grad L(w_t)||^2 = Var(grad L(w_t)) + ||E grad L(w_t)||^2.
+      fullGradSqNorm[t] = trHCH + nMu;
       const alpha = rate(t);
       const a2 = alpha * alpha;
       for (let a = 0; a < p; a++) {
@@ -154,7 +157,7 @@ export class MomentOracle {
       }
       for (let a = 0; a < p; a++) m[a] -= alpha * mu[a];
     }
-    return { gradVariance, fullGradVariance, loss };
+    return { gradVariance, fullGradVariance, fullGradSqNorm, loss };
   }
 
   /**
@@ -288,24 +291,28 @@ export function exactOracle(data: RegressionData, moments: DataMoments, opts: Or
     *compute(study: StudyConfig, initPoint: number, theta0: Float64Array): Iterable<MetricRecord> {
       oracle ??= new MomentOracle(data, moments);
       const steps = study.steps ?? 0;
-      const rate = (t: number) => learningRateAt(study.learningRate, t);
+      // The rate of batch size b (learningRate.scaleWith may make it depend on b).
+      const rateOf = (b: number) => (t: number) => learningRateAt(study.learningRate, t, b);
       const base = { study: study.name, setting: study.setting, initPoint, estimator: 'exact' as const };
       const recorded = (t: number) => t % study.recordEvery === 0 || t === steps - 1 || t === steps;
       for (const b of study.batchSizes) {
         const c = samplingFactor(opts.sampling, data.n, b);
-        const cv = oracle.curves(theta0, c, steps, rate);
+        const cv = oracle.curves(theta0, c, steps, rateOf(b));
         for (let t = 0; t <= steps; t++) {
           if (!recorded(t)) continue;
           if (t < steps) {
             yield { ...base, batchSize: b, step: t, metric: 'grad_variance', value: cv.gradVariance[t] };
             yield { ...base, batchSize: b, step: t, metric: 'full_grad_variance', value: cv.fullGradVariance[t] };
+            // B_simple = E[tr Cov(g_t|w_t)] / (C_b E||grad L(w_t)||^2) (docs/noise-scale.md).
+            if (c > 0) yield { ...base, batchSize: b, step: t, metric: 'noise_scale', value: (cv.gradVariance[t] - cv.fullGradVariance[t]) / c / cv.fullGradSqNorm[t] };
           }
           yield { ...base, batchSize: b, step: t, metric: 'loss', value: cv.loss[t] };
         }
       }
       const polySteps = opts.polynomialSteps.filter((t) => t < steps);
       if (polySteps.length > 0) {
-        const inC = oracle.polynomialsInC(theta0, Math.max(...polySteps), rate);
+        // A polynomial in 1/b needs a rate that does not depend on b (checkStudy refuses scaleWith here).
+        const inC = oracle.polynomialsInC(theta0, Math.max(...polySteps), rateOf(study.batchSizes[0]));
         const { a1, a0 } = samplingFactorAffine(opts.sampling, data.n);
         for (const t of polySteps) {
           const coefficients = substituteAffine(inC[t], a1, a0);

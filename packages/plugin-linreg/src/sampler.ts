@@ -21,6 +21,7 @@ function streamsFor(shard: ShardSpec, seed: number): PackedStreams {
 export function withoutReplacement(n: number): SamplerFactory<IndexBatch> {
   return {
     id: 'without-replacement',
+    samplingFactor: (b) => samplingFactor('without-replacement', n, b),
     create(shard: ShardSpec, seed: number): Sampler<IndexBatch> {
       const b = shard.batchSize;
       const runs = shard.runCount;
@@ -42,6 +43,7 @@ export function withoutReplacement(n: number): SamplerFactory<IndexBatch> {
 export function withReplacement(n: number): SamplerFactory<IndexBatch> {
   return {
     id: 'with-replacement',
+    samplingFactor: (b) => samplingFactor('with-replacement', n, b),
     create(shard: ShardSpec, seed: number): Sampler<IndexBatch> {
       const b = shard.batchSize;
       const runs = shard.runCount;

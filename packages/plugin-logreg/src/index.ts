@@ -43,7 +43,7 @@ export default definePlugin<LogRegOptions>({
   description: 'Logistic regression on Graduate Admission, chance of admit above the median (generated example)',
   configSchema,
   presets,
-  metrics: ['grad_variance', 'full_grad_variance', 'loss', 'error', 'grad_bias_ratio'],
+  metrics: ['grad_variance', 'full_grad_variance', 'loss', 'error', 'grad_bias_ratio', 'noise_scale'],
   register(container, study, ctx) {
     const o = study.options;
     const regression = loadAdmission(o.data ?? join(ctx.dataDir, ADMISSION_DIR, ADMISSION_FILE), { standardizeTarget: false });

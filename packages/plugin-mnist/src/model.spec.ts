@@ -131,14 +131,29 @@ describe('mnist-mlp study', () => {
     const { records, claims, leaked } = await run({});
     expect(leaked).toBe(0);
     const ev = records.filter((r) => r.metric === 'error' && r.batchSize === 32 && r.initPoint === 1);
-    expect(ev.map((r) => `${r.split}@${r.epoch}`).sort()).toEqual(['train@0', 'train@1', 'train@2', 'validation@0', 'validation@1', 'validation@2']);
+    // Every epoch of b = 32 and every reference epoch (the 8 steps of an epoch of b = 64, the
+    // largest b): equal epochs and equal steps.
+    expect(ev.map((r) => `${r.split}@${r.epoch}`).sort()).toEqual(['train@0', 'train@0.5', 'train@1', 'train@1.5', 'train@2', 'validation@0', 'validation@0.5', 'validation@1', 'validation@1.5', 'validation@2']);
+    const stepsOf = (b: number) => records.filter((r) => r.metric === 'loss' && r.split === 'train' && r.batchSize === b && r.initPoint === 0).map((r) => r.step);
+    expect(stepsOf(64)).toEqual([0, 8, 16]);
+    expect(stepsOf(32)).toEqual([0, 8, 16, 24, 32]);
     expect(records.filter((r) => r.metric === 'accuracy_gap' && r.batchSize === 64 && r.initPoint === 0).map((r) => r.epoch)).toEqual([1, 2]);
     const epochVar = records.filter((r) => r.metric === 'grad_variance_epoch' && r.batchSize === 64);
     expect(epochVar.map((r) => `${r.initPoint}:${r.epoch}`).sort()).toEqual(['0:1', '0:2', '1:1', '1:2']);
     // The training loss goes down from its initial value.
     const loss = records.filter((r) => r.metric === 'loss' && r.split === 'train' && r.batchSize === 32 && r.initPoint === 0);
     expect(loss.at(-1)!.value).toBeLessThan(loss[0].value);
-    expect(claims.map((c) => c.id)).toEqual(expect.arrayContaining(['grad-variance-decreasing-in-b[all]', 'train-loss-decreasing-in-b', 'accuracy-gap-increasing-in-b']));
+    // Both readings on both axes, each with the sentence it tests.
+    const ids = claims.map((c) => c.id);
+    for (const base of ['train-loss', 'train-error', 'validation-error']) {
+      for (const dir of ['decreasing', 'increasing']) for (const axis of ['epochs', 'steps']) expect(ids).toContain(`${base}-${dir}-in-b-at-equal-${axis}`);
+    }
+    expect(ids).toEqual(expect.arrayContaining(['grad-variance-decreasing-in-b-at-equal-epochs[all]', 'grad-variance-decreasing-in-b-at-equal-steps[all]', 'accuracy-gap-increasing-in-b-at-equal-epochs', 'accuracy-gap-increasing-in-b-at-equal-steps']));
+    expect(claims.find((c) => c.id === 'train-loss-increasing-in-b-at-equal-steps')!.quote).toMatch(/smaller sizes lead to lower training loss/);
+    expect(claims.find((c) => c.id === 'train-loss-decreasing-in-b-at-equal-epochs')!.quote).toMatch(/on the training set is a decreasing function of b/);
+    // At equal steps the variance claim compares per-step records; at equal epochs per-epoch means.
+    const stepClaim = claims.find((c) => c.id === 'grad-variance-decreasing-in-b-at-equal-steps[all]')!;
+    expect((stepClaim.evidence.comparisons as number)).toBe(2 * records.filter((r) => r.metric === 'grad_variance' && r.layer === 'all' && r.batchSize === 64 && r.initPoint === 0).length);
   });
 
   it('gives the same records per replica on wasm and stacked on cpu (float32 tolerance)', async () => {

@@ -5,7 +5,7 @@
  * from its own stream.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { epochRows, stepsPerEpoch, type GradientReport, type Model, type ParamBlock, type RandomStream, type Sampler, type SamplerFactory, type ShardSchedule, type ShardSpec, type StudyConfig } from '@sgd-lab/core';
+import { epochRows, epochSchedule, stepsPerEpoch, type EpochSchedule, type GradientReport, type Model, type ParamBlock, type RandomStream, type Sampler, type SamplerFactory, type ShardSchedule, type ShardSpec, type StudyConfig } from '@sgd-lab/core';
 import { ReplicaEngine, dense, matMulT, reluBackward, rowGather, type ReplicaProgram, type TensorReplicaState } from '@sgd-lab/tensor';
 import { CLASSES, PIXELS, oneHot, type ImageSet } from './data.js';
 
@@ -141,13 +141,16 @@ export class MlpModel implements Model<TensorReplicaState, ImageBatch> {
   readonly id = 'mlp';
   readonly blocks: readonly ParamBlock[];
   private readonly inputs: { train: ReturnType<typeof asInputs>; validation: ReturnType<typeof asInputs>; distorted?: ReturnType<typeof asInputs> };
-  private epochLength = 1;
+  /** The grids of the shard being run (set by replicate). */
+  private current?: EpochSchedule;
 
   constructor(
     readonly widths: readonly number[],
     readonly engine: ReplicaEngine,
     private readonly trainingRows: number,
     private readonly evalSets: EvaluationSets,
+    /** The study's batch sizes and length: the equal-steps grid depends on the largest b. */
+    private readonly study: Pick<StudyConfig, 'batchSizes' | 'epochs' | 'steps'>,
   ) {
     this.blocks = engine.program.blocks.map((b) => ({ name: b.name, size: b.shape[0] * b.shape[1] }));
     this.inputs = {
@@ -158,11 +161,7 @@ export class MlpModel implements Model<TensorReplicaState, ImageBatch> {
   }
 
   schedule(shard: ShardSpec, study: StudyConfig): ShardSchedule {
-    const epochLength = stepsPerEpoch(this.trainingRows, shard.batchSize);
-    const epochs = study.epochs ?? Math.ceil((study.steps ?? 0) / epochLength);
-    const steps = study.epochs !== undefined ? epochs * epochLength : (study.steps ?? 0);
-    const every = this.evalSets.every;
-    return { steps, epochLength, evaluateAt: (t) => t === steps || (t % epochLength === 0 && (t / epochLength) % every === 0) };
+    return epochSchedule(this.trainingRows, shard, study, this.evalSets.every);
   }
 
   initialParameters(rng: RandomStream): Float64Array {
@@ -170,7 +169,7 @@ export class MlpModel implements Model<TensorReplicaState, ImageBatch> {
   }
 
   replicate(theta0: Float64Array, shard: ShardSpec): TensorReplicaState {
-    this.epochLength = stepsPerEpoch(this.trainingRows, shard.batchSize);
+    this.current = epochSchedule(this.trainingRows, shard, this.study, 1);
     return this.engine.replicate(theta0, shard.runCount);
   }
 
@@ -191,9 +190,12 @@ export class MlpModel implements Model<TensorReplicaState, ImageBatch> {
       'loss@validation': val.loss,
       'error@validation': val.error,
     };
-    const epoch = Math.round(t / this.epochLength);
+    // The gap every gapEvery epochs from gapFrom, on both grids: this b's epochs (equal epochs)
+    // and reference epochs (equal steps).
     const { gapEvery, gapFrom } = this.evalSets;
-    if (this.inputs.distorted && epoch >= gapFrom && epoch % gapEvery === 0) {
+    const grid = this.current!;
+    const onGrid = (len: number) => t % len === 0 && t / len >= gapFrom && (t / len) % gapEvery === 0;
+    if (this.inputs.distorted && (onGrid(grid.epochLength) || onGrid(grid.referenceLength))) {
       const test = this.engine.evaluate(state, this.inputs.distorted);
       // Accuracy gap = (1 - train error) - (1 - distorted test error).
       out.accuracy_gap = test.error.map((e, r) => e - train.error[r]);

@@ -1,8 +1,8 @@
 /** The XLNet setting's Model: replicas on the tensor engine, per-epoch evaluations. */
-import type { GradientReport, Model, ParamBlock, RandomStream, ShardSchedule, ShardSpec, StudyConfig } from '@sgd-lab/core';
+import { epochSchedule, type GradientReport, type Model, type ParamBlock, type RandomStream, type ShardSchedule, type ShardSpec, type StudyConfig } from '@sgd-lab/core';
 import type { ReplicaEngine, TensorReplicaState } from '@sgd-lab/tensor';
 import { CLASSES, initXlnet, type XlnetSize } from './model.js';
-import { stepsPerEpoch, type EncodedSet, type TextBatch } from './sampler.js';
+import type { EncodedSet, TextBatch } from './sampler.js';
 
 export interface XlnetEvaluation {
   train: EncodedSet;
@@ -31,7 +31,7 @@ export class XlnetModel implements Model<TensorReplicaState, TextBatch> {
     readonly engine: ReplicaEngine,
     private readonly train: EncodedSet,
     private readonly evaluation: XlnetEvaluation,
-    private readonly study: Pick<StudyConfig, 'epochs' | 'steps'>,
+    private readonly study: Pick<StudyConfig, 'batchSizes' | 'epochs' | 'steps'>,
   ) {
     this.blocks = engine.program.blocks.map((b) => ({ name: b.name, size: b.shape[0] * b.shape[1] }));
     this.rows = train.count;
@@ -39,10 +39,8 @@ export class XlnetModel implements Model<TensorReplicaState, TextBatch> {
   }
 
   schedule(shard: ShardSpec, study: StudyConfig): ShardSchedule {
-    const epochLength = stepsPerEpoch(this.train.count, shard.batchSize);
-    const steps = study.epochs !== undefined ? study.epochs * epochLength : (study.steps ?? 0);
-    const every = this.evaluation.every;
-    return { steps, epochLength, evaluateAt: (t) => t === steps || (t % epochLength === 0 && (t / epochLength) % every === 0) };
+    // Equal epochs and equal steps across b (core's epochSchedule).
+    return epochSchedule(this.train.count, shard, study, this.evaluation.every);
   }
 
   initialParameters(rng: RandomStream): Float64Array {

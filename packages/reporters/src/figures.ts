@@ -60,7 +60,7 @@ function varianceFigure(records: MetricRecord[], metric: string, label: string, 
   return {
     id: metric,
     title: `${label} against ${x === 'epoch' ? 'epochs' : 't'}`,
-    paperRef: metric === 'grad_variance' ? 'Figs. 2(a), 3, 4(a)' : 'Figs. 2(a), 3',
+    paperRef: metric === 'grad_variance' ? 'Figs. 2(a), 3, 4(a)' : metric === 'noise_scale' ? 'beyond the paper: McCandlish et al. 2018, docs/noise-scale.md' : 'Figs. 2(a), 3',
     rows,
     spec: {
       ...base(`log ${label}`, rows),
@@ -245,6 +245,7 @@ export function figuresFor(records: MetricRecord[], ctx: FigureContext): Figure[
   return [
     varianceFigure(records, 'grad_variance', 'Var(g_t|F0)', ctx),
     varianceFigure(records, 'full_grad_variance', 'Var(grad L(w_t)|F0)', ctx),
+    varianceFigure(records, 'noise_scale', 'noise scale B_simple(t)', ctx),
     layerFigure(records),
     polynomialFigure(records),
     initPointFigure(records, ctx),

@@ -31,12 +31,18 @@ function num(v: number | undefined): string {
   return Math.abs(v) < 1e-3 || Math.abs(v) >= 1e4 ? v.toExponential(2) : v.toPrecision(3);
 }
 
+/** Each distinct claim note once, above the table. */
+function claimNotes(claims: readonly ClaimResult[]): string {
+  const notes = [...new Set(claims.map((c) => c.note).filter((n): n is string => typeof n === 'string' && n.length > 0))];
+  return notes.length ? `<ul class="claim-notes">${notes.map((n) => `<li>${esc(n)}</li>`).join('')}</ul>` : '';
+}
+
 function claimRow(c: ClaimResult): string {
   const stat = c.pValue !== undefined && c.pValue !== null ? `p = ${num(c.pValue)}` : c.margin !== undefined && c.margin !== null ? `margin = ${num(c.margin)}` : '-';
   const weakest = (c.evidence.weakest ?? c.evidence.worst) as Record<string, unknown> | undefined;
   const where = weakest ? Object.entries(weakest).filter(([, v]) => v !== undefined && v !== null).map(([k, v]) => `${k} ${typeof v === 'number' ? num(v) : String(v)}`).join(', ') : '';
   const n = c.evidence.comparisons !== undefined ? `${c.evidence.comparisons} comparisons` : '';
-  return `<tr class="${c.verdict}"><td><code>${esc(c.id)}</code></td><td>${esc(c.statement)}</td><td>${esc(c.paperRef)}</td><td>${esc(c.estimator)}</td>
+  return `<tr class="${c.verdict}"><td><code>${esc(c.id)}</code></td><td>${esc(c.statement)}${c.quote ? `<blockquote class="quote">${esc(c.quote)}</blockquote>` : ''}</td><td>${esc(c.paperRef)}</td><td>${esc(c.estimator)}</td>
 <td class="verdict">${esc(verdictLabel(c))}</td><td>${stat}</td><td>${esc([n, where].filter(Boolean).join('; '))}</td></tr>`;
 }
 
@@ -59,7 +65,7 @@ export function reportHtml(input: ReportInput): string {
 <title>${esc(input.title)}</title>
 <style>
 body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1200px; padding: 0 1rem; color: #222; }
-h1 { margin-bottom: 0.2rem; } .sub { color: #555; margin-top: 0; }
+h1 { margin-bottom: 0.2rem; } .sub { color: #555; margin-top: 0; } blockquote.quote { margin: 0.3rem 0 0 0.8rem; color: #555; font-style: italic; font-size: 0.9em; } ul.claim-notes { color: #333; max-width: 70rem; }
 table { border-collapse: collapse; width: 100%; font-size: 0.9rem; }
 th, td { border-bottom: 1px solid #ddd; padding: 0.35rem 0.5rem; text-align: left; vertical-align: top; }
 tr.holds td.verdict { color: #11703a; font-weight: 600; } tr.fails td.verdict { color: #b00020; font-weight: 600; }
@@ -73,6 +79,7 @@ pre { background: #f6f6f6; padding: 1rem; overflow: auto; font-size: 0.8rem; }
 <h1>${esc(input.title)}</h1>
 <p class="sub">${esc(input.subtitle)}</p>
 <h2>Claims <small>(${counts})</small></h2>
+${claimNotes(input.claims)}
 <table id="claims"><thead><tr><th>claim</th><th>statement</th><th>paper</th><th>estimator</th><th>verdict</th><th>p-value or exact margin</th><th>evidence</th></tr></thead>
 <tbody>
 ${input.claims.map(claimRow).join('\n')}

@@ -19,6 +19,10 @@ export interface DecreasingInBatchSizeSpec {
   id: string;
   statement: string;
   paperRef: string;
+  /** The paper's sentence this claim tests (ClaimResult.quote). */
+  quote?: string;
+  /** ClaimResult.note. */
+  note?: string;
   metric: string;
   /** Steps before this are not compared (e.g. t = 0 where the full gradient is deterministic). */
   fromStep?: number;
@@ -86,6 +90,43 @@ export function decreasingInBatchSize(spec: DecreasingInBatchSizeSpec): Claim {
   };
 }
 
+const wording = (spec: DecreasingInBatchSizeSpec) => ({ ...(spec.quote ? { quote: spec.quote } : {}), ...(spec.note ? { note: spec.note } : {}) });
+
+/** The two axes of an epoch-based setting and the suffix of their claim ids. */
+export const AXES = {
+  epoch: { suffix: 'at-equal-epochs', words: 'at equal epochs (the same samples seen)' },
+  step: { suffix: 'at-equal-steps', words: 'at equal steps (the same number of updates)' },
+} as const;
+
+export interface EpochClaimSpec extends Omit<DecreasingInBatchSizeSpec, 'axis' | 'fromStep'> {
+  /** The metric compared at equal steps when it differs (per-epoch means at equal epochs, per-step values at equal steps). */
+  stepMetric?: string;
+  /** First epoch compared; at equal steps, the first step is this many reference epochs. @default 0 */
+  fromEpoch?: number;
+  /** Steps of a reference epoch (`referenceEpochLength`): the unit of the equal-steps grid. */
+  referenceLength: number;
+}
+
+/**
+ * One claim of an epoch-based setting on both axes: at equal epochs b is confounded with the
+ * number of updates (b = 64 has taken twice the steps of b = 128), at equal steps with the samples
+ * seen; `<id>-at-equal-epochs` and `<id>-at-equal-steps` say which.
+ */
+export function atEqualEpochsAndSteps(spec: EpochClaimSpec): Claim[] {
+  const { stepMetric, fromEpoch = 0, referenceLength, ...rest } = spec;
+  return [
+    decreasingInBatchSize({ ...rest, id: `${spec.id}-${AXES.epoch.suffix}`, statement: `${spec.statement}, ${AXES.epoch.words}`, axis: 'epoch', fromStep: fromEpoch }),
+    decreasingInBatchSize({
+      ...rest,
+      id: `${spec.id}-${AXES.step.suffix}`,
+      statement: `${spec.statement}, ${AXES.step.words}`,
+      metric: stepMetric ?? spec.metric,
+      axis: 'step',
+      fromStep: fromEpoch * referenceLength,
+    }),
+  ];
+}
+
 function pairs<T>(xs: readonly T[]): [T, T, number][] {
   return xs.slice(1).map((x, i) => [xs[i], x, i]);
 }
@@ -112,6 +153,7 @@ function judgeExact(spec: DecreasingInBatchSizeSpec, id: string, estimator: Esti
     id,
     statement: spec.statement,
     paperRef: spec.paperRef,
+    ...wording(spec),
     estimator,
     verdict: comparisons > 0 && violations === 0 ? 'holds' : 'fails',
     margin,
@@ -134,7 +176,7 @@ function judgeMonteCarlo(spec: DecreasingInBatchSizeSpec, id: string, bs: number
       else tests.push({ c: compareRecords(r1, r2), r1, r2, b1, b2 });
     }
   }
-  const base = { id, statement: spec.statement, paperRef: spec.paperRef, estimator: 'monte_carlo' as const };
+  const base = { id, statement: spec.statement, paperRef: spec.paperRef, ...wording(spec), estimator: 'monte_carlo' as const };
   const m = tests.length;
   if (m === 0) return { ...base, verdict: 'inconclusive', evidence: { comparisons: 0, problems: [...problems] } };
   const weakest = tests.reduce((w, t) => (t.c.pValue > w.c.pValue ? t : w), tests[0]);

@@ -32,6 +32,10 @@ export interface SuiteEntry {
   needs?: string;
   /** Claim key -> verdict; the key is `<claim id>/<estimator>`. */
   expect: Record<string, 'holds' | 'fails' | 'inconclusive'>;
+  /** Why a verdict differs from the paper's, in one line, per claim key of `expect`. */
+  reasons?: Record<string, string>;
+  /** Anything else about the entry. */
+  note?: string;
 }
 
 export interface Suite {
@@ -58,6 +62,7 @@ const suiteSchema = {
           needs: { type: 'string' },
           note: { type: 'string' },
           expect: { type: 'object', additionalProperties: { enum: ['holds', 'fails', 'inconclusive'] } },
+          reasons: { type: 'object', additionalProperties: { type: 'string', minLength: 1 } },
         },
         required: ['expect'],
         additionalProperties: false,
@@ -86,6 +91,9 @@ function readSuite(file: string): Suite {
   }
   const validate = new Ajv({ allErrors: true, strict: false }).compile(suiteSchema);
   if (!validate(suite)) throw new ConfigError(file, formatAjvErrors(validate.errors));
+  // A reason explains an expected verdict: it must name one.
+  const stray = suite.studies.flatMap((e, i) => Object.keys(e.reasons ?? {}).filter((k) => !(k in e.expect)).map((k) => `/studies/${i}/reasons/${k}: no such claim in /studies/${i}/expect`));
+  if (stray.length) throw new ConfigError(file, stray);
   return suite;
 }
 
@@ -141,7 +149,7 @@ export async function runSuite(file: string, outRoot: string, dataDir: string, l
       if (!c) problems.push(`${key}: expected ${verdict}, but the study no longer produces this claim`);
       else if (c.verdict !== verdict) {
         const stat = c.pValue !== undefined ? `p = ${c.pValue}` : `margin = ${c.margin}`;
-        problems.push(`${key}: expected ${verdict}, got ${verdictLabel(c)} (${stat})`);
+        problems.push(`${key}: expected ${verdict}, got ${verdictLabel(c)} (${stat})${entry.reasons?.[key] ? `; expected because: ${entry.reasons[key]}` : ''}`);
       }
     }
     const status = problems.length ? 'regressed' : 'passed';

@@ -1,8 +1,20 @@
+/**
+ * A learning rate that depends on b: alpha_t(b) = alpha_t * (b / referenceBatchSize) (linear, Goyal
+ * et al. 2017) or * sqrt(b / referenceBatchSize) (Krizhevsky 2014), so that b can be compared at
+ * a matched noise scale rather than at a matched step size.
+ */
+export interface RateScaling {
+  rule: 'linear' | 'sqrt';
+  /** The batch size whose rate is the schedule's own. */
+  referenceBatchSize: number;
+}
+
 /** alpha_t = value for every t. */
 export interface ConstantRate {
   type: 'constant';
   /** The step size. */
   value: number;
+  scaleWith?: RateScaling;
 }
 
 /** alpha_t = alpha0 / (t + offset), t = 0, 1, ... */
@@ -10,6 +22,7 @@ export interface InverseTimeRate {
   type: 'inverse-time';
   alpha0: number;
   offset: number;
+  scaleWith?: RateScaling;
 }
 
 export type LearningRate = ConstantRate | InverseTimeRate;
@@ -71,8 +84,21 @@ export interface StudyConfig<Options = Record<string, unknown>> {
  * Step-size schedule, in plain JSON Schema (draft 2020-12 and 07 alike): the `type` tag picks the
  * branch through if/then, so every validator gives the same answer and ajv names the bad field.
  */
+const scaleWithSchema = {
+  type: 'object',
+  description: 'Scale the rate with b: alpha_t(b) = alpha_t * (b / referenceBatchSize) ("linear", Goyal et al. 2017) or * sqrt(b / referenceBatchSize) ("sqrt", Krizhevsky 2014).',
+  properties: {
+    rule: { type: 'string', enum: ['linear', 'sqrt'], description: 'linear: proportional to b; sqrt: to the square root of b.' },
+    referenceBatchSize: { type: 'integer', minimum: 1, description: 'The batch size that gets the schedule unscaled.' },
+  },
+  required: ['rule', 'referenceBatchSize'],
+  additionalProperties: false,
+} as const;
+
 const learningRateSchema = {
-  description: 'Step-size schedule: {"type": "constant", "value": v} or {"type": "inverse-time", "alpha0": a, "offset": o} (alpha_t = a / (t + o)).',
+  description:
+    'Step-size schedule: {"type": "constant", "value": v} or {"type": "inverse-time", "alpha0": a, "offset": o} (alpha_t = a / (t + o)); ' +
+    'either may add "scaleWith": {"rule": "linear" | "sqrt", "referenceBatchSize": n}.',
   type: 'object',
   properties: {
     type: { type: 'string', enum: ['constant', 'inverse-time'], description: 'Which schedule.' },
@@ -87,6 +113,7 @@ const learningRateSchema = {
         properties: {
           type: { const: 'constant' },
           value: { type: 'number', exclusiveMinimum: 0, description: 'Step size.' },
+          scaleWith: scaleWithSchema,
         },
         required: ['type', 'value'],
         additionalProperties: false,
@@ -101,6 +128,7 @@ const learningRateSchema = {
           type: { const: 'inverse-time' },
           alpha0: { type: 'number', exclusiveMinimum: 0, description: 'Numerator.' },
           offset: { type: 'number', exclusiveMinimum: 0, description: 'Added to t; must be > 0 so alpha_0 is finite.' },
+          scaleWith: scaleWithSchema,
         },
         required: ['type', 'alpha0', 'offset'],
         additionalProperties: false,
@@ -204,7 +232,15 @@ export const coreStudySchema = {
   additionalProperties: false,
 } as const;
 
-/** The learning rate at step t. */
-export function learningRateAt(rate: LearningRate, t: number): number {
-  return rate.type === 'constant' ? rate.value : rate.alpha0 / (t + rate.offset);
+/** The factor `scaleWith` applies at batch size b (1 without it). */
+export function rateScale(rate: LearningRate, batchSize: number): number {
+  const s = rate.scaleWith;
+  if (!s) return 1;
+  const r = batchSize / s.referenceBatchSize;
+  return s.rule === 'linear' ? r : Math.sqrt(r);
+}
+
+/** The learning rate at step t for batch size b. */
+export function learningRateAt(rate: LearningRate, t: number, batchSize: number): number {
+  return (rate.type === 'constant' ? rate.value : rate.alpha0 / (t + rate.offset)) * rateScale(rate, batchSize);
 }

@@ -108,6 +108,12 @@ export interface Sampler<B = unknown> {
 
 export interface SamplerFactory<B = unknown> {
   readonly id: string;
+  /**
+   * C_b with Cov(g_t | w_t) = C_b Sigma(w_t), Sigma the per-sample gradient covariance:
+   * (n - b) / (b (n - 1)) without replacement from n rows, 1 / b with replacement or online. With it
+   * and a full gradient, records include the gradient noise scale `noise_scale` (docs/noise-scale.md).
+   */
+  samplingFactor?(batchSize: number): number;
   create(shard: ShardSpec, seed: number): Sampler<B>;
 }
 

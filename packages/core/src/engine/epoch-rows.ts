@@ -6,7 +6,8 @@
  * run's batch ([runs * b * width], reused from step to step).
  */
 import { PackedStreams, StreamPurpose } from '../random/stream.js';
-import type { ShardSpec } from './contracts.js';
+import type { ShardSchedule, ShardSpec } from './contracts.js';
+import type { StudyConfig } from '../config/study-config.js';
 
 export interface RowColumns {
   count: number;
@@ -62,5 +63,47 @@ export function epochRows(table: RowColumns, shard: ShardSpec, seed: number, opt
       }
       return out;
     },
+  };
+}
+
+/**
+ * The unit of the equal-steps grid: the epoch length of the study's largest b (a "reference
+ * epoch"). Every b is evaluated at the same multiples of it, so losses and errors can be compared
+ * at equal numbers of updates as well as at equal epochs.
+ */
+export function referenceEpochLength(n: number, study: Pick<StudyConfig, 'batchSizes'>): number {
+  return stepsPerEpoch(n, Math.max(...study.batchSizes));
+}
+
+/** The schedule of an epoch-based shard and the grids its scalars are evaluated on. */
+export interface EpochSchedule extends ShardSchedule {
+  epochLength: number;
+  /** `referenceEpochLength`: the equal-steps grid is its multiples. */
+  referenceLength: number;
+  /** Whole epochs of this b at step t (evaluated there), else undefined. */
+  epochAt(t: number): number | undefined;
+  /** Whole reference epochs at step t (evaluated there), else undefined. */
+  referenceEpochAt(t: number): number | undefined;
+}
+
+/**
+ * Steps and evaluations of an epoch-based shard on n training rows: `study.epochs` epochs (or
+ * `study.steps` steps); scalars evaluated every `every` epochs of the shard's own b (equal epochs
+ * across b), every `every` reference epochs (equal steps across b), and at the end.
+ */
+export function epochSchedule(n: number, shard: Pick<ShardSpec, 'batchSize'>, study: Pick<StudyConfig, 'batchSizes' | 'epochs' | 'steps'>, every: number): EpochSchedule {
+  const epochLength = stepsPerEpoch(n, shard.batchSize);
+  const referenceLength = referenceEpochLength(n, study);
+  const steps = study.epochs !== undefined ? study.epochs * epochLength : (study.steps ?? 0);
+  const whole = (t: number, len: number) => (t % len === 0 && (t / len) % every === 0 ? t / len : undefined);
+  const epochAt = (t: number) => whole(t, epochLength);
+  const referenceEpochAt = (t: number) => whole(t, referenceLength);
+  return {
+    steps,
+    epochLength,
+    referenceLength,
+    epochAt,
+    referenceEpochAt,
+    evaluateAt: (t) => t === steps || epochAt(t) !== undefined || referenceEpochAt(t) !== undefined,
   };
 }

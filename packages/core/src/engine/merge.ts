@@ -6,7 +6,7 @@
  * or on several workers, in one go or resumed.
  */
 import type { StudyConfig } from '../config/study-config.js';
-import { biasRatio, interval, meanEstimate, varianceEstimate, type Estimate, type RunBlockStats } from '../stats/across-runs.js';
+import { biasRatio, interval, meanEstimate, noiseScaleEstimate, varianceEstimate, type Estimate, type RunBlockStats } from '../stats/across-runs.js';
 import type { BlockMoments, ShardSpec } from './contracts.js';
 import type { MetricRecord } from './records.js';
 import type { ShardResult, StepStats } from './shard.js';
@@ -53,15 +53,26 @@ function estimateFields(e: Estimate, level: number): Pick<MetricRecord, 'value' 
   return e.dispersion !== undefined && Number.isFinite(e.dispersion) ? { ...fields, dispersion: e.dispersion } : fields;
 }
 
+/** What records need to know about a group beyond its statistics. */
+export interface RecordLayout {
+  /** Steps per epoch (epoch-based settings): records then carry `epoch`. */
+  epochLength?: number;
+  /** C_b of the model (`Model.samplingFactor`): with it, steps with both gradients give `noise_scale`. */
+  samplingFactor?: number;
+}
+
 /** The records of one recorded step of a (b, initial point) from the statistics of all its runs. */
-export function stepRecords(study: StudyConfig, group: Pick<ShardSpec, 'batchSize' | 'initPoint'>, t: number, s: StepStats, epochLength?: number): MetricRecord[] {
+export function stepRecords(study: StudyConfig, group: Pick<ShardSpec, 'batchSize' | 'initPoint'>, t: number, s: StepStats, layout: RecordLayout = {}): MetricRecord[] {
+  const { epochLength, samplingFactor } = layout;
   const out: MetricRecord[] = [];
   const level = study.confidenceLevel;
   const common = { study: study.name, setting: study.setting, batchSize: group.batchSize, initPoint: group.initPoint, step: t, estimator: 'monte_carlo' as const };
-  // Gradients at step t belong to the epoch being run (1-based); scalars evaluated before step
-  // t = e * L describe the parameters after e completed epochs.
+  // Gradients at step t belong to the epoch being run (1-based); scalars evaluated before step t
+  // describe the parameters after t / L epochs: e at an epoch boundary t = e * L, a fraction at
+  // the equal-steps grid between boundaries (epochSchedule), so that every scalar record carries
+  // both its epoch (samples seen / n) and its step (updates).
   const gradEpoch = epochLength ? { epoch: Math.floor(t / epochLength) + 1 } : {};
-  const scalarEpoch = epochLength ? { epoch: Math.floor(t / epochLength) } : {};
+  const scalarEpoch = epochLength ? { epoch: t / epochLength } : {};
   const variance = (metric: string, m: BlockMoments | undefined) => {
     if (!m) return;
     const one = (blocks: RunBlockStats[], layer?: string) => out.push({ ...common, ...gradEpoch, metric, layer, ...estimateFields(varianceEstimate(blocks), level) });
@@ -72,6 +83,9 @@ export function stepRecords(study: StudyConfig, group: Pick<ShardSpec, 'batchSiz
   };
   variance('grad_variance', s.grad);
   variance('full_grad_variance', s.full);
+  if (s.grad && s.full && samplingFactor !== undefined && samplingFactor > 0) {
+    out.push({ ...common, ...gradEpoch, metric: 'noise_scale', layer: s.grad.blocks ? 'all' : undefined, ...estimateFields(noiseScaleEstimate(s.grad.all, s.full.all, samplingFactor), level) });
+  }
   if (s.difference && s.grad) {
     // About 1 when E[g_t] = E[grad L(w_t)] (see biasRatio).
     const runs = s.difference.all.reduce((n, b) => n + b.n, 0);
@@ -85,6 +99,6 @@ export function stepRecords(study: StudyConfig, group: Pick<ShardSpec, 'batchSiz
 }
 
 /** Every record of a group's merged statistics, step by step. */
-export function groupRecords(study: StudyConfig, group: Pick<ShardSpec, 'batchSize' | 'initPoint'>, result: ShardResult): MetricRecord[] {
-  return result.steps.flatMap(([t, s]) => stepRecords(study, group, t, s, result.epochLength));
+export function groupRecords(study: StudyConfig, group: Pick<ShardSpec, 'batchSize' | 'initPoint'>, result: ShardResult, samplingFactor?: number): MetricRecord[] {
+  return result.steps.flatMap(([t, s]) => stepRecords(study, group, t, s, { epochLength: result.epochLength, samplingFactor }));
 }

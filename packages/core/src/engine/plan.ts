@@ -121,7 +121,7 @@ async function time(container: DependencyContainer, study: StudyConfig, model: M
   const step = (record: boolean) => {
     const start = performance.now();
     model.gradients(state, sampler.next(t % steps), record);
-    optimizer.step(state, learningRateAt(study.learningRate, t), t);
+    optimizer.step(state, learningRateAt(study.learningRate, t, shard.batchSize), t);
     t++;
     return (performance.now() - start) / 1000;
   };

@@ -58,6 +58,10 @@ export interface ClaimResult {
   statement: string;
   /** Where the paper states it. */
   paperRef: string;
+  /** The paper's sentence the claim tests, verbatim, where the claim rests on its wording. */
+  quote?: string;
+  /** A note shared by related claims (e.g. why a claim exists in two readings); reports show each once. */
+  note?: string;
   estimator: Estimator;
   verdict: Verdict;
   /** Largest p-value of the per-comparison tests (intersection-union test), Monte Carlo only. */

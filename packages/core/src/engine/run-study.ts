@@ -155,7 +155,7 @@ async function execute(opts: RunStudyOptions, signal: AbortSignal, emit: (e: Stu
     const results: ShardResult[] = [];
     // A group of one shard computed here emits its records step by step as they are computed.
     const live = group.length === 1 && !stored.has(shardKey(group[0])) && !pending.has(shardKey(group[0]));
-    const epochLength = scheduleOf(ctx, group[0]).epochLength;
+    const layout = { epochLength: scheduleOf(ctx, group[0]).epochLength, samplingFactor: ctx.samplers?.samplingFactor?.(group[0].batchSize) };
     for (const shard of group) {
       if (signal.aborted) throw new CancelledError();
       emit({ type: 'shardStart', batchSize: shard.batchSize, initPoint: shard.initPoint, runStart: shard.runStart, runCount: shard.runCount, steps: shard.steps });
@@ -170,7 +170,7 @@ async function execute(opts: RunStudyOptions, signal: AbortSignal, emit: (e: Stu
       if (!result) {
         result = await runShard(ctx, shard, {
           signal,
-          onStep: live ? (t, st) => stepRecords(study, shard, t, st, epochLength).forEach(put) : undefined,
+          onStep: live ? (t, st) => stepRecords(study, shard, t, st, layout).forEach(put) : undefined,
           onProgress: (step, steps) => emit({ type: 'progress', batchSize: shard.batchSize, initPoint: shard.initPoint, step, steps, runCount: shard.runCount }),
         });
         await opts.shardStore?.save(shard, result);
@@ -178,7 +178,7 @@ async function execute(opts: RunStudyOptions, signal: AbortSignal, emit: (e: Stu
       results.push(result);
       emit({ type: 'shardEnd', batchSize: shard.batchSize, initPoint: shard.initPoint, runStart: shard.runStart, runCount: shard.runCount, seconds: (performance.now() - t0) / 1000, reused });
     }
-    if (!live) groupRecords(study, group[0], mergeShardResults(results)).forEach(put);
+    if (!live) groupRecords(study, group[0], mergeShardResults(results), layout.samplingFactor).forEach(put);
   }
 
   for (const analysis of analyses) for (const r of analysis.analyze(index, study)) put(r);

@@ -126,7 +126,7 @@ export async function runShard(ctx: ShardContext, shard: ShardSpec, o: RunShardO
         result.steps.push([t, stats]);
         o.onStep?.(t, stats);
       }
-      if (t < steps) ctx.optimizer.step(state, learningRateAt(study.learningRate, t), t);
+      if (t < steps) ctx.optimizer.step(state, learningRateAt(study.learningRate, t, shard.batchSize), t);
       if (performance.now() - lastYield > yieldEvery) {
         o.onProgress?.(t, steps);
         await new Promise<void>((resolve) => setImmediate(resolve));

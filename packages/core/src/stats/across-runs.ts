@@ -213,3 +213,41 @@ export function interval(e: Estimate, level: number): Interval {
   }
   return { low: e.value - q * e.stdError, high: e.value + q * e.stdError };
 }
+
+/** Jackknife over run blocks, for the noise scale. */
+export const SE_METHOD_NOISE_SCALE = 'jackknife over run blocks (delete one block), t with blocks - 1 df';
+
+/**
+ * The simple gradient noise scale B_simple(t) = E[tr Cov(g_t | w_t) | F0] / (C_b E[||grad L(w_t)||^2 | F0])
+ * (McCandlish et al. 2018) from the paper's own quantities (docs/noise-scale.md): by unbiasedness
+ * E[tr Cov(g_t|w_t)|F0] = Var(g_t|F0) - Var(grad L(w_t)|F0), C_b is the sampling factor of the
+ * mini-batch mean (Cov(g_t|w_t) = C_b Sigma(w_t)), and E||grad L||^2 = (1/R) sum_r ||grad L_r||^2 =
+ * (1/R) sum_k (m2_k + n_k meanSq_k). The runs of g and of grad L are the same, so the ratio's
+ * standard error is a delete-one-block jackknife.
+ */
+export function noiseScaleEstimate(grad: readonly RunBlockStats[], full: readonly RunBlockStats[], samplingFactor: number): Estimate {
+  const k = Math.min(grad.length, full.length);
+  const ratio = (skip: number) => {
+    let g = 0;
+    let f = 0;
+    let dof = 0;
+    let sq = 0;
+    let n = 0;
+    for (let i = 0; i < k; i++) {
+      if (i === skip) continue;
+      g += grad[i].m2;
+      f += full[i].m2;
+      dof += full[i].n - 1;
+      sq += full[i].m2 + full[i].n * full[i].meanSq;
+      n += full[i].n;
+    }
+    return dof > 0 && n > 0 && sq > 0 ? (g - f) / dof / (samplingFactor * (sq / n)) : NaN;
+  };
+  const value = ratio(-1);
+  const runs = full.slice(0, k).reduce((s, b) => s + b.n, 0);
+  if (k < 2) return { value, runs, stdError: NaN, scale: 'linear', df: 0, method: SE_METHOD_NOISE_SCALE };
+  const loo = Array.from({ length: k }, (_, i) => ratio(i));
+  const mean = loo.reduce((s, v) => s + v, 0) / k;
+  const stdError = Math.sqrt(((k - 1) / k) * loo.reduce((s, v) => s + (v - mean) ** 2, 0));
+  return { value, runs, stdError, scale: 'linear', df: k - 1, method: SE_METHOD_NOISE_SCALE };
+}
