@@ -178,12 +178,13 @@ export default definePlugin<DeepLinearOptions>({
     container.register(Tokens.Claim, {
       useValue: agreesWithExact({
         id: 'monte-carlo-matches-exact-t0',
-        statement: 'Monte Carlo Var(g_0|F0) per layer and the loss agree with the exact values at t = 0',
+        statement: 'Monte Carlo Var(g_0|F0) per layer, the loss and the noise scale agree with the exact values at t = 0',
         paperRef: 'oracles.md (framework check)',
         roundOff: FLOAT32_ROUND_OFF,
         metrics: [
           ...layers.map((layer) => ({ metric: 'grad_variance', scale: 'log' as const, layer })),
           { metric: 'loss', scale: 'linear' },
+          { metric: 'noise_scale', scale: 'linear', layer: 'all' },
         ],
       }),
     });
