@@ -25,6 +25,7 @@ export * from './engine/run-study.js';
 export * from './engine/session.js';
 export * from './engine/components.js';
 export * from './engine/epoch-rows.js';
+export * from './engine/figures.js';
 export * from './claims/monotone.js';
 export * from './claims/epoch-mean.js';
 export * from './io/files.js';

@@ -5,6 +5,7 @@ import type { StudyConfig } from './config/study-config.js';
 import type { MetricObserver } from './engine/records.js';
 import type { ComponentFactories } from './engine/components.js';
 import type { RemoteConnection } from './engine/run-study.js';
+import type { FigureSpec } from './engine/figures.js';
 
 /** A partial study a preset contributes; the file's own fields override it. */
 export type PresetConfig<Options> = Partial<Omit<StudyConfig<Options>, 'options' | 'setting'>> & {
@@ -49,6 +50,12 @@ export interface Plugin<Options = Record<string, unknown>> {
   presetGroups?: Record<string, string[]>;
   /** Metrics the setting can emit. */
   metrics: readonly string[];
+  /**
+   * How its metrics are drawn (engine/figures.ts): reporters render these specs, with the
+   * setting's own paper figure and caption, and know no metric by name. Core's metrics have
+   * CORE_FIGURES; a metric with no spec gets a plain default figure.
+   */
+  figures?: readonly FigureSpec[];
   /** Samplers and optimizers this package offers to studies of any setting, by id. */
   components?: ComponentFactories;
   /** Extra checks across fields that a schema cannot express; call `fail(jsonPath, message)`. */

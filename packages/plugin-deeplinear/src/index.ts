@@ -5,6 +5,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { JSONSchemaType } from 'ajv';
 import { RandomStream, StreamPurpose, Tokens, agreesWithExact, decreasingInBatchSize, definePlugin, type PresetConfig, withCost } from '@sgd-lab/core';
+import type { FigureSpec } from '@sgd-lab/core';
 import { ReplicaEngine, chunkSizeFor, engineSgd, strategyFor, useBackend } from '@sgd-lab/tensor';
 import { DeepLinearModel, bytesPerReplica, deepLinearProgram, drawLayers, gaussianSampler, layerShapes, product } from './model.js';
 import { exactAtZero } from './oracle.js';
@@ -118,12 +119,21 @@ const presets: Record<string, PresetConfig<DeepLinearOptions>> = {
   },
 };
 
+/** Fig. 3 and the Theorem 4 fit, declared beside the metrics. */
+export const DEEPLINEAR_FIGURES: FigureSpec[] = [
+  { kind: 'series', id: 'grad_variance', metrics: ['grad_variance'], labels: ['Var(g_t|F0)'], x: ['step'], paperRef: 'Fig. 3 (total)', caption: 'log Var of the stochastic gradient of all layers against t, one colour per b; the exact value at t = 0 dashed.' },
+  { kind: 'series', id: 'grad_variance_by_layer', metrics: ['grad_variance', 'full_grad_variance'], labels: ['Var(g_t|F0)', 'Var(grad L(W_t)|F0)'], x: ['step'], layers: 'each', paperRef: 'Fig. 3', caption: 'Per layer (columns), the stochastic gradient (top) and the full gradient (bottom), as in Fig. 3.' },
+  { kind: 'series', id: 'loss', metrics: ['loss'], labels: ['E[L(W_t)|F0]'], x: ['step'], paperRef: 'not a figure of the paper', caption: 'The expected population loss against t.' },
+  { kind: 'against-b', id: 'grad_variance_vs_b', metric: 'grad_variance', label: 'Var(g_t|F0)', polynomial: 'grad_variance_poly', paperRef: 'Theorem 4 (no figure in the paper)', caption: 'Var(g_t|F0) against b at the fitted steps, with the fitted polynomial in 1/b without constant term (dotted).' },
+];
+
 export default definePlugin<DeepLinearOptions>({
   name: 'gaussian-deeplinear',
   description: 'Deep linear teacher-student, online Gaussian inputs (Sec. 3.2, Fig. 3), exact variance at t = 0',
   configSchema,
   presets,
   metrics: ['grad_variance', 'full_grad_variance', 'loss', 'grad_bias_ratio', 'grad_variance_poly', 'grad_variance_lead', 'b0_estimate', 'noise_scale'],
+  figures: DEEPLINEAR_FIGURES,
   checkStudy(study, fail) {
     if (study.steps === undefined) fail('/steps', 'gaussian-deeplinear is step-based: give "steps"');
     const c = study.options.constantTest;

@@ -13,6 +13,7 @@ import {
   type PresetConfig,
   withCost,
 } from '@sgd-lab/core';
+import type { FigureSpec } from '@sgd-lab/core';
 import { ADMISSION_DIR, ADMISSION_FILE, loadAdmission, syntheticData, type RegressionData } from './data.js';
 import { LinearRegressionModel, type InitSpec } from './model.js';
 import { exactOracle } from './oracle.js';
@@ -148,6 +149,14 @@ function loadData(o: LinRegOptions, seed: number, dataDir: string): RegressionDa
   return loadAdmission(o.data ?? join(dataDir, ADMISSION_DIR, ADMISSION_FILE), { standardizeTarget: o.standardizeTarget });
 }
 
+/** The figures of Fig. 2, declared here so that reporters need not know the metrics. */
+export const LINREG_FIGURES: FigureSpec[] = [
+  { kind: 'series', id: 'grad_variance', metrics: ['grad_variance'], labels: ['Var(g_t|F0)'], x: ['step'], paperRef: 'Fig. 2(a), left', caption: 'log Var of the stochastic gradient against t, one colour per b; Monte Carlo solid with its interval band, the exact oracle dashed.' },
+  { kind: 'series', id: 'full_grad_variance', metrics: ['full_grad_variance'], labels: ['Var(grad L(w_t)|F0)'], x: ['step'], paperRef: 'Fig. 2(a), right', caption: 'log Var of the full gradient against t (exactly 0 at t = 0, left off the log axis); Monte Carlo solid, exact dashed.' },
+  { kind: 'against-b', id: 'grad_variance_vs_b', metric: 'grad_variance', label: 'Var(g_t|F0)', polynomial: 'grad_variance_poly', paperRef: 'Fig. 2(b)', caption: 'Var(g_t|F0) against b at the chosen t: Monte Carlo points with intervals, the exact polynomial in 1/b dashed and the fitted one dotted.' },
+  { kind: 'series', id: 'loss', metrics: ['loss'], labels: ['E[L(w_t)|F0]'], x: ['step'], paperRef: 'not a figure of the paper (the oracle gives it)', caption: 'The expected loss against t; Monte Carlo solid, exact dashed.' },
+];
+
 export default definePlugin<LinRegOptions>({
   name: 'admission-linreg',
   description: 'Linear regression on Graduate Admission (Sec. 3.1, Fig. 2), exact moment oracle',
@@ -155,6 +164,7 @@ export default definePlugin<LinRegOptions>({
   presets,
   presetGroups: { paper: ['paper-fig2a', 'paper-fig2b'] },
   metrics: ['grad_variance', 'full_grad_variance', 'loss', 'grad_bias_ratio', 'grad_variance_poly', 'noise_scale'],
+  figures: LINREG_FIGURES,
   components: samplerComponents,
   checkStudy(study, fail) {
     if (study.learningRate.scaleWith && study.options.polynomialSteps.length > 0) {

@@ -5,6 +5,7 @@
  */
 import { join } from 'node:path';
 import { ConfigError, Tokens, decreasingInBatchSize, definePlugin, denseSgd, type JSONSchemaType, type PresetConfig, withCost } from '@sgd-lab/core';
+import type { FigureSpec } from '@sgd-lab/core';
 import { ADMISSION_DIR, ADMISSION_FILE, loadAdmission, withReplacement, withoutReplacement } from '@sgd-lab/plugin-linreg';
 import { LogisticRegressionModel, aboveMedian } from './model.js';
 
@@ -38,12 +39,19 @@ const presets: Record<string, PresetConfig<LogRegOptions>> = {
   paper: { description: 'as Fig. 2(a) for linear regression: 2,000 steps, 1,000 runs', seed: 2021, batchSizes: [4, 16, 64, 256], steps: 2000, runs: 1000, initPoints: 1, learningRate: RATE },
 };
 
+/** As Fig. 2(a), for logistic regression. */
+export const LOGREG_FIGURES: FigureSpec[] = [
+  { kind: 'series', id: 'grad_variance', metrics: ['grad_variance', 'full_grad_variance'], labels: ['Var(g_t|F0)', 'Var(grad L(w_t)|F0)'], x: ['step'], paperRef: 'beyond the paper (as Fig. 2(a))', caption: 'The stochastic (top) and full (bottom) gradient variance of logistic regression against t, one colour per b.' },
+  { kind: 'series', id: 'loss', metrics: ['loss', 'error'], labels: ['loss', 'error'], x: ['step'], paperRef: 'beyond the paper', caption: 'Expected loss (top) and error (bottom) against t.' },
+];
+
 export default definePlugin<LogRegOptions>({
   name: 'admission-logreg',
   description: 'Logistic regression on Graduate Admission, chance of admit above the median (generated example)',
   configSchema,
   presets,
   metrics: ['grad_variance', 'full_grad_variance', 'loss', 'error', 'grad_bias_ratio', 'noise_scale'],
+  figures: LOGREG_FIGURES,
   register(container, study, ctx) {
     const o = study.options;
     const regression = loadAdmission(o.data ?? join(ctx.dataDir, ADMISSION_DIR, ADMISSION_FILE), { standardizeTarget: false });

@@ -3,6 +3,7 @@
  */
 import type { JSONSchemaType } from 'ajv';
 import { Tokens, atEqualEpochsAndSteps, definePlugin, referenceEpochLength, type EpochClaimSpec, type PresetConfig, withCost } from '@sgd-lab/core';
+import type { FigureSpec } from '@sgd-lab/core';
 import { ReplicaEngine, chunkSizeFor, engineSgd, strategyFor, useBackend } from '@sgd-lab/tensor';
 import { hasIdx, head, loadEmbedded, loadIdx, MNIST_DIR, HOW_TO_GET_MNIST, type MnistData } from './data.js';
 import { distortSet } from './distort.js';
@@ -170,6 +171,16 @@ function loadData(o: MnistOptions, seed: number, dataDir: string, log: (s: strin
   return loadEmbedded(seed, o.embeddedValidationFraction);
 }
 
+/** Figs. 1, 4 and 5, declared beside the metrics. */
+export const MNIST_FIGURES: FigureSpec[] = [
+  { kind: 'series', id: 'grad_variance_epoch', metrics: ['grad_variance_epoch'], labels: ['Var(g_t|F0), per-epoch mean'], x: ['epoch'], overInitPoints: 'median-band', paperRef: 'Figs. 1(a), 4(a)', caption: 'The per-epoch mean of Var(g_t|F0): the median over initial points with their min-max band (Figs. 1(a), 4(a)); with one initial point, its interval.' },
+  { kind: 'series', id: 'grad_variance', metrics: ['grad_variance'], labels: ['Var(g_t|F0)'], x: ['step'], paperRef: 'Fig. 4(a), per step', caption: 'Var(g_t|F0) at every recorded step of initial point 0, against iterations: at equal steps b = 64 has seen half the samples of b = 128.' },
+  { kind: 'series', id: 'grad_variance_by_layer', metrics: ['grad_variance'], labels: ['Var(g_t|F0)'], x: ['step'], layers: 'each', paperRef: 'not a figure of the paper (per layer)', caption: 'Var(g_t|F0) per weight and bias block.' },
+  { kind: 'series', id: 'loss', metrics: ['loss'], labels: ['loss'], x: ['epoch', 'step'], splits: true, overInitPoints: 'median-band', paperRef: 'Figs. 1(b), 5 (left)', caption: 'Training and validation loss (log) at equal epochs, and, in the second figure, at equal steps.' },
+  { kind: 'series', id: 'error', metrics: ['error'], labels: ['error'], x: ['epoch', 'step'], splits: true, overInitPoints: 'median-band', paperRef: 'Figs. 1(c), 5 (right)', caption: 'Training and validation error (1 - accuracy) at equal epochs and at equal steps.' },
+  { kind: 'series', id: 'accuracy_gap', metrics: ['accuracy_gap'], labels: ['train - distorted test accuracy'], x: ['epoch', 'step'], yScale: 'linear', overInitPoints: 'median-band', paperRef: 'Figs. 1(d), 4(b)', caption: 'The accuracy gap on the elastically distorted validation images: the median over initial points with their min-max band.' },
+];
+
 export default definePlugin<MnistOptions>({
   name: 'mnist-mlp',
   description: 'MLP on MNIST (Sec. 4.1, Figs. 1, 4, 5): epoch-based SGD, losses, errors, distortion gap',
@@ -177,6 +188,7 @@ export default definePlugin<MnistOptions>({
   presets,
   presetGroups: { paper: ['paper-variance', 'paper-loss'] },
   metrics: ['grad_variance', 'grad_variance_epoch', 'loss', 'error', 'accuracy_gap'],
+  figures: MNIST_FIGURES,
   checkStudy(study, fail) {
     const w = study.options.widths;
     if (w[0] !== 784) fail('/options/widths/0', 'must be 784 (28 x 28 pixels)');

@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DataError, Tokens, atEqualEpochsAndSteps, definePlugin, epochMean, referenceEpochLength, type EpochClaimSpec, type JSONSchemaType, type PresetConfig, withCost } from '@sgd-lab/core';
+import type { FigureSpec } from '@sgd-lab/core';
 import { ReplicaEngine, chunkSizeFor, useBackend } from '@sgd-lab/tensor';
 import { HOW_TO_GET_YELP, UCI_DIR, UCI_FILE, hasPolarity, loadPolarity, loadUci, type YelpData } from './data.js';
 import { decays, parameterCount, xlnetBytesPerReplica, xlnetProgram, type XlnetSize } from './model.js';
@@ -173,12 +174,21 @@ export function countNote(size: XlnetSize): string {
   return `${head}; the paper reports ${PAPER_PARAMETERS.toLocaleString('en-US')}, ${Math.abs(diff).toLocaleString('en-US')} ${diff > 0 ? 'fewer' : 'more'}${same}`;
 }
 
+/** Fig. 6, declared beside the metrics. */
+export const XLNET_FIGURES: FigureSpec[] = [
+  { kind: 'series', id: 'grad_variance_epoch', metrics: ['grad_variance_epoch'], labels: ['Var(g_t|F0), per-epoch mean'], x: ['epoch'], overInitPoints: 'median-band', paperRef: 'Fig. 6 (left)', caption: 'The per-epoch mean of the variance of the raw stochastic gradient (before clipping and Adam), one colour per b.' },
+  { kind: 'series', id: 'grad_variance', metrics: ['grad_variance'], labels: ['Var(g_t|F0)'], x: ['step'], paperRef: 'Fig. 6 (left), per step', caption: 'The same variance at every recorded step.' },
+  { kind: 'series', id: 'loss', metrics: ['loss'], labels: ['loss'], x: ['epoch', 'step'], splits: true, paperRef: 'Fig. 6 (middle)', caption: 'Training and validation loss at equal epochs, and at equal steps.' },
+  { kind: 'series', id: 'error', metrics: ['error'], labels: ['error'], x: ['epoch', 'step'], splits: true, paperRef: 'Fig. 6 (right)', caption: 'Training and validation error at equal epochs, and at equal steps.' },
+];
+
 export default definePlugin<XlnetOptions>({
   name: 'yelp-xlnet',
   description: 'XLNet-style encoder on Yelp review polarity with Adam(W) (App. A.1.4, Fig. 6): per-epoch variance, losses, errors',
   configSchema,
   presets,
   metrics: ['grad_variance', 'grad_variance_epoch', 'loss', 'error'],
+  figures: XLNET_FIGURES,
   checkStudy(study, fail) {
     const s = study.options.size;
     if (s.dModel % s.heads !== 0) fail('/options/size/dModel', `must be a multiple of heads (${s.heads})`);

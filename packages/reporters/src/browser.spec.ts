@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import type { ClaimResult, MetricRecord } from '@sgd-lab/core';
+import type { ClaimResult, FigureSpec, MetricRecord } from '@sgd-lab/core';
 import { writeStudyReport } from './report.js';
 
 /** Where Debian puts Chromium; .ci/run installs it when absent. */
@@ -38,8 +38,10 @@ const claims: ClaimResult[] = [
 describe.skipIf(!hasChromium)('report.html in headless Chromium', () => {
   it('draws every figure, logs no error, and is screenshotted', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'sgd-lab-report-'));
-    const built = await writeStudyReport({ outDir: dir, name: 'demo', setting: 'demo-setting', initPoints: 1, records: records(), claims, manifest: { status: 'completed' } });
-    expect(built.figures).toEqual(['grad_variance', 'full_grad_variance', 'grad_variance_vs_b', 'loss']);
+    // The figures a setting declares travel in the manifest; undeclared metrics get default figures.
+    const figures: FigureSpec[] = [{ kind: 'against-b', id: 'grad_variance_vs_b', metric: 'grad_variance', label: 'Var(g_t|F0)', polynomial: 'grad_variance_poly', paperRef: 'Fig. 2(b)', caption: 'against b' }];
+    const built = await writeStudyReport({ outDir: dir, name: 'demo', setting: 'demo-setting', initPoints: 1, records: records(), claims, manifest: { status: 'completed', figures } });
+    expect(built.figures).toEqual(['grad_variance_vs_b', 'grad_variance', 'full_grad_variance', 'loss']);
     const { chromium } = await import('playwright-core');
     const browser = await chromium.launch({
       executablePath: CHROMIUM,

@@ -1,128 +1,224 @@
 /**
- * The paper's figures as vega-lite specs built from records alone: which figures a study gets
- * follows from which metrics and fields its records carry, never from the setting's name.
+ * Figures as vega-lite specs, built from records and the figure specs a setting declares
+ * (FigureSpec in core, written into manifest.json). Nothing here knows a metric by name: what is
+ * drawn, against which axis, with which paper reference and caption, comes from the specs; a
+ * metric nobody declared gets core's default figure.
  */
-import type { MetricRecord } from '@sgd-lab/core';
-import { polyval } from '@sgd-lab/core';
+import { CORE_FIGURES, defaultFigure, polyval, type AgainstBatchSizeFigureSpec, type FigureSpec, type MetricRecord, type SeriesFigureSpec } from '@sgd-lab/core';
 
 /** One figure: a vega-lite spec with its data inlined, and the rows behind it for CSV. */
 export interface Figure {
   id: string;
   title: string;
-  /** The paper's figure it corresponds to. */
+  /** The paper's figure it corresponds to (the setting's own). */
   paperRef: string;
+  caption: string;
   spec: Record<string, unknown>;
   rows: Record<string, unknown>[];
+  /** What the rendered figure must show (the browser test checks the SVG against it). */
+  expect: {
+    /** Line paths: one per (facet, b, estimator, study) series. */
+    lines: number;
+    /** Entries of the b legend (0 for a gradient legend) and of the estimator legend. */
+    bLegend: number;
+    estimatorLegend: string[];
+    /** Whether b has a continuous (gradient) legend. */
+    gradient: boolean;
+  };
 }
 
 /** Inputs besides the records. */
 export interface FigureContext {
   initPoints: number;
-  /** Overlay several studies: records carry their study name and lines are dashed by study. */
+  /** Overlay several studies: each study gets its own marker shape and a legend with its full name. */
   compare?: boolean;
+  /** The figure specs (manifest.figures); default: core's. */
+  specs?: readonly FigureSpec[];
 }
 
-const WIDTH = 520;
+/** The report page's width: no figure may be wider. */
+export const PAGE_WIDTH = 1400;
+/** At most this many values of b get categorical colours and labels at the line ends; more get a sequential scale. */
+export const DIRECT_LABELS_MAX = 6;
+const WIDTH = 560;
 const HEIGHT = 300;
-/** Values below this fraction of a series' largest value are round-off (float32 included) and left off log plots. */
+/** Values below this fraction of a series' largest value are round-off and left off log plots. */
 const ROUND_OFF_FLOOR = 1e-9;
-/** Points per polynomial curve in the variance-against-b figure. */
 const CURVE_POINTS = 60;
 
-const axisOf = (rs: MetricRecord[]): 'epoch' | 'step' => (rs.some((r) => r.epoch !== undefined) ? 'epoch' : 'step');
+/** Each estimator's style: Monte Carlo solid with its band, exact dashed, fitted dotted. */
+export const ESTIMATOR_STYLE = {
+  monte_carlo: { name: 'Monte Carlo', dash: [1, 0] },
+  exact: { name: 'exact', dash: [6, 3] },
+  fitted: { name: 'fitted', dash: [2, 2] },
+} as const;
+const MC = ESTIMATOR_STYLE.monte_carlo.name;
+
 const isTotal = (r: MetricRecord) => r.layer === undefined || r.layer === 'all';
+const axisTitle = (x: string) => (x === 'epoch' ? 'epoch' : 'iteration t');
 
-function base(title: string, rows: Record<string, unknown>[]): Record<string, unknown> {
+/** The colour channel of b: categorical with line swatches up to DIRECT_LABELS_MAX values, else sequential with a gradient. */
+function colourOfB(bs: number[]) {
+  return bs.length <= DIRECT_LABELS_MAX
+    ? { field: 'b', type: 'ordinal', title: 'batch size b', sort: 'ascending', scale: { scheme: 'viridis', domain: bs }, legend: { symbolType: 'stroke', symbolStrokeWidth: 3, symbolOpacity: 1 } }
+    : { field: 'b', type: 'quantitative', title: 'batch size b', scale: { type: 'log', scheme: 'viridis', domain: [bs[0], bs[bs.length - 1]] }, legend: { type: 'gradient', gradientLength: 180 } };
+}
+
+/**
+ * The colour of b as a fill without a legend, for bands, labels and markers: the one legend of b
+ * belongs to the lines' stroke colour, with line swatches (a shared colour channel would merge
+ * the band's opacity and fill into it).
+ */
+function fillOf(c: ReturnType<typeof colourOfB>) {
+  return { ...c, legend: null };
+}
+
+function estimatorDash(present: string[]) {
+  const styles = Object.values(ESTIMATOR_STYLE).filter((s) => present.includes(s.name));
   return {
-    $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
+    field: 'estimator',
+    type: 'nominal',
+    title: 'estimator',
+    scale: { domain: styles.map((s) => s.name), range: styles.map((s) => s.dash) },
+    legend: { symbolType: 'stroke', symbolStrokeColor: '#333', symbolStrokeWidth: 2, symbolOpacity: 1 },
+  };
+}
+
+/** Facet layout that fits the page: cell width and columns. */
+function cells(count: number, legendWidth = 200): { width: number; columns: number } {
+  const columns = Math.min(count, 4);
+  const width = Math.max(160, Math.min(320, Math.floor((PAGE_WIDTH - legendWidth) / columns) - 70));
+  return { width, columns };
+}
+
+function median(sorted: number[]): number {
+  const n = sorted.length;
+  return n % 2 ? sorted[n >> 1] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2;
+}
+
+/** One series figure on one x axis, or undefined when the records do not support it. */
+function seriesFigure(records: MetricRecord[], spec: SeriesFigureSpec, x: 'step' | 'epoch', ctx: FigureContext, idSuffix: string): Figure | undefined {
+  const log = (spec.yScale ?? 'log') === 'log';
+  const label = new Map(spec.metrics.map((m, i) => [m, spec.labels[i] ?? m]));
+  const rs = records.filter(
+    (r) => label.has(r.metric) && r.batchSize !== undefined && r[x] !== undefined && Number.isFinite(r.value) && ((spec.layers ?? 'total') === 'each' ? r.layer !== undefined : isTotal(r)),
+  );
+  if (!rs.some((r) => r.estimator === 'monte_carlo' || r.estimator === 'fitted')) return undefined;
+  const key = (r: MetricRecord) => [r.study, r.metric, r.layer ?? '', r.split ?? '', r.estimator, r.batchSize].join('|');
+  // Per-step records at their integer epoch would draw spikes: an axis needs one record per x.
+  const seen = new Set<string>();
+  for (const r of rs.filter((q) => q.initPoint === 0)) {
+    const k = `${key(r)}|${r[x]}`;
+    if (seen.has(k)) return undefined;
+    seen.add(k);
+  }
+  const floor = log ? ROUND_OFF_FLOOR * Math.max(0, ...rs.map((r) => r.value)) : -Infinity;
+  const initPoints = new Set(rs.map((r) => r.initPoint)).size;
+  const band = (spec.overInitPoints ?? 'first') === 'median-band' && initPoints > 1;
+  const groups = new Map<string, MetricRecord[]>();
+  for (const r of rs) {
+    if (!band && r.initPoint !== 0) continue;
+    const k = `${key(r)}|${r[x]}`;
+    const g = groups.get(k) ?? [];
+    groups.set(k, g);
+    g.push(r);
+  }
+  const rows: Record<string, unknown>[] = [];
+  for (const g of groups.values()) {
+    const r = g[0];
+    const common = { study: r.study, metric: label.get(r.metric), layer: r.layer ?? 'all', split: r.split ?? '', estimator: ESTIMATOR_STYLE[r.estimator].name, b: r.batchSize, x: r[x] };
+    if (band) {
+      const vs = g.map((q) => q.value).sort((p, q) => p - q);
+      if (log && !(vs[0] > floor)) continue;
+      rows.push({ ...common, value: median(vs), lo: vs[0], hi: vs[vs.length - 1], initPoints: vs.length, band: 'min-max over initial points' });
+    } else {
+      if (!(r.value > floor)) continue;
+      rows.push({ ...common, value: r.value, lo: r.ciLow, hi: r.ciHigh, band: r.ciLow !== undefined ? 'confidence interval' : undefined });
+    }
+  }
+  if (rows.length === 0) return undefined;
+  const bs = [...new Set(rows.map((r) => r.b as number))].sort((a, b) => a - b);
+  // In the order of ESTIMATOR_STYLE, as the dash scale and its legend list them.
+  const present = new Set(rows.map((r) => r.estimator as string));
+  const estimators = Object.values(ESTIMATOR_STYLE).map((e) => e.name as string).filter((n) => present.has(n));
+  const facetFields = [spec.metrics.length > 1 ? 'metric' : undefined, (spec.layers ?? 'total') === 'each' ? 'layer' : undefined, spec.splits ? 'split' : undefined].filter((f): f is string => f !== undefined);
+  const facetValues = (f: string) => [...new Set(rows.map((r) => String(r[f])))];
+  const colour = colourOfB(bs);
+  const xEnc = { field: 'x', type: 'quantitative', title: axisTitle(x) };
+  const yTitle = spec.metrics.length > 1 ? 'value' : (spec.labels[0] ?? spec.metrics[0]);
+  const yEnc = { field: 'value', type: 'quantitative', scale: { type: log ? 'log' : 'linear' }, title: yTitle };
+  const groupBy = ['b', 'estimator', 'study', ...facetFields];
+  // The line layer first: the shared legend takes its swatches from it (a band first would make them pale).
+  const layers: Record<string, unknown>[] = [
+    {
+      mark: { type: 'line', strokeWidth: 1.6 },
+      encoding: { x: xEnc, y: yEnc, stroke: colour, strokeDash: estimatorDash(estimators), detail: { field: 'study' } },
+    },
+    {
+      transform: [{ filter: `datum.estimator === '${MC}' && isValid(datum.lo) && isValid(datum.hi)${log ? ' && datum.lo > 0' : ''}` }],
+      mark: { type: 'area', opacity: 0.15 },
+      encoding: { x: xEnc, y: { field: 'lo', type: 'quantitative', scale: { type: log ? 'log' : 'linear' }, title: yTitle }, y2: { field: 'hi' }, fill: fillOf(colour), detail: { field: 'study' } },
+    },
+  ];
+  if (ctx.compare) {
+    // The study is its own channel: a marker shape on every tenth point, with the full name in the legend.
+    layers.push({
+      transform: [{ window: [{ op: 'row_number', as: 'i' }], groupby: groupBy }, { filter: 'datum.i % 10 === 1' }],
+      mark: { type: 'point', filled: true, size: 36 },
+      encoding: { x: xEnc, y: yEnc, fill: fillOf(colour), shape: { field: 'study', type: 'nominal', title: 'study', legend: { labelLimit: 0 } } },
+    });
+  }
+  // Labels at the line ends for a few b (in a comparison the lines of two studies would share them).
+  if (bs.length <= DIRECT_LABELS_MAX && !ctx.compare) {
+    layers.push({
+      transform: [{ filter: `datum.estimator === '${estimators.includes(MC) ? MC : estimators[0]}'` }, { joinaggregate: [{ op: 'max', field: 'x', as: 'xEnd' }], groupby: groupBy }, { filter: 'datum.x === datum.xEnd' }],
+      mark: { type: 'text', align: 'left', dx: 4, fontSize: 10 },
+      encoding: { x: xEnc, y: yEnc, text: { field: 'b', type: 'nominal' }, fill: fillOf(colour) },
+    });
+  }
+  const lines = new Set(rows.map((r) => groupBy.map((f) => String(r[f])).join('|'))).size;
+  const title = `${spec.labels.join(' and ')} against ${x === 'epoch' ? 'epochs' : 't'}${band ? ': median and min-max over initial points' : ''}`;
+  let vl: Record<string, unknown>;
+  const top = { $schema: 'https://vega.github.io/schema/vega-lite/v5.json', title, data: { values: rows }, config: { font: 'sans-serif', legend: { orient: 'right' } } };
+  // Bands, labels and markers fill with their own copy of the b scale (same domain and scheme), so
+  // that the lines' stroke owns the one legend of b.
+  const own = { scale: { fill: 'independent' }, legend: { fill: 'independent' } };
+  if (facetFields.length === 0) {
+    vl = { ...top, width: WIDTH, height: HEIGHT, layer: layers, resolve: own };
+  } else if (facetFields.length === 1) {
+    const { width, columns } = cells(facetValues(facetFields[0]).length);
+    vl = { ...top, facet: { field: facetFields[0], type: 'nominal', title: null, sort: facetValues(facetFields[0]) }, columns, spec: { width, height: 200, layer: layers, resolve: own }, resolve: { scale: { y: 'independent' } } };
+  } else {
+    const [row, ...cols] = facetFields;
+    const column = cols[cols.length - 1];
+    const { width } = cells(facetValues(column).length);
+    vl = { ...top, facet: { row: { field: row, type: 'nominal', title: null }, column: { field: column, type: 'nominal', title: null, sort: facetValues(column) } }, spec: { width, height: 180, layer: layers, resolve: own }, resolve: { scale: { y: 'independent' } } };
+  }
+  return {
+    id: `${spec.id}${idSuffix}`,
     title,
-    width: WIDTH,
-    height: HEIGHT,
-    data: { values: rows },
-    config: { font: 'sans-serif', legend: { orient: 'right' } },
-  };
-}
-
-const colorB = { field: 'b', type: 'ordinal', title: 'batch size b', sort: 'ascending', scale: { scheme: 'viridis' } };
-
-/** log Var against t, one line per b, Monte Carlo with its band and the exact curve dashed. */
-function varianceFigure(records: MetricRecord[], metric: string, label: string, ctx: FigureContext): Figure | undefined {
-  const all = records.filter((r) => r.metric === metric && r.batchSize !== undefined && isTotal(r) && r.initPoint === 0);
-  // On a log axis, round-off of an exact zero (the full gradient at t = 0) would squash the plot.
-  const floor = ROUND_OFF_FLOOR * Math.max(0, ...all.map((r) => r.value));
-  const rs = all.filter((r) => r.value > floor);
-  if (!rs.some((r) => r.estimator === 'monte_carlo')) return undefined;
-  const x = axisOf(rs);
-  const rows = rs.map((r) => ({ x: r[x], b: r.batchSize, estimator: r.estimator, value: r.value, ciLow: r.ciLow, ciHigh: r.ciHigh, study: r.study }));
-  const dash = ctx.compare ? { strokeDash: { field: 'study', type: 'nominal' } } : {};
-  const xEnc = { field: 'x', type: 'quantitative', title: x === 'epoch' ? 'epoch' : 'iteration t' };
-  const yEnc = { field: 'value', type: 'quantitative', scale: { type: 'log' }, title: label };
-  return {
-    id: metric,
-    title: `${label} against ${x === 'epoch' ? 'epochs' : 't'}`,
-    paperRef: metric === 'grad_variance' ? 'Figs. 2(a), 3, 4(a)' : metric === 'noise_scale' ? 'beyond the paper: McCandlish et al. 2018, docs/noise-scale.md' : 'Figs. 2(a), 3',
+    paperRef: spec.paperRef,
+    caption: spec.caption,
     rows,
-    spec: {
-      ...base(`log ${label}`, rows),
-      layer: [
-        {
-          transform: [{ filter: "datum.estimator === 'monte_carlo' && datum.ciLow > 0" }],
-          mark: { type: 'area', opacity: 0.2 },
-          encoding: { x: xEnc, y: { field: 'ciLow', type: 'quantitative', scale: { type: 'log' }, title: label }, y2: { field: 'ciHigh' }, color: colorB, ...(ctx.compare ? { detail: { field: 'study' } } : {}) },
-        },
-        {
-          transform: [{ filter: "datum.estimator === 'monte_carlo'" }],
-          mark: { type: 'line', strokeWidth: 1.5 },
-          encoding: { x: xEnc, y: yEnc, color: colorB, ...dash },
-        },
-        {
-          transform: [{ filter: "datum.estimator === 'exact'" }],
-          mark: { type: 'line', strokeWidth: 1.5, strokeDash: [5, 3], color: 'black', opacity: 0.8 },
-          encoding: { x: xEnc, y: yEnc, detail: { field: 'b' } },
-        },
-      ],
-    },
+    spec: vl,
+    expect: { lines, bLegend: bs.length <= DIRECT_LABELS_MAX ? bs.length : 0, estimatorLegend: estimators, gradient: bs.length > DIRECT_LABELS_MAX },
   };
 }
 
-/** Per-layer variances, faceted by layer. */
-function layerFigure(records: MetricRecord[]): Figure | undefined {
-  const rs = records.filter((r) => r.metric === 'grad_variance' && r.estimator === 'monte_carlo' && r.layer !== undefined && r.layer !== 'all' && r.initPoint === 0 && r.value > 0);
-  if (rs.length === 0) return undefined;
-  const x = axisOf(rs);
-  const rows = rs.map((r) => ({ x: r[x], b: r.batchSize, layer: r.layer, value: r.value }));
-  return {
-    id: 'grad_variance_by_layer',
-    title: 'Var(g_t|F0) per layer',
-    paperRef: 'Fig. 3 (per layer)',
-    rows,
-    spec: {
-      $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
-      title: 'log Var(g_t|F0) per layer',
-      data: { values: rows },
-      facet: { column: { field: 'layer', type: 'nominal' } },
-      spec: {
-        width: 260,
-        height: 220,
-        mark: { type: 'line', strokeWidth: 1.2 },
-        encoding: { x: { field: 'x', type: 'quantitative', title: x }, y: { field: 'value', type: 'quantitative', scale: { type: 'log' }, title: 'Var(g)' }, color: colorB },
-      },
-    },
-  };
-}
-
-/** Variance against b at chosen t: Monte Carlo points and the exact and fitted polynomials in 1/b. */
-function polynomialFigure(records: MetricRecord[]): Figure | undefined {
-  const poly = records.filter((r) => r.metric === 'grad_variance_poly' && r.initPoint === 0 && isTotal(r));
+/** A metric against b at the steps with polynomial coefficients (Fig. 2(b)). */
+function againstBatchSizeFigure(records: MetricRecord[], spec: AgainstBatchSizeFigureSpec): Figure | undefined {
+  const poly = records.filter((r) => r.metric === spec.polynomial && r.initPoint === 0 && isTotal(r) && r.step !== undefined);
   if (poly.length === 0) return undefined;
   const steps = [...new Set(poly.map((r) => r.step!))].sort((a, b) => a - b);
-  const bs = [...new Set(records.filter((r) => r.metric === 'grad_variance' && r.batchSize !== undefined).map((r) => r.batchSize!))].sort((a, b) => a - b);
+  const bs = [...new Set(records.filter((r) => r.metric === spec.metric && r.batchSize !== undefined).map((r) => r.batchSize!))].sort((a, b) => a - b);
   if (bs.length === 0) return undefined;
   const rows: Record<string, unknown>[] = [];
+  const lo = Math.log(bs[0]);
+  const hi = Math.log(bs[bs.length - 1]);
   for (const t of steps) {
     for (const r of records) {
-      if (r.metric === 'grad_variance' && r.estimator === 'monte_carlo' && r.step === t && isTotal(r) && r.initPoint === 0) {
-        rows.push({ step: `t = ${t}`, b: r.batchSize, value: r.value, ciLow: r.ciLow, ciHigh: r.ciHigh, kind: 'Monte Carlo' });
+      if (r.metric === spec.metric && r.estimator === 'monte_carlo' && r.step === t && isTotal(r) && r.initPoint === 0 && r.value > 0) {
+        rows.push({ step: `t = ${t}`, b: r.batchSize, value: r.value, lo: r.ciLow, hi: r.ciHigh, estimator: MC });
       }
     }
     for (const estimator of ['exact', 'fitted'] as const) {
@@ -130,129 +226,75 @@ function polynomialFigure(records: MetricRecord[]): Figure | undefined {
       for (const r of poly) if (r.step === t && r.estimator === estimator) c[r.power ?? 0] = r.value;
       if (c.length === 0) continue;
       const coef = Array.from(c, (v) => v ?? 0);
-      const lo = Math.log(bs[0]);
-      const hi = Math.log(bs[bs.length - 1]);
       for (let i = 0; i < CURVE_POINTS; i++) {
         const b = Math.exp(lo + ((hi - lo) * i) / (CURVE_POINTS - 1));
         const v = polyval(coef, 1 / b);
-        if (v > 0) rows.push({ step: `t = ${t}`, b, value: v, kind: estimator === 'exact' ? 'exact polynomial' : 'fitted polynomial' });
+        if (v > 0) rows.push({ step: `t = ${t}`, b, value: v, estimator: `${ESTIMATOR_STYLE[estimator].name} polynomial` });
       }
     }
   }
+  const curves = [...new Set(rows.map((r) => r.estimator as string))].filter((e) => e !== MC);
   const x = { field: 'b', type: 'quantitative', scale: { type: 'log' }, title: 'batch size b' };
-  const y = { field: 'value', type: 'quantitative', scale: { type: 'log' }, title: 'Var(g_t|F0)' };
+  const y = { field: 'value', type: 'quantitative', scale: { type: 'log' }, title: spec.label };
+  const { width, columns } = cells(steps.length);
+  const dashOf = (name: string) => (name.startsWith('exact') ? ESTIMATOR_STYLE.exact.dash : ESTIMATOR_STYLE.fitted.dash);
   return {
-    id: 'grad_variance_vs_b',
-    title: 'Var(g_t|F0) against b, with the exact and fitted polynomials in 1/b',
-    paperRef: 'Fig. 2(b)',
+    id: spec.id,
+    title: `${spec.label} against b`,
+    paperRef: spec.paperRef,
+    caption: spec.caption,
     rows,
     spec: {
       $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
-      title: 'Var(g_t|F0) against b',
+      title: `${spec.label} against b`,
       data: { values: rows },
-      facet: { column: { field: 'step', type: 'nominal', title: null, sort: steps.map((t) => `t = ${t}`) } },
+      config: { font: 'sans-serif', legend: { orient: 'right' } },
+      facet: { field: 'step', type: 'nominal', title: null, sort: steps.map((t) => `t = ${t}`) },
+      columns,
+      resolve: { scale: { y: 'independent' } },
       spec: {
-        width: 220,
+        width,
         height: 220,
         layer: [
-          { transform: [{ filter: "datum.kind !== 'Monte Carlo'" }], mark: { type: 'line' }, encoding: { x, y, color: { field: 'kind', type: 'nominal', title: null }, strokeDash: { field: 'kind', type: 'nominal' } } },
-          { transform: [{ filter: "datum.kind === 'Monte Carlo' && datum.ciLow > 0" }], mark: { type: 'rule' }, encoding: { x, y: { field: 'ciLow', type: 'quantitative', scale: { type: 'log' } }, y2: { field: 'ciHigh' } } },
-          { transform: [{ filter: "datum.kind === 'Monte Carlo'" }], mark: { type: 'point', filled: true, size: 30, color: 'black' }, encoding: { x, y } },
+          {
+            transform: [{ filter: `datum.estimator !== '${MC}'` }],
+            mark: { type: 'line', color: '#333', strokeWidth: 1.4 },
+            encoding: { x, y, strokeDash: { field: 'estimator', type: 'nominal', title: 'curve', scale: { domain: curves, range: curves.map(dashOf) }, legend: { symbolType: 'stroke', symbolStrokeColor: '#333', symbolStrokeWidth: 2 } } },
+          },
+          { transform: [{ filter: `datum.estimator === '${MC}' && datum.lo > 0` }], mark: { type: 'rule', color: '#333' }, encoding: { x, y: { field: 'lo', type: 'quantitative', scale: { type: 'log' } }, y2: { field: 'hi' } } },
+          { transform: [{ filter: `datum.estimator === '${MC}'` }], mark: { type: 'point', filled: true, size: 30 }, encoding: { x, y, shape: { field: 'estimator', type: 'nominal', title: null }, color: { value: '#333' } } },
         ],
       },
     },
+    expect: { lines: curves.length * steps.length, bLegend: 0, estimatorLegend: curves, gradient: false },
   };
 }
 
-/** Median with a min-max band over initial points (Figs. 1(a), 4(a)). */
-function initPointFigure(records: MetricRecord[], ctx: FigureContext): Figure | undefined {
-  if (ctx.initPoints < 2) return undefined;
-  const rs = records.filter((r) => r.metric === 'grad_variance' && r.estimator === 'monte_carlo' && isTotal(r) && r.value > 0);
-  const x = axisOf(rs);
-  const groups = new Map<string, number[]>();
-  for (const r of rs) {
-    const k = `${r.batchSize}|${r[x]}`;
-    let g = groups.get(k);
-    if (!g) groups.set(k, (g = []));
-    g.push(r.value);
-  }
-  const rows = [...groups].map(([k, vs]) => {
-    const [b, xv] = k.split('|').map(Number);
-    const s = [...vs].sort((p, q) => p - q);
-    return { b, x: xv, median: s[s.length >> 1], min: s[0], max: s[s.length - 1], initPoints: s.length };
-  });
-  const xEnc = { field: 'x', type: 'quantitative', title: x };
-  return {
-    id: 'grad_variance_over_init_points',
-    title: 'Var of the stochastic gradient over initial points: median and min-max',
-    paperRef: 'Figs. 1(a), 4(a)',
-    rows,
-    spec: {
-      ...base('log Var(g): median and min-max over initial points', rows),
-      layer: [
-        { mark: { type: 'area', opacity: 0.25 }, encoding: { x: xEnc, y: { field: 'min', type: 'quantitative', scale: { type: 'log' }, title: 'Var(g)' }, y2: { field: 'max' }, color: colorB } },
-        { mark: { type: 'line' }, encoding: { x: xEnc, y: { field: 'median', type: 'quantitative', scale: { type: 'log' } }, color: colorB } },
-      ],
-    },
-  };
-}
-
-/** Training and validation loss and error against t or epochs (Figs. 5, 6). */
-function lossFigure(records: MetricRecord[], metric: 'loss' | 'error', ctx: FigureContext): Figure | undefined {
-  const rs = records.filter((r) => r.metric === metric && r.batchSize !== undefined && r.initPoint === 0 && r.value > 0 && r.estimator === 'monte_carlo');
-  if (rs.length === 0) return undefined;
-  const x = axisOf(rs);
-  const rows = rs.map((r) => ({ x: r[x], b: r.batchSize, split: r.split ?? 'population', value: r.value, study: r.study }));
-  return {
-    id: metric,
-    title: `${metric} against ${x === 'epoch' ? 'epochs' : 't'}`,
-    paperRef: 'Figs. 1(b, c), 5, 6',
-    rows,
-    spec: {
-      ...base(`log ${metric}`, rows),
-      mark: { type: 'line', strokeWidth: 1.5 },
-      encoding: {
-        x: { field: 'x', type: 'quantitative', title: x },
-        y: { field: 'value', type: 'quantitative', scale: { type: 'log' }, title: metric },
-        color: colorB,
-        strokeDash: { field: ctx.compare ? 'study' : 'split', type: 'nominal' },
-      },
-    },
-  };
-}
-
-/** The accuracy gap (train - distorted test) against epochs (Fig. 4(b)). */
-function gapFigure(records: MetricRecord[]): Figure | undefined {
-  const rs = records.filter((r) => r.metric === 'accuracy_gap' && r.batchSize !== undefined);
-  if (rs.length === 0) return undefined;
-  const x = axisOf(rs);
-  const rows = rs.map((r) => ({ x: r[x], b: r.batchSize, value: r.value, initPoint: r.initPoint }));
-  return {
-    id: 'accuracy_gap',
-    title: 'Accuracy gap (train - distorted test) against epochs',
-    paperRef: 'Figs. 1(d), 4(b)',
-    rows,
-    spec: {
-      ...base('accuracy gap', rows),
-      mark: { type: 'line', point: true },
-      encoding: { x: { field: 'x', type: 'quantitative', title: x }, y: { field: 'value', type: 'quantitative', title: 'train - test accuracy' }, color: colorB, detail: { field: 'initPoint' } },
-    },
-  };
-}
-
-/** Every figure the records support. */
+/** Every figure the specs and records support; metrics without a spec get the default figure. */
 export function figuresFor(records: MetricRecord[], ctx: FigureContext): Figure[] {
-  return [
-    varianceFigure(records, 'grad_variance', 'Var(g_t|F0)', ctx),
-    varianceFigure(records, 'full_grad_variance', 'Var(grad L(w_t)|F0)', ctx),
-    varianceFigure(records, 'noise_scale', 'noise scale B_simple(t)', ctx),
-    layerFigure(records),
-    polynomialFigure(records),
-    initPointFigure(records, ctx),
-    lossFigure(records, 'loss', ctx),
-    lossFigure(records, 'error', ctx),
-    gapFigure(records),
-  ].filter((f): f is Figure => f !== undefined);
+  const specs = [...(ctx.specs ?? CORE_FIGURES)];
+  // A figure against b does not draw its metric against t: only its coefficients are covered.
+  const covered = new Set(specs.flatMap((s) => (s.kind === 'series' ? s.metrics : [s.polynomial])));
+  for (const m of new Set(records.filter((r) => r.batchSize !== undefined && (r.step !== undefined || r.epoch !== undefined)).map((r) => r.metric))) {
+    if (!covered.has(m)) specs.push(defaultFigure(m));
+  }
+  const out: Figure[] = [];
+  for (const spec of specs) {
+    if (spec.kind === 'against-b') {
+      const f = againstBatchSizeFigure(records, spec);
+      if (f) out.push(f);
+      continue;
+    }
+    let first = true;
+    for (const x of spec.x) {
+      const f = seriesFigure(records, spec, x, ctx, first ? '' : `-by-${x}`);
+      if (f) {
+        out.push(f);
+        first = false;
+      }
+    }
+  }
+  return out;
 }
 
 /** The rows of a figure as CSV (columns: the union of the rows' keys). */

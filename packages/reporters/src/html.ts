@@ -48,8 +48,10 @@ function claimRow(c: ClaimResult): string {
 
 function figureBlock({ figure, svg }: RenderedFigure): string {
   const csv = Buffer.from(toCsv(figure.rows)).toString('base64');
-  return `<figure id="fig-${esc(figure.id)}" class="figure" data-figure="${esc(figure.id)}">
-<figcaption>${esc(figure.title)} <span class="ref">(${esc(figure.paperRef)})</span>
+  // What the figure must show, for the browser tests (smoke-reports.spec.ts).
+  const expects = `data-lines="${figure.expect.lines}" data-b-legend="${figure.expect.bLegend}" data-gradient="${figure.expect.gradient}" data-estimators="${esc(figure.expect.estimatorLegend.join('|'))}"`;
+  return `<figure id="fig-${esc(figure.id)}" class="figure" data-figure="${esc(figure.id)}" ${expects}>
+<figcaption><b>${esc(figure.title)}</b> <span class="ref">(${esc(figure.paperRef)})</span>. ${esc(figure.caption)}
 <a class="csv" download="${esc(figure.id)}.csv" href="data:text/csv;base64,${csv}">data (CSV, ${figure.rows.length} rows)</a></figcaption>
 ${svg}
 </figure>`;
@@ -64,13 +66,13 @@ export function reportHtml(input: ReportInput): string {
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>${esc(input.title)}</title>
 <style>
-body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1200px; padding: 0 1rem; color: #222; }
+body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1400px; padding: 0 1rem; color: #222; }
 h1 { margin-bottom: 0.2rem; } .sub { color: #555; margin-top: 0; } blockquote.quote { margin: 0.3rem 0 0 0.8rem; color: #555; font-style: italic; font-size: 0.9em; } ul.claim-notes { color: #333; max-width: 70rem; }
 table { border-collapse: collapse; width: 100%; font-size: 0.9rem; }
 th, td { border-bottom: 1px solid #ddd; padding: 0.35rem 0.5rem; text-align: left; vertical-align: top; }
 tr.holds td.verdict { color: #11703a; font-weight: 600; } tr.fails td.verdict { color: #b00020; font-weight: 600; }
 tr.inconclusive td.verdict { color: #8a6d00; font-weight: 600; }
-figure { margin: 1.5rem 0; } figcaption { font-weight: 600; margin-bottom: 0.5rem; }
+figure { margin: 1.5rem 0; } figcaption { margin-bottom: 0.5rem; max-width: 70rem; }
 figcaption .ref { font-weight: 400; color: #666; } figcaption a.csv { font-weight: 400; margin-left: 1rem; font-size: 0.85rem; }
 pre { background: #f6f6f6; padding: 1rem; overflow: auto; font-size: 0.8rem; }
 </style>

@@ -1,7 +1,7 @@
 /** Builds figures/ and report.html for one results folder, or a comparison of several. */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { ClaimResult, MetricRecord } from '@sgd-lab/core';
+import { CORE_FIGURES, type ClaimResult, type FigureSpec, type MetricRecord } from '@sgd-lab/core';
 import { figuresFor } from './figures.js';
 import { reportHtml, type RenderedFigure } from './html.js';
 import { renderSvg, svgToPng } from './render.js';
@@ -15,11 +15,18 @@ export interface BuiltReport {
   figures: string[];
 }
 
-async function render(records: MetricRecord[], initPoints: number, outDir: string, compare: boolean): Promise<RenderedFigure[]> {
+/** The figure specs a results folder declares (manifest.figures), else core's. */
+function specsOf(manifests: (Record<string, unknown> | undefined)[]): FigureSpec[] {
+  const byId = new Map<string, FigureSpec>();
+  for (const m of manifests) for (const s of (Array.isArray(m?.figures) ? m.figures : CORE_FIGURES) as FigureSpec[]) if (!byId.has(s.id)) byId.set(s.id, s);
+  return [...byId.values()];
+}
+
+async function render(records: MetricRecord[], initPoints: number, outDir: string, compare: boolean, specs: FigureSpec[]): Promise<RenderedFigure[]> {
   const figDir = join(outDir, ReportFiles.figures);
   mkdirSync(figDir, { recursive: true });
   const out: RenderedFigure[] = [];
-  for (const figure of figuresFor(records, { initPoints, compare })) {
+  for (const figure of figuresFor(records, { initPoints, compare, specs })) {
     const svg = await renderSvg(figure.spec);
     writeFileSync(join(figDir, `${figure.id}.svg`), svg);
     writeFileSync(join(figDir, `${figure.id}.png`), svgToPng(svg));
@@ -38,7 +45,7 @@ export async function writeStudyReport(opts: {
   claims: ClaimResult[];
   manifest?: Record<string, unknown>;
 }): Promise<BuiltReport> {
-  const figures = await render(opts.records, opts.initPoints, opts.outDir, false);
+  const figures = await render(opts.records, opts.initPoints, opts.outDir, false, specsOf([opts.manifest]));
   const status = (opts.manifest?.status as string | undefined) ?? 'unknown';
   const html = reportHtml({
     title: `${opts.name} (${opts.setting})`,
@@ -67,11 +74,11 @@ export async function compareReports(dirs: string[], outDir: string): Promise<Bu
     studies.forEach((s, i) => s.records.forEach((r) => (r.study = `${s.name} (${dirs[i]})`)));
   }
   const records = studies.flatMap((s) => s.records);
-  const figures = await render(records, Math.max(...studies.map((s) => s.initPoints)), outDir, true);
+  const figures = await render(records, Math.max(...studies.map((s) => s.initPoints)), outDir, true, specsOf(studies.map((s) => s.manifest)));
   const claims = studies.flatMap((s) => s.claims.map((c) => ({ ...c, id: `${s.name}: ${c.id}` })));
   const html = reportHtml({
     title: `compare: ${names.join(' vs ')}`,
-    subtitle: `${studies.length} studies overlaid; lines are dashed by study`,
+    subtitle: `${studies.length} studies overlaid: colour is b, the dash is the estimator, the marker shape is the study`,
     claims,
     figures,
     notes: studies.map((s) => `<h2>Manifest of ${s.name}</h2><details><summary>${s.dir}</summary><pre>${JSON.stringify(s.manifest, null, 2).replace(/</g, '&lt;')}</pre></details>`),

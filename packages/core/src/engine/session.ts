@@ -21,6 +21,7 @@ import type { MetricObserver, StudyEvent } from './records.js';
 import { runStudy, type InitialPointInfo, type RemoteShards } from './run-study.js';
 import { ComponentRegistry } from './components.js';
 import type { Model } from './contracts.js';
+import { CORE_FIGURES } from './figures.js';
 
 export interface SessionOptions {
   study: StudyConfig;
@@ -131,7 +132,7 @@ export async function runSession(opts: SessionOptions): Promise<SessionResult> {
     setting: plugin.name,
     seeds: {
       root: study.seed,
-      streams: 'xoshiro128** keyed by (seed, purpose, initPoint[, batchSize, run]); purposes: init=1, batch=2, data=3, model=4',
+      streams: 'xoshiro128** keyed by (seed, purpose, initPoint[, batchSize, run]); purposes: init=1, batch=2, data=3, model=4, analysis=5 (bootstrap)',
     },
     packages: opts.packages,
     runtime: { node: process.version, platform: `${process.platform}-${process.arch}` },
@@ -139,6 +140,8 @@ export async function runSession(opts: SessionOptions): Promise<SessionResult> {
     data: dataFiles,
     facts,
     initialPoints,
+    // How reporters draw the records: the setting's figures, then core's (engine/figures.ts).
+    figures: [...(plugin.figures ?? []), ...CORE_FIGURES],
     startedAt: started.toISOString(),
   };
   const writeManifest = () => writeFileAtomic(join(outDir, ResultFiles.manifest), JSON.stringify(manifest, null, 2) + '\n');
