@@ -179,7 +179,7 @@ function seriesFigure(records: MetricRecord[], spec: SeriesFigureSpec, x: 'step'
   const lines = new Set(rows.map((r) => groupBy.map((f) => String(r[f])).join('|'))).size;
   const title = `${spec.labels.join(' and ')} against ${x === 'epoch' ? 'epochs' : 't'}${band ? ': median and min-max over initial points' : ''}`;
   let vl: Record<string, unknown>;
-  const top = { $schema: 'https://vega.github.io/schema/vega-lite/v5.json', title, data: { values: rows }, config: { font: 'sans-serif', legend: { orient: 'right' } } };
+  const top = { $schema: 'https://vega.github.io/schema/vega-lite/v5.json', title, data: { values: rows }, config: { font: 'sans-serif', legend: { orient: 'right', offset: 40 } } };
   // Bands, labels and markers fill with their own copy of the b scale (same domain and scheme), so
   // that the lines' stroke owns the one legend of b.
   const own = { scale: { fill: 'independent' }, legend: { fill: 'independent' } };

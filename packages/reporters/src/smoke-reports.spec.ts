@@ -27,6 +27,7 @@ const settings: [string, string[]][] = [
   ['gaussian-deeplinear', []],
   ['mnist-mlp', []],
   ...(has('yelp_labelled_uci', 'yelp_labelled.txt') ? ([['yelp-xlnet', []]] as [string, string[]][]) : []),
+  ...(has('graduate_admission', 'Admission_Predict_Ver1.1.csv') ? ([['admission-logreg', []]] as [string, string[]][]) : []),
 ];
 
 interface FigureDom {
