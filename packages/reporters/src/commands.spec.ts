@@ -1,6 +1,6 @@
 import 'reflect-metadata';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -22,12 +22,17 @@ describe('report and compare commands', () => {
   it('rebuild a report from a results folder', async () => {
     const dir = await study(1);
     expect(existsSync(join(dir, 'report.html'))).toBe(false);
+    // A figure an older report left behind is removed; files that are not figures stay.
+    mkdirSync(join(dir, 'figures'), { recursive: true });
+    writeFileSync(join(dir, 'figures', 'stale.svg'), '<svg/>');
+    writeFileSync(join(dir, 'figures', 'notes.txt'), 'mine');
     const r = spawnSync(process.execPath, [CLI, 'report', dir], { encoding: 'utf8' });
     expect(r.status).toBe(0);
     expect(r.stdout).toMatch(/report\.html \(\d+ figures\)/);
     const html = readFileSync(join(dir, 'report.html'), 'utf8');
     expect(html).toContain('toy-decreasing');
     expect(existsSync(join(dir, 'figures', 'grad_variance.png'))).toBe(true);
+    expect([existsSync(join(dir, 'figures', 'stale.svg')), existsSync(join(dir, 'figures', 'notes.txt'))]).toEqual([false, true]);
   });
 
   it('overlay two studies', async () => {

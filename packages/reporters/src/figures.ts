@@ -84,10 +84,15 @@ function estimatorDash(present: string[]) {
   };
 }
 
-/** Facet layout that fits the page: cell width and columns. */
-function cells(count: number, legendWidth = 200): { width: number; columns: number } {
+/**
+ * Facet layout that fits the page: at most 4 columns, each cell's plot narrowed by room for its
+ * y axis (tick labels such as 0.000001) and the legend on the right.
+ */
+function cells(count: number): { width: number; columns: number } {
+  const legend = 240;
+  const axis = 120;
   const columns = Math.min(count, 4);
-  const width = Math.max(160, Math.min(320, Math.floor((PAGE_WIDTH - legendWidth) / columns) - 70));
+  const width = Math.max(140, Math.min(320, Math.floor((PAGE_WIDTH - legend) / columns) - axis));
   return { width, columns };
 }
 

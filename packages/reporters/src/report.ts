@@ -1,5 +1,5 @@
 /** Builds figures/ and report.html for one results folder, or a comparison of several. */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CORE_FIGURES, type ClaimResult, type FigureSpec, type MetricRecord } from '@sgd-lab/core';
 import { figuresFor } from './figures.js';
@@ -25,6 +25,8 @@ function specsOf(manifests: (Record<string, unknown> | undefined)[]): FigureSpec
 async function render(records: MetricRecord[], initPoints: number, outDir: string, compare: boolean, specs: FigureSpec[]): Promise<RenderedFigure[]> {
   const figDir = join(outDir, ReportFiles.figures);
   mkdirSync(figDir, { recursive: true });
+  // figures/ is the report's own: a rebuilt report leaves no figure of an older one behind.
+  for (const f of readdirSync(figDir)) if (/\.(svg|png)$/.test(f)) rmSync(join(figDir, f));
   const out: RenderedFigure[] = [];
   for (const figure of figuresFor(records, { initPoints, compare, specs })) {
     const svg = await renderSvg(figure.spec);
