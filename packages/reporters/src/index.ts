@@ -2,6 +2,7 @@
 export * from './figures.js';
 export * from './render.js';
 export * from './html.js';
+export * from './markup.js';
 export * from './report.js';
 export * from './results.js';
 export { htmlReporter } from './reporters.js';

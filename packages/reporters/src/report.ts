@@ -3,7 +3,7 @@ import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CORE_FIGURES, type ClaimResult, type FigureSpec, type MetricRecord } from '@sgd-lab/core';
 import { figuresFor } from './figures.js';
-import { reportHtml, type RenderedFigure } from './html.js';
+import { manifestSection, reportHtml, type RenderedFigure } from './html.js';
 import { renderSvg, svgToPng } from './render.js';
 import { readResults } from './results.js';
 
@@ -13,6 +13,12 @@ export const ReportFiles = { html: 'report.html', figures: 'figures' } as const;
 export interface BuiltReport {
   html: string;
   figures: string[];
+}
+
+/** A figure id as a file name inside figures/: letters, digits, `_`, `-` and inner dots only. */
+export function fileStem(id: string): string {
+  const stem = id.replace(/[^A-Za-z0-9_.-]/g, '_').replace(/^\.+/, '_').slice(0, 120);
+  return stem || '_';
 }
 
 /** The figure specs a results folder declares (manifest.figures), else core's. */
@@ -30,8 +36,10 @@ async function render(records: MetricRecord[], initPoints: number, outDir: strin
   const out: RenderedFigure[] = [];
   for (const figure of figuresFor(records, { initPoints, compare, specs })) {
     const svg = await renderSvg(figure.spec);
-    writeFileSync(join(figDir, `${figure.id}.svg`), svg);
-    writeFileSync(join(figDir, `${figure.id}.png`), svgToPng(svg));
+    // Figure ids come from the manifest: as file names they are confined to figures/.
+    const file = fileStem(figure.id);
+    writeFileSync(join(figDir, `${file}.svg`), svg);
+    writeFileSync(join(figDir, `${file}.png`), svgToPng(svg));
     out.push({ figure, svg });
   }
   return out;
@@ -83,7 +91,7 @@ export async function compareReports(dirs: string[], outDir: string): Promise<Bu
     subtitle: `${studies.length} studies overlaid: colour is b, the dash is the estimator, the marker shape is the study`,
     claims,
     figures,
-    notes: studies.map((s) => `<h2>Manifest of ${s.name}</h2><details><summary>${s.dir}</summary><pre>${JSON.stringify(s.manifest, null, 2).replace(/</g, '&lt;')}</pre></details>`),
+    sections: studies.map((s) => manifestSection(`Manifest of ${s.name}`, s.dir, s.manifest)),
   });
   mkdirSync(outDir, { recursive: true });
   const file = join(outDir, ReportFiles.html);
