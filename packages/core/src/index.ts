@@ -29,6 +29,7 @@ export * from './engine/figures.js';
 export * from './claims/monotone.js';
 export * from './claims/epoch-mean.js';
 export * from './io/files.js';
+export * from './io/lock.js';
 export * from './io/shard-store.js';
 export * from './io/builtin-reporters.js';
 export * from './log/logger.js';

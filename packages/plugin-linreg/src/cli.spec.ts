@@ -3,11 +3,12 @@
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { repoRoot, spawnCli, testDataDir, testDataFile } from '@sgd-lab/core/testing';
+import { LOCK_FILE } from '@sgd-lab/core';
 import { ADMISSION_DIR, ADMISSION_FILE } from './data.js';
 
 const CLI = join(repoRoot(), 'packages', 'core', 'dist', 'cli', 'main.js');
@@ -86,6 +87,49 @@ describe('sgd-lab CLI', () => {
     const r = sgdLab(['run', join(dir, 's.json'), '--out', join(dir, 'out')]);
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('/batchSizes/1: b = 900 exceeds the 500 rows of synthetic');
+  });
+
+  it('stops a run whose loss passes the divergence bound with exit 4, the oracle and Monte Carlo alike', () => {
+    // A rate of 10 makes the loss grow by orders of magnitude per step while staying finite for a while.
+    const base = ['run', 'admission-linreg', '--preset', 'smoke', '--set', 'options.source=synthetic', '--set', 'learningRate={"type":"constant","value":10}'];
+    const exact = sgdLab([...base, '--out', join(tmp(), 'a')]);
+    expect(exact.code).toBe(4);
+    expect(exact.stderr).toMatch(/the exact oracle diverges at step \d+ \(b = 4, initial point 0\): E\[L\(w_t\)\] = [0-9.e+]+, above \/divergenceFactor \(1000000\)/);
+    const out = join(tmp(), 'b');
+    const mc = sgdLab([...base, '--set', 'options.estimators=["monte_carlo"]', '--out', out]);
+    expect(mc.code).toBe(4);
+    expect(mc.stderr).toMatch(/run \d+ diverged at step \d+ \(b = \d+, initial point 0\): loss is [0-9.e+]+, above \/divergenceFactor/);
+    expect(JSON.parse(readFileSync(join(out, 'manifest.json'), 'utf8')).status).toBe('failed');
+    noStack(mc.stderr);
+  });
+
+  it('locks the results folder: a second run into it gets exit 2 naming the holder, a stale lock is taken over', async () => {
+    const out = join(tmp(), 'locked');
+    const args = ['run', 'admission-linreg', '--preset', 'smoke', '--set', 'options.source=synthetic', '--set', 'steps=3000', '--set', 'runs=4000', '--out', out];
+    const first = spawnCli([...args, '--progress', 'lines'], { env: { SGD_LAB_PROGRESS_SECONDS: '0' } });
+    await first.waitFor(/shard 1\//);
+    const second = sgdLab([...args, '--force']);
+    expect(second.code).toBe(2);
+    expect(second.stderr).toMatch(new RegExp(`in use by process ${first.child.pid} on `));
+    noStack(second.stderr);
+    first.child.kill('SIGINT');
+    expect((await first.exited).code).toBe(130);
+    expect(existsSync(join(out, LOCK_FILE))).toBe(false);
+    // A lock left by a process that no longer exists is taken over, with a warning in the log.
+    const dead = spawnSync(process.execPath, ['-e', '']).pid!;
+    writeFileSync(join(out, LOCK_FILE), JSON.stringify({ pid: dead, host: hostname(), startedAt: '2026-01-01T00:00:00.000Z' }));
+    const third = sgdLab(['run', 'admission-linreg', '--preset', 'smoke', '--set', 'options.source=synthetic', '--out', out, '--force']);
+    expect(third.code).toBe(0);
+    expect(readFileSync(join(out, 'sgd-lab.log'), 'utf8')).toContain(`took over the stale lock of process ${dead}`);
+    expect(existsSync(join(out, LOCK_FILE))).toBe(false);
+  });
+
+  it('refuses study names that are not safe folder names ("..", ".", a path)', () => {
+    for (const name of ['..', '.', '../x', '.hidden', 'a/b']) {
+      const r = sgdLab(['run', 'admission-linreg', '--preset', 'smoke', '--set', `name=${name}`, '--set', 'options.source=synthetic', '--dry-run']);
+      expect([name, r.code]).toEqual([name, 2]);
+      expect(r.stderr).toContain('/name: must match pattern');
+    }
   });
 
   it.runIf(!!realFile)('runs the smoke preset on the real file into a complete results folder', () => {

@@ -68,7 +68,7 @@ describe('parseAdmissionCsv', () => {
 
   it('rejects a constant feature', () => {
     const constant = good.replace('9.65', '8').replace('8.87', '8');
-    expect(() => parseAdmissionCsv(constant, 'a.csv', { standardizeTarget: false })).toThrow(/column 6 is constant/);
+    expect(() => parseAdmissionCsv(constant, 'a.csv', { standardizeTarget: false })).toThrow(/column "CGPA" is constant/);
   });
 
   it('explains how to get a missing file', () => {
@@ -84,5 +84,34 @@ describe('syntheticData', () => {
     expect(Array.from(a.y)).toEqual(Array.from(b.y));
     expect(Array.from(a.y)).not.toEqual(Array.from(c.y));
     expect(a.p).toBe(5);
+  });
+});
+
+describe('hostile CSV content', () => {
+  const row = (i: number, gre: number | string) => `${i},${gre},${100 + i},${1 + (i % 5)},${1 + (i % 4)},${2 + (i % 3)},${7 + i / 10},${i % 2},0.${5 + i}`;
+  const csv = (rows: string[]) => [HEADER, ...rows].join('\n');
+  const rows = (f: (i: number) => number | string) => Array.from({ length: 6 }, (_, i) => row(i + 1, f(i)));
+
+  it('reads a file with a UTF-8 byte-order mark like one without (Serial No. is not a feature)', () => {
+    const plain = parseAdmissionCsv(csv(rows((i) => 300 + i)), 'f.csv', { standardizeTarget: false });
+    const bom = parseAdmissionCsv('\uFEFF' + csv(rows((i) => 300 + i)), 'f.csv', { standardizeTarget: false });
+    expect(bom.features).toEqual(plain.features);
+    expect(bom.features).not.toContain('\uFEFFSerial No.');
+    expect([...bom.x]).toEqual([...plain.x]);
+  });
+
+  it('standardises values near the float limit instead of turning them into zeros', () => {
+    const d = parseAdmissionCsv(csv(rows((i) => (i % 2 ? 1e308 : -1e308))), 'f.csv', { standardizeTarget: false });
+    const s = columnStats(d.x, d.n, d.p, 0);
+    expect(Math.abs(s.mean)).toBeLessThan(1e-12);
+    expect(s.std).toBeCloseTo(1, 12);
+    expect([...d.x].every(Number.isFinite)).toBe(true);
+  });
+
+  it('names the file, line and column of a non-finite or overflowing value, and a constant column', () => {
+    for (const bad of ['1e309', 'Infinity', 'NaN', '-inf']) {
+      expect(() => parseAdmissionCsv(csv(rows((i) => (i === 3 ? bad : 300))), 'f.csv', { standardizeTarget: false })).toThrow(new RegExp(`line 5, column "GRE Score": "${bad}" is not a number`));
+    }
+    expect(() => parseAdmissionCsv(csv(rows(() => 300)), 'f.csv', { standardizeTarget: false })).toThrow(/column "GRE Score" is constant/);
   });
 });

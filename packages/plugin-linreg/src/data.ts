@@ -35,7 +35,8 @@ export interface LoadOptions {
 
 /** Parses the admission CSV; every problem names the file and line. */
 export function parseAdmissionCsv(text: string, file: string, opts: LoadOptions): RegressionData {
-  const lines = text.split(/\r?\n/);
+  // A UTF-8 byte-order mark (Excel writes one) is not part of the first column's name.
+  const lines = text.replace(/^\uFEFF/, '').split(/\r?\n/);
   while (lines.length && lines[lines.length - 1].trim() === '') lines.pop();
   if (lines.length < 2) throw new DataError(file, 'no data rows (expected a header line and at least one row)');
   const header = lines[0].split(',');
@@ -62,22 +63,31 @@ export function parseAdmissionCsv(text: string, file: string, opts: LoadOptions)
     x[i * p + p - 1] = 1;
     y[i] = num(target);
   }
-  standardize(x, n, p, p - 1, file);
-  if (opts.standardizeTarget) standardize(y, n, 1, 1, file);
+  const names = featureCols.map((j) => header[j]);
+  standardize(x, n, p, p - 1, file, names);
+  if (opts.standardizeTarget) standardize(y, n, 1, 1, file, [header[target]]);
   return { x, y, n, p, features: [...featureCols.map((j) => header[j]), '(intercept)'], source: file, sha256: sha256(text) };
 }
 
-/** Centres and scales the first `cols` columns to mean 0 and population std 1. */
-function standardize(x: Float64Array, n: number, p: number, cols: number, file: string): void {
+/**
+ * Centres and scales the first `cols` columns to mean 0 and population std 1. Each column is
+ * first divided by its largest magnitude, so that values near the float limits (1e308) neither
+ * overflow the sums nor collapse to zeros.
+ */
+function standardize(x: Float64Array, n: number, p: number, cols: number, file: string, names: readonly string[]): void {
   for (let j = 0; j < cols; j++) {
+    let scale = 0;
+    for (let i = 0; i < n; i++) scale = Math.max(scale, Math.abs(x[i * p + j]));
+    const name = names[j] ?? `column ${j + 1}`;
+    if (!(scale > 0)) throw new DataError(file, `column "${name}" is constant (all 0) and cannot be standardised`);
     let mean = 0;
-    for (let i = 0; i < n; i++) mean += x[i * p + j];
+    for (let i = 0; i < n; i++) mean += x[i * p + j] / scale;
     mean /= n;
     let v = 0;
-    for (let i = 0; i < n; i++) v += (x[i * p + j] - mean) ** 2;
+    for (let i = 0; i < n; i++) v += (x[i * p + j] / scale - mean) ** 2;
     const sd = Math.sqrt(v / n);
-    if (!(sd > 0)) throw new DataError(file, `column ${j + 1} is constant and cannot be standardised`);
-    for (let i = 0; i < n; i++) x[i * p + j] = (x[i * p + j] - mean) / sd;
+    if (!(sd > 0)) throw new DataError(file, `column "${name}" is constant and cannot be standardised`);
+    for (let i = 0; i < n; i++) x[i * p + j] = (x[i * p + j] / scale - mean) / sd;
   }
 }
 
@@ -120,7 +130,7 @@ export function syntheticData(seed: number, o: SyntheticOptions, standardizeTarg
     x[i * p + p - 1] = 1;
     y[i] = 0.1 * t + 0.7 + o.noise * rng.nextNormal();
   }
-  standardize(x, n, p, p - 1, 'synthetic data');
-  if (standardizeTarget) standardize(y, n, 1, 1, 'synthetic data');
+  standardize(x, n, p, p - 1, 'synthetic data', []);
+  if (standardizeTarget) standardize(y, n, 1, 1, 'synthetic data', ['target']);
   return { x, y, n, p, features: [...beta.map((_, j) => `x${j + 1}`), '(intercept)'], source: 'synthetic' };
 }

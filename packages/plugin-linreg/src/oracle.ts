@@ -10,7 +10,7 @@
  * Var(g_t|F0) in 1/b (degree t+1).
  */
 import type { MetricRecord, Oracle, StudyConfig } from '@sgd-lab/core';
-import { learningRateAt } from '@sgd-lab/core';
+import { DivergenceError, learningRateAt } from '@sgd-lab/core';
 import type { RegressionData } from './data.js';
 import type { DataMoments } from './model.js';
 import { samplingFactor, samplingFactorAffine, type SamplingScheme } from './sampler.js';
@@ -298,6 +298,15 @@ export function exactOracle(data: RegressionData, moments: DataMoments, opts: Or
       for (const b of study.batchSizes) {
         const c = samplingFactor(opts.sampling, data.n, b);
         const cv = oracle.curves(theta0, c, steps, rateOf(b));
+        // The expected loss passes the study's divergence bound: the recursion has diverged (its
+        // values would overflow to Infinity and NaN, which JSON writes as null).
+        const bound = study.divergenceFactor * Math.max(Math.abs(cv.loss[0]), Number.MIN_VALUE);
+        const bad = cv.loss.findIndex((v) => !Number.isFinite(v) || v > bound);
+        if (bad >= 0) {
+          throw new DivergenceError(
+            `the exact oracle diverges at step ${bad} (b = ${b}, initial point ${initPoint}): E[L(w_t)] = ${cv.loss[bad]}, above /divergenceFactor (${study.divergenceFactor}) x the initial loss; lower /learningRate`,
+          );
+        }
         for (let t = 0; t <= steps; t++) {
           if (!recorded(t)) continue;
           if (t < steps) {

@@ -21,6 +21,7 @@ import { runSession } from '../engine/session.js';
 import { planStudy, type StudyPlan } from '../engine/plan.js';
 import { closeLogger, createLogger } from '../log/logger.js';
 import { builtinReporters, ResultFiles } from '../io/builtin-reporters.js';
+import { lockResults } from '../io/lock.js';
 import { discoverExtensions, type Extensions, type Found } from './discover.js';
 import { formatDuration, progressObserver, type ProgressMode } from './progress.js';
 import { addPackageCommand, commanderExit, configure, finishGroups, typedParser } from './program.js';
@@ -225,10 +226,15 @@ async function cmdRun(arg: string, flags: RunFlags, io: Io): Promise<number> {
     if (interrupt.signal.aborted) return 130;
     if (flags.backend) study.backend = flags.backend;
     const outDir = part ? join(baseOut, part) : baseOut;
+    // One run per results folder: the lock is taken before the folder is looked at, so two runs
+    // started together cannot both find it empty (io/lock.ts).
+    const lock = lockResults(outDir);
     if (existsSync(join(outDir, ResultFiles.manifest)) && !flags.force && !flags.resume) {
+      lock.release();
       throw new UsageError(`--out: ${outDir} already holds results; pass --resume to finish them, --force to replace them, or choose another --out`, 'run');
     }
     const logger = createLogger({ file: join(outDir, ResultFiles.log), quiet: flags.quiet });
+    if (lock.tookOver) logger.warn(`took over the stale lock of process ${lock.tookOver.pid} (started ${lock.tookOver.startedAt}), which is no longer running`);
     try {
       logger.info(`study ${study.name}: ${plugin.name}, b in {${study.batchSizes.join(', ')}}, ${study.runs} runs, ${study.steps ?? study.epochs} ${study.steps !== undefined ? 'steps' : 'epochs'} -> ${outDir}`);
       // The bar or the lines go to stderr, and the same lines to the log file (at verbose, which
@@ -264,6 +270,7 @@ async function cmdRun(arg: string, flags: RunFlags, io: Io): Promise<number> {
       logger.info(`results: ${outDir}`);
     } finally {
       await closeLogger(logger);
+      lock.release();
     }
   }
   return code;

@@ -22,6 +22,7 @@ import { ResultFiles } from '../io/builtin-reporters.js';
 import { sha256 } from '../io/files.js';
 import { closeLogger, createLogger } from '../log/logger.js';
 import { discoverExtensions } from './discover.js';
+import { lockResults } from '../io/lock.js';
 
 /** One study of a suite and the verdicts it must reproduce. */
 export interface SuiteEntry {
@@ -133,8 +134,12 @@ export async function runSuite(file: string, outRoot: string, dataDir: string, l
       continue;
     }
     const outDir = join(outRoot, study.name);
+    const lock = lockResults(outDir, 'suite');
     const logger = createLogger({ quiet: true, file: join(outDir, ResultFiles.log) });
-    const result = await runSession({ study, plugin, packages: {}, outDir, dataDir, logger, reporters: reporters.map((r) => r.value), components }).finally(() => closeLogger(logger));
+    const result = await runSession({ study, plugin, packages: {}, outDir, dataDir, logger, reporters: reporters.map((r) => r.value), components }).finally(async () => {
+      await closeLogger(logger);
+      lock.release();
+    });
     if (result.status !== 'completed') {
       const why = result.error instanceof Error ? result.error.message : String(result.error);
       log(`FAILED   ${study.name}: ${why}`);

@@ -75,6 +75,11 @@ export interface StudyConfig<Options = Record<string, unknown>> {
   backend?: string;
   /** Memory budget in MiB for one batched computation. */
   memoryBudgetMiB: number;
+  /**
+   * A run has diverged when its loss exceeds this many times the initial loss (or is not finite):
+   * the study stops with exit 4, naming the run, step and b.
+   */
+  divergenceFactor: number;
   /** Replace the setting's sampler or optimizer by a component of any installed package, by id. */
   components?: { sampler?: string; optimizer?: string };
   options: Options;
@@ -170,7 +175,7 @@ export const coreStudySchema = {
   type: 'object',
   properties: {
     $schema: { type: 'string', description: 'JSON Schema of this file, for editors.' },
-    name: { type: 'string', minLength: 1, pattern: '^[A-Za-z0-9._-]+$', description: 'Study name; names the results folder.' },
+    name: { type: 'string', minLength: 1, maxLength: 120, pattern: '^[A-Za-z0-9][A-Za-z0-9._-]*$', description: 'Study name; names the results folder: a letter or digit, then letters, digits, ".", "_" or "-" (so never "." or "..").' },
     setting: { type: 'string', minLength: 1, description: 'Plugin id, e.g. "admission-linreg".' },
     preset: { type: 'string', description: 'Plugin preset merged under this file (smoke, cpu, paper, ...).' },
     seed: { type: 'integer', minimum: 0, maximum: MAX_SEED, description: 'Root seed of every random stream.' },
@@ -216,6 +221,7 @@ export const coreStudySchema = {
     significance: { type: 'number', exclusiveMinimum: 0, exclusiveMaximum: 0.5, default: 0.01, description: 'Level of the claim tests.' },
     backend: { type: 'string', enum: [...BACKEND_NAMES], description: 'Tensor backend of tensor settings: auto (the fastest installed), native (OpenBLAS addon), wasm, cpu, webgpu, tensorflow, tensorflow-gpu. Array settings ignore it.' },
     memoryBudgetMiB: { type: 'integer', minimum: 16, default: 2048, description: 'Memory budget of one batched computation, MiB.' },
+    divergenceFactor: { type: 'number', exclusiveMinimum: 1, default: 1e6, description: 'A run diverged when its loss exceeds this many times the initial loss (or is not finite).' },
     components: {
       type: 'object',
       description: 'Components from any installed package, by id, replacing the setting\'s own (see `sgd-lab list`).',

@@ -96,6 +96,7 @@ export async function runShard(ctx: ShardContext, shard: ShardSpec, o: RunShardO
   const sampler = ctx.samplers.create(shard, study.seed);
   const result: ShardResult = { epochLength: schedule.epochLength, steps: [] };
   const yieldEvery = o.yieldEveryMs ?? 50;
+  let initialLoss: number | undefined;
   let lastYield = performance.now();
   try {
     for (let t = 0; t <= steps; t++) {
@@ -107,11 +108,15 @@ export async function runShard(ctx: ShardContext, shard: ShardSpec, o: RunShardO
       const scalars = evaluate(t) ? m.scalars(state, t) : undefined;
       const loss = scalars?.loss ?? scalars?.['loss@train'];
       if (loss) {
+        // Every run starts at θ0: the first evaluated loss is the reference of the bound.
+        if (initialLoss === undefined) initialLoss = Math.max(...loss.map((v) => Math.abs(v)), Number.MIN_VALUE);
+        const bound = study.divergenceFactor * initialLoss;
         for (let r = 0; r < loss.length; r++) {
-          if (!Number.isFinite(loss[r])) {
+          if (!Number.isFinite(loss[r]) || loss[r] > bound) {
             throw new DivergenceError(
               `run ${shard.runStart + r} diverged at step ${t} (b = ${shard.batchSize}, initial point ${shard.initPoint}): ` +
-                `loss is ${loss[r]}; lower /learningRate. Records up to step ${t - 1} were written.`,
+                `loss is ${loss[r]}${Number.isFinite(loss[r]) ? `, above /divergenceFactor (${study.divergenceFactor}) x the initial loss ${initialLoss.toPrecision(4)}` : ''}; ` +
+                `lower /learningRate. Records up to step ${t - 1} were written.`,
             );
           }
         }
