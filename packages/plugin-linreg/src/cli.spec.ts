@@ -65,7 +65,15 @@ describe('sgd-lab CLI', () => {
     expect(r.code).toBe(3);
     expect(r.stderr).toContain(`/nonexistent/${ADMISSION_DIR}/${ADMISSION_FILE}: not found; download`);
     noStack(r.stderr);
-    expect(existsSync(join(out, 'manifest.json'))).toBe(false);
+    // A refused run leaves no folder behind.
+    expect(existsSync(out)).toBe(false);
+    // --out at a file: a usage error, not a stack trace.
+    const file = join(tmp(), 'a-file');
+    writeFileSync(file, 'x');
+    const f = sgdLab(['run', 'admission-linreg', '--preset', 'smoke', '--set', 'options.source=synthetic', '--out', file]);
+    expect(f.code).toBe(2);
+    expect(f.stderr).toContain(`--out: ${file} cannot be a results folder (a file is in the way)`);
+    noStack(f.stderr);
   });
 
   it('names the line of a bad CSV row and exits 3', () => {

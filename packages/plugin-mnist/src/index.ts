@@ -2,7 +2,7 @@
  * mnist-mlp: an MLP on MNIST trained by epoch-based SGD (paper Sec. 4.1, App. A.1.3, Figs. 1, 4, 5).
  */
 import type { JSONSchemaType } from 'ajv';
-import { Tokens, atEqualEpochsAndSteps, definePlugin, referenceEpochLength, type EpochClaimSpec, type PresetConfig, withCost } from '@sgd-lab/core';
+import { Tokens, atEqualEpochsAndSteps, checkBatchSizesFit, definePlugin, referenceEpochLength, type EpochClaimSpec, type PresetConfig, withCost } from '@sgd-lab/core';
 import type { FigureSpec } from '@sgd-lab/core';
 import { ReplicaEngine, chunkSizeFor, engineSgd, strategyFor, useBackend } from '@sgd-lab/tensor';
 import { hasIdx, head, loadEmbedded, loadIdx, MNIST_DIR, HOW_TO_GET_MNIST, type MnistData } from './data.js';
@@ -201,6 +201,7 @@ export default definePlugin<MnistOptions>({
     const data = loadData(o, study.seed, ctx.dataDir, (s) => ctx.logger.warn(s));
     for (const f of data.files) ctx.recordDataFile(f.path, f.sha256, 'MNIST');
     const train = head(data.train, o.trainSamples);
+    checkBatchSizesFit(study, train.count, `the training set of ${data.source} (options.trainSamples)`);
     const validation = head(data.validation, o.evalValidationSamples);
     const distorted = distortSet(validation, study.seed, o.distortion.alpha, o.distortion.sigma);
     ctx.recordFact('data', { source: data.source, train: train.count, validation: data.validation.count, evaluatedOn: { train: Math.min(o.evalTrainSamples || train.count, train.count), validation: validation.count } });

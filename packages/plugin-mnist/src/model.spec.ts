@@ -5,7 +5,7 @@ import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { RandomStream } from '@sgd-lab/core';
+import { ConfigError, RandomStream } from '@sgd-lab/core';
 import { collectStudy, testDataDir, testDataFile } from '@sgd-lab/core/testing';
 import { loadAddon } from '@sgd-lab/native';
 import { useBackend } from '@sgd-lab/tensor';
@@ -154,6 +154,13 @@ describe('mnist-mlp study', () => {
     // At equal steps the variance claim compares per-step records; at equal epochs per-epoch means.
     const stepClaim = claims.find((c) => c.id === 'grad-variance-decreasing-in-b-at-equal-steps[all]')!;
     expect((stepClaim.evidence.comparisons as number)).toBe(2 * records.filter((r) => r.metric === 'grad_variance' && r.layer === 'all' && r.batchSize === 64 && r.initPoint === 0).length);
+  });
+
+  it('refuses a batch size larger than its training set, naming the field (exit 2)', async () => {
+    const e = await run({ batchSizes: [32, 4096] }).catch((err: unknown) => err);
+    expect(e).toBeInstanceOf(ConfigError);
+    expect((e as ConfigError).exitCode).toBe(2);
+    expect((e as ConfigError).problems[0]).toMatch(/^\/batchSizes\/1: b = 4096 exceeds the 512 training rows of /);
   });
 
   it('gives the same records per replica on wasm and stacked on cpu (float32 tolerance)', async () => {

@@ -5,7 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { DataError, Tokens, atEqualEpochsAndSteps, definePlugin, epochMean, referenceEpochLength, type EpochClaimSpec, type JSONSchemaType, type PresetConfig, withCost } from '@sgd-lab/core';
+import { DataError, Tokens, atEqualEpochsAndSteps, checkBatchSizesFit, definePlugin, epochMean, referenceEpochLength, type EpochClaimSpec, type JSONSchemaType, type PresetConfig, withCost } from '@sgd-lab/core';
 import type { FigureSpec } from '@sgd-lab/core';
 import { ReplicaEngine, chunkSizeFor, useBackend } from '@sgd-lab/tensor';
 import { HOW_TO_GET_YELP, UCI_DIR, UCI_FILE, hasPolarity, loadPolarity, loadUci, type YelpData } from './data.js';
@@ -205,6 +205,7 @@ export default definePlugin<XlnetOptions>({
     ctx.writeArtifact?.('tokenizer.json', JSON.stringify(tokenizer.toJSON()));
     const size: XlnetSize = { ...o.size, vocab: tokenizer.vocabSize };
     const train = encodeSet(data.train, tokenizer, size.length);
+    checkBatchSizesFit(study, train.count, 'the Yelp training split (options.trainSamples)');
     const evalTrain = encodeSet(data.train, tokenizer, size.length, o.evalTrainSamples);
     const validation = encodeSet(data.validation, tokenizer, size.length);
     const note = countNote(size);

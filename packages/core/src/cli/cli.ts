@@ -9,7 +9,7 @@
  * logs and progress go to stderr.
  */
 import 'reflect-metadata';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, Option } from 'commander';
@@ -228,6 +228,8 @@ async function cmdRun(arg: string, flags: RunFlags, io: Io): Promise<number> {
     const outDir = part ? join(baseOut, part) : baseOut;
     // One run per results folder: the lock is taken before the folder is looked at, so two runs
     // started together cannot both find it empty (io/lock.ts).
+    const created = !existsSync(outDir);
+    let refused = false;
     const lock = lockResults(outDir);
     if (existsSync(join(outDir, ResultFiles.manifest)) && !flags.force && !flags.resume) {
       lock.release();
@@ -268,9 +270,15 @@ async function cmdRun(arg: string, flags: RunFlags, io: Io): Promise<number> {
         break;
       }
       logger.info(`results: ${outDir}`);
+    } catch (e) {
+      // Refused before anything was written (missing data, a bad batch size for the data): a
+      // folder this command created holds only its log, and goes (after the log is closed).
+      refused = created && !existsSync(join(outDir, ResultFiles.manifest));
+      throw e;
     } finally {
       await closeLogger(logger);
       lock.release();
+      if (refused) rmSync(outDir, { recursive: true, force: true });
     }
   }
   return code;

@@ -25,6 +25,11 @@ describe('resolveStudy', () => {
     expect(s.name).toBe('toy-mean-smoke');
   });
 
+  it('refuses metrics the setting does not emit, and unsafe study names', () => {
+    expect(problems({ setting: 'toy-mean', preset: 'smoke', metrics: ['grad_variance', 'nope'] })).toEqual([`/metrics/1: "nope" is not a metric of toy-mean; it has ${toy.metrics.join(', ')}`]);
+    for (const name of ['..', '.', '.x', 'a/b', '']) expect(problems({ setting: 'toy-mean', preset: 'smoke', name })[0]).toMatch(/^\/name: must /);
+  });
+
   it('names the JSON path and what was expected', () => {
     expect(problems({ setting: 'toy-mean', preset: 'smoke', runs: 1 })).toEqual(['/runs: must be >= 2']);
     expect(problems({ setting: 'toy-mean', preset: 'smoke', batchSizes: [4, 'x'] })).toEqual(['/batchSizes/1: must be integer']);

@@ -208,6 +208,11 @@ export function resolveStudy(raw: unknown, plugin: AnyPlugin, source: string, pr
   }
   const shardSize = shardSizeProblem(study);
   if (shardSize) throw new ConfigError(source, [shardSize]);
+  // A metric the setting never emits would give no records, silently.
+  const unknownMetrics = study.metrics.map((m, i) => [m, i] as const).filter(([m]) => !plugin.metrics.includes(m));
+  if (unknownMetrics.length) {
+    throw new ConfigError(source, unknownMetrics.map(([m, i]) => `/metrics/${i}: "${m}" is not a metric of ${plugin.name}; it has ${plugin.metrics.join(', ')}`));
+  }
   plugin.checkStudy?.(study, (path, message) => {
     throw new ConfigError(source, [`${path}: ${message}`]);
   });

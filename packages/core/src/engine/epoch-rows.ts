@@ -6,6 +6,7 @@
  * run's batch ([runs * b * width], reused from step to step).
  */
 import { PackedStreams, StreamPurpose } from '../random/stream.js';
+import { ConfigError } from '../errors.js';
 import type { ShardSchedule, ShardSpec } from './contracts.js';
 import type { StudyConfig } from '../config/study-config.js';
 
@@ -106,4 +107,13 @@ export function epochSchedule(n: number, shard: Pick<ShardSpec, 'batchSize'>, st
     referenceEpochAt,
     evaluateAt: (t) => t === steps || epochAt(t) !== undefined || referenceEpochAt(t) !== undefined,
   };
+}
+
+/**
+ * Refuses batch sizes larger than a finite training set (exit 2, naming the field): an epoch of
+ * such a b would have no step.
+ */
+export function checkBatchSizesFit(study: Pick<StudyConfig, 'name' | 'batchSizes'>, rows: number, what: string): void {
+  const bad = study.batchSizes.map((b, i) => [b, i] as const).filter(([b]) => b > rows);
+  if (bad.length) throw new ConfigError(study.name, bad.map(([b, i]) => `/batchSizes/${i}: b = ${b} exceeds the ${rows} training rows of ${what}`));
 }

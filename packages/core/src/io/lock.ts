@@ -35,7 +35,12 @@ export interface ResultsLock {
 
 /** Takes the lock of `outDir` (creating the folder), or throws a UsageError (exit 2) naming its holder. */
 export function lockResults(outDir: string, command = 'run'): ResultsLock {
-  mkdirSync(outDir, { recursive: true });
+  try {
+    mkdirSync(outDir, { recursive: true });
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new UsageError(`--out: ${outDir} cannot be a results folder (${code === 'EEXIST' || code === 'ENOTDIR' ? 'a file is in the way' : (code ?? String(e))})`, command);
+  }
   const file = join(outDir, LOCK_FILE);
   let tookOver: LockInfo | undefined;
   for (let attempt = 0; attempt < 3; attempt++) {
