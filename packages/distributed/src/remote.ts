@@ -4,7 +4,7 @@
  * as they arrive, so nothing finished is lost if Redis or the coordinator goes away).
  */
 import { Queue, QueueEvents } from 'bullmq';
-import { UserError, shardResultFromJson, studyFingerprint, type RemoteConnection, type ShardResult, type ShardSpec, type StudyConfig } from '@sgd-lab/core';
+import { UserError, redactSecrets, shardResultFromJson, studyFingerprint, type RemoteConnection, type ShardResult, type ShardSpec, type StudyConfig } from '@sgd-lab/core';
 import { QUEUE_NAME, connect, jobId, type ShardJob } from './queue.js';
 
 export interface RemoteOptions {
@@ -19,7 +19,7 @@ export interface RemoteOptions {
 /** Raised when Redis stops answering: the finished shards are on disk, `--resume` continues. */
 export class RedisGoneError extends UserError {
   constructor(url: string, detail: string, ms: number) {
-    super(`Redis at ${url} did not answer for ${ms / 1000} s (${detail}); the study stopped. Finished shards are saved: run the same command with --resume when Redis is back.`, 5);
+    super(`Redis at ${redactSecrets(url)} did not answer for ${ms / 1000} s (${detail}); the study stopped. Finished shards are saved: run the same command with --resume when Redis is back.`, 5);
   }
 }
 

@@ -19,7 +19,7 @@ import { BACKEND_NAMES, type StudyConfig } from '../config/study-config.js';
 import { ConfigError, UsageError, UserError } from '../errors.js';
 import { runSession } from '../engine/session.js';
 import { planStudy, type StudyPlan } from '../engine/plan.js';
-import { closeLogger, createLogger } from '../log/logger.js';
+import { closeLogger, createLogger, redactSecrets } from '../log/logger.js';
 import { builtinReporters, ResultFiles } from '../io/builtin-reporters.js';
 import { lockResults } from '../io/lock.js';
 import { discoverExtensions, type Extensions, type Found } from './discover.js';
@@ -518,7 +518,8 @@ config error; 3 missing or corrupt data; 4 a run diverged; 5 Redis lost; 130 int
   return program;
 }
 
-const stdio: Io = { out: (s) => process.stdout.write(s), err: (s) => process.stderr.write(s) };
+// Everything the CLI prints goes through redaction: no credential reaches a terminal or a CI log.
+const stdio: Io = { out: (s) => process.stdout.write(redactSecrets(s)), err: (s) => process.stderr.write(redactSecrets(s)) };
 
 /** Runs the CLI on `argv` (without node and the script); resolves to the exit code. */
 export async function main(argv: string[], io: Io = stdio, earlySignals: readonly NodeJS.Signals[] = []): Promise<number> {

@@ -22,6 +22,7 @@ import { runStudy, type InitialPointInfo, type RemoteShards } from './run-study.
 import { ComponentRegistry } from './components.js';
 import type { Model } from './contracts.js';
 import { CORE_FIGURES } from './figures.js';
+import { redactSecrets } from '../log/logger.js';
 
 export interface SessionOptions {
   study: StudyConfig;
@@ -217,7 +218,7 @@ export async function runSession(opts: SessionOptions): Promise<SessionResult> {
   for (const o of observers) Object.assign(outputs, o.outputs?.());
   Object.assign(manifest, {
     status,
-    error: error === undefined ? undefined : error instanceof UserError ? error.message : String(error),
+    error: error === undefined ? undefined : redactSecrets(error instanceof UserError ? error.message : String(error)),
     finishedAt: new Date().toISOString(),
     seconds: (Date.now() - started.getTime()) / 1000,
     resumedShards: shardStore.reused,

@@ -1,5 +1,19 @@
 import winston from 'winston';
 
+/**
+ * Replaces the password of every URL in a text (`redis://:secret@host`, `redis://user:secret@host`)
+ * by `***`: logs, error messages and manifests never carry credentials.
+ */
+export function redactSecrets(text: string): string {
+  return text.replace(/\b([a-z][a-z0-9+.-]*:\/\/)([^:@/\s]*):([^@/\s]+)@/gi, '$1$2:***@');
+}
+
+/** A winston format that redacts every message before any transport sees it. */
+const redact = winston.format((info) => {
+  if (typeof info.message === 'string') info.message = redactSecrets(info.message);
+  return info;
+});
+
 /** Logger options. */
 export interface LoggerOptions {
   /** Also write every message to this file. */
@@ -27,7 +41,7 @@ export function createLogger(opts: LoggerOptions = {}): winston.Logger {
       }),
     );
   }
-  return winston.createLogger({ level: 'debug', transports });
+  return winston.createLogger({ level: 'debug', format: redact(), transports });
 }
 
 /** Closes a logger's transports and waits until files are flushed. */
