@@ -93,4 +93,38 @@ describe('resume refuses or repairs bad input', () => {
     expect(manifest(out).resumedShards).toBe(3);
     expect(manifest(out).outputs['metrics.jsonl'].sha256).toBe(reference);
   });
+
+  it('finds a shard file with one digit changed (still valid JSON) by its checksum, and recomputes it', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sgd-lab-resume-'));
+    const file = study(dir, { steps: 20 });
+    const out = join(dir, 'o');
+    expect(run([file, '--out', out]).status).toBe(0);
+    const reference = manifest(out).outputs['metrics.jsonl'].sha256;
+    const shard = join(out, 'shards', 'b4-i0-r0-n1000.json');
+    const text = readFileSync(shard, 'utf8');
+    const at = text.indexOf('"m2":') + 5;
+    const digit = text[at] === '9' ? '8' : String(Number(text[at]) + 1);
+    writeFileSync(shard, text.slice(0, at) + digit + text.slice(at + 1));
+    JSON.parse(readFileSync(shard, 'utf8'));
+    const r = spawnSync(process.execPath, [CLI, 'run', file, '--out', out, '--resume'], { encoding: 'utf8' });
+    expect(r.status).toBe(0);
+    expect(r.stderr).toMatch(/b4-i0-r0-n1000\.json: corrupt shard file \(checksum mismatch: the content was changed after it was written\)/);
+    expect(manifest(out).outputs['metrics.jsonl'].sha256).toBe(reference);
+  });
+
+  it('refuses to resume on changed data, naming the file', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sgd-lab-resume-'));
+    const csv = join(dir, 'data.csv');
+    const header = 'Serial No.,GRE Score,TOEFL Score,University Rating,SOP,LOR ,CGPA,Research,Chance of Admit ';
+    const rows = (k: number) => Array.from({ length: 40 }, (_, i) => `${i + 1},${300 + ((i * 7) % 40)},${100 + (i % 20)},${1 + (i % 5)},${1 + (i % 4)},${2 + (i % 3)},${7 + (i % 10) / 10},${i % 2},0.${50 + ((i * k) % 40)}`);
+    writeFileSync(csv, [header, ...rows(3)].join('\n'));
+    const file = join(dir, 's.json');
+    writeFileSync(file, JSON.stringify({ setting: 'admission-linreg', preset: 'smoke', name: 'data', batchSizes: [4, 16], steps: 5, runs: 32, options: { data: csv } }));
+    const out = join(dir, 'o');
+    expect(run([file, '--out', out]).status).toBe(0);
+    writeFileSync(csv, [header, ...rows(7)].join('\n'));
+    const r = run([file, '--out', out, '--resume']);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain(`${csv}: the data changed since the saved shards were computed`);
+  });
 });

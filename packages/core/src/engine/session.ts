@@ -112,12 +112,20 @@ export async function runSession(opts: SessionOptions): Promise<SessionResult> {
   const fingerprint = studyFingerprint(study);
   const manifestFile = join(outDir, ResultFiles.manifest);
   if (opts.resume && existsSync(manifestFile)) {
-    const previous = JSON.parse(readFileSync(manifestFile, 'utf8')) as { fingerprint?: string; study?: { name?: string } };
+    const previous = JSON.parse(readFileSync(manifestFile, 'utf8')) as { fingerprint?: string; study?: { name?: string }; data?: { path: string; sha256: string }[] };
     if (previous.fingerprint !== fingerprint) {
       throw new ConfigError('--resume', [
         `${outDir} holds results of another study (${previous.study?.name ?? 'unknown'}, fingerprint ${String(previous.fingerprint).slice(0, 12)}); ` +
           `this one is ${fingerprint.slice(0, 12)}. Resume with the same config, or choose another --out`,
       ]);
+    }
+    // The same config on other data would mix results of two data sets: every data file must be
+    // the one the saved shards were computed from.
+    const before = new Map((previous.data ?? []).map((d) => [d.path, d.sha256]));
+    const now = new Map(dataFiles.map((d) => [d.path, d.sha256]));
+    const changed = [...new Set([...before.keys(), ...now.keys()])].filter((f) => before.get(f) !== now.get(f));
+    if (changed.length) {
+      throw new ConfigError('--resume', changed.map((f) => `${f}: the data changed since the saved shards were computed (sha256 ${before.get(f)?.slice(0, 12) ?? 'absent'} then, ${now.get(f)?.slice(0, 12) ?? 'absent'} now); run with --force to start again`));
     }
   }
   await fs.mkdir(outDir, { recursive: true });

@@ -11,19 +11,28 @@ import type { BlockMoments, ShardSpec } from '../engine/contracts.js';
 import type { ShardStore } from '../engine/run-study.js';
 import type { ShardResult, StepStats } from '../engine/shard.js';
 import type { RunBlockStats } from '../stats/across-runs.js';
-import { writeFileAtomic } from './files.js';
+import { sha256, writeFileAtomic } from './files.js';
 
 export const SHARD_DIR = 'shards';
-/** Version of the shard file layout; files of another version are recomputed. */
-export const SHARD_FORMAT = 2;
+/** Version of the shard file layout; files of another version are recomputed. 3: with a checksum. */
+export const SHARD_FORMAT = 3;
 
 export function shardFileName(s: ShardSpec): string {
   return `b${s.batchSize}-i${s.initPoint}-r${s.runStart}-n${s.runCount}.json`;
 }
 
-/** Serialises a shard result to JSON text (also what distributed workers send back). */
+/** sha256 of the canonical JSON of a shard and its result (JSON keeps doubles exactly). */
+function checksum(shard: unknown, result: unknown): string {
+  return sha256(JSON.stringify({ shard, result }));
+}
+
+/**
+ * Serialises a shard result to JSON text (also what distributed workers send back), with the
+ * sha256 of its content: a file changed after it was written (one digit, still valid JSON) is
+ * found when it is read.
+ */
 export function shardResultToJson(shard: ShardSpec, result: ShardResult): string {
-  return JSON.stringify({ format: SHARD_FORMAT, shard, result });
+  return JSON.stringify({ format: SHARD_FORMAT, shard, result, sha256: checksum(shard, result) });
 }
 
 function checkBlocks(where: string, v: unknown): RunBlockStats[] {
@@ -46,8 +55,9 @@ function checkBlockMoments(where: string, v: unknown): BlockMoments | undefined 
 
 /** Parses what shardResultToJson wrote; throws on anything else. */
 export function shardResultFromJson(text: string, expected: ShardSpec): ShardResult {
-  const doc = JSON.parse(text) as { format: number; shard: ShardSpec; result: ShardResult };
+  const doc = JSON.parse(text) as { format: number; shard: ShardSpec; result: ShardResult; sha256?: string };
   if (doc.format !== SHARD_FORMAT) throw new Error(`shard format ${doc.format}, expected ${SHARD_FORMAT}`);
+  if (doc.sha256 !== checksum(doc.shard, doc.result)) throw new Error('checksum mismatch: the content was changed after it was written');
   const s = doc.shard;
   if (s.batchSize !== expected.batchSize || s.initPoint !== expected.initPoint || s.runStart !== expected.runStart || s.runCount !== expected.runCount || s.runBlock !== expected.runBlock) {
     throw new Error(`holds shard ${JSON.stringify(s)}, not ${JSON.stringify(expected)}`);
