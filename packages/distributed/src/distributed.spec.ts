@@ -5,7 +5,7 @@
  * finished shards stay on disk.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -108,6 +108,39 @@ describe.skipIf(!REDIS)('distributed shards over BullMQ', () => {
     expect(readFileSync(join(dir, 'dist', 'metrics.jsonl'), 'utf8')).toBe(readFileSync(join(dir, 'local', 'metrics.jsonl'), 'utf8'));
   });
 
+  it('refuses a worker whose data differ from the coordinator\'s, and never reuses results of other data', async () => {
+    const { url } = await startRedis();
+    const dir = mkdtempSync(join(tmpdir(), 'sgd-lab-dist-'));
+    const header = 'Serial No.,GRE Score,TOEFL Score,University Rating,SOP,LOR ,CGPA,Research,Chance of Admit ';
+    const csv = (k: number) => [header, ...Array.from({ length: 60 }, (_, i) => `${i + 1},${300 + ((i * 7) % 40)},${100 + (i % 20)},${1 + (i % 5)},${1 + (i % 4)},${2 + (i % 3)},${7 + (i % 10) / 10},${i % 2},0.${50 + ((i * k) % 40)}`)].join('\n');
+    const dataDir = (name: string, k: number) => {
+      const d = join(dir, name);
+      mkdirSync(join(d, 'graduate_admission'), { recursive: true });
+      writeFileSync(join(d, 'graduate_admission', 'Admission_Predict_Ver1.1.csv'), csv(k));
+      return d;
+    };
+    const [a, b] = [dataDir('a', 3), dataDir('b', 7)];
+    const file = studyFile(dir, { runs: 64, runsPerShard: 32, steps: 20, batchSizes: [4], name: 'data', options: {} });
+    // Same data on both sides: the run completes and equals a local one.
+    const w = worker(url, ['--data-dir', a]);
+    await until(() => w.log().includes('ready'), 'the worker');
+    const same = await runAsync([file, '--out', join(dir, 'same'), '--redis', url, '--data-dir', a]);
+    expect(same.code, same.stderr).toBe(0);
+    // The coordinator now reads other data (b): the worker (a) refuses every shard, with both digests.
+    const other = await runAsync([file, '--out', join(dir, 'other'), '--redis', url, '--data-dir', b]);
+    expect(other.code).toBe(1);
+    expect(other.stderr).toMatch(/this worker's data differ from the coordinator's: here Graduate Admission CSV [0-9a-f]{12}; there Graduate Admission CSV [0-9a-f]{12}/);
+    // A worker on b computes them; nothing of the run on a is reused: the metrics are b's.
+    w.kill('SIGKILL');
+    const wb = worker(url, ['--data-dir', b]);
+    await until(() => wb.log().includes('ready'), 'the worker on b');
+    const onB = await runAsync([file, '--out', join(dir, 'b-dist'), '--redis', url, '--data-dir', b, '--force']);
+    expect(onB.code, onB.stderr).toBe(0);
+    expect(runSync([file, '--out', join(dir, 'b-local'), '--data-dir', b]).status).toBe(0);
+    expect(readFileSync(join(dir, 'b-dist', 'metrics.jsonl'), 'utf8')).toBe(readFileSync(join(dir, 'b-local', 'metrics.jsonl'), 'utf8'));
+    expect(readFileSync(join(dir, 'b-dist', 'metrics.jsonl'), 'utf8')).not.toBe(readFileSync(join(dir, 'same', 'metrics.jsonl'), 'utf8'));
+  });
+
   it('stops with a clear error when Redis goes away, keeping finished shards for --resume', async () => {
     const { url, proc } = await startRedis();
     const dir = mkdtempSync(join(tmpdir(), 'sgd-lab-dist-'));
@@ -126,5 +159,24 @@ describe.skipIf(!REDIS)('distributed shards over BullMQ', () => {
     const manifest = JSON.parse(readFileSync(join(dir, 'dist', 'manifest.json'), 'utf8'));
     expect(manifest.status).toBe('failed');
     expect(readdirSync(join(dir, 'dist', 'shards'))).toEqual([]);
+  });
+});
+
+describe('worker failure reasons', () => {
+  it('never carry file contents back through the queue', async () => {
+    const { failureReason } = await import('./worker.js');
+    const { DataError, ConfigError } = await import('@sgd-lab/core');
+    expect(failureReason(new DataError('/etc/passwd', 'line 1, column "a": "root:x:0:0:root:/root:/bin/bash" is not a number'))).toBe(
+      "/etc/passwd: the worker's data checks refused this file (the details are in the worker's log)",
+    );
+    expect(failureReason(new Error('bad value "root:x:0:0" in line 1'))).toBe('bad value "..." in line 1');
+    expect(failureReason(new ConfigError('job', ['/runs: must be >= 2']))).toContain('/runs: must be >= 2');
+  });
+
+  it('refuse a job whose study fails the CLI schema', async () => {
+    const { computeShard } = await import('./worker.js');
+    const { createLogger } = await import('@sgd-lab/core');
+    const job = { study: { setting: 'admission-linreg', preset: 'smoke', runs: -5, options: { source: 'synthetic' } }, shard: { batchSize: 4, initPoint: 0, runStart: 0, runCount: 16, steps: 1, runBlock: 16 }, data: [] };
+    await expect(computeShard(job as never, '.', createLogger({ quiet: true, level: 'error' }))).rejects.toThrow(/\/runs: must be >= 2/);
   });
 });

@@ -4,8 +4,8 @@
  * as they arrive, so nothing finished is lost if Redis or the coordinator goes away).
  */
 import { Queue, QueueEvents } from 'bullmq';
-import { UserError, redactSecrets, shardResultFromJson, studyFingerprint, type RemoteConnection, type ShardResult, type ShardSpec, type StudyConfig } from '@sgd-lab/core';
-import { QUEUE_NAME, connect, jobId, type ShardJob } from './queue.js';
+import { UserError, redactSecrets, type DataFileRecord, shardResultFromJson, studyFingerprint, type RemoteConnection, type ShardResult, type ShardSpec, type StudyConfig } from '@sgd-lab/core';
+import { QUEUE_NAME, connect, jobFingerprint, jobId, type ShardJob } from './queue.js';
 
 export interface RemoteOptions {
   url: string;
@@ -65,12 +65,17 @@ export async function createRemote(o: RemoteOptions): Promise<Remote> {
   }, o.pingMs ?? 500);
 
   return {
-    async submit(shard: ShardSpec): Promise<ShardResult> {
+    async submit(shard: ShardSpec, data: readonly DataFileRecord[]): Promise<ShardResult> {
+      const id = jobId(jobFingerprint(fingerprint, data), shard);
       return new Promise<ShardResult>((resolve, reject) => {
         failWith.push(reject);
         (async () => {
-          const job = await queue.add('shard', { study: o.study, shard }, {
-            jobId: jobId(fingerprint, shard),
+          // A job that failed before (a worker with other data, say) would be returned as failed
+          // again: a new run submits it afresh.
+          const previous = await queue.getJob(id);
+          if (previous && (await previous.getState()) === 'failed') await previous.remove();
+          const job = await queue.add('shard', { study: o.study, shard, data }, {
+            jobId: id,
             // A worker that dies mid-shard leaves a stalled job that BullMQ hands to another worker;
             // attempts cover shards that throw.
             attempts: 3,
@@ -80,8 +85,11 @@ export async function createRemote(o: RemoteOptions): Promise<Remote> {
           });
           const state = await job.getState();
           const value = state === 'completed' ? (await queue.getJob(job.id!))?.returnvalue : await job.waitUntilFinished(events);
-          resolve(shardResultFromJson(String(value), shard));
-        })().catch((e: Error) => reject(e instanceof UserError ? e : new UserError(`shard ${jobId(fingerprint, shard)} failed on the workers: ${e.message}`, 1)));
+          const result = shardResultFromJson(String(value), shard);
+          // Merged here and saved in the results folder: the job has nothing more to give.
+          await queue.remove(id).catch(() => undefined);
+          resolve(result);
+        })().catch((e: Error) => reject(e instanceof UserError ? e : new UserError(`shard ${id} failed on the workers: ${e.message}`, 1)));
       });
     },
     async close() {

@@ -7,8 +7,11 @@ import { Worker, type Job } from 'bullmq';
 import { container } from 'tsyringe';
 import type { Logger } from 'winston';
 import {
+  ConfigError,
+  DataError,
   Tokens,
   applyComponents,
+  resolveStudy,
   discoverExtensions,
   runShard,
   shardContext,
@@ -30,17 +33,36 @@ export interface WorkerOptions {
 /** Computes one shard job; returns the shard result as JSON text. */
 export async function computeShard(job: ShardJob, dataDir: string, logger: Logger): Promise<string> {
   const { plugins, components } = await discoverExtensions();
-  const plugin = plugins.find((p) => p.value.name === job.study.setting)?.value;
-  if (!plugin) throw new Error(`setting ${job.study.setting} is not installed on this worker`);
+  const plugin = plugins.find((p) => p.value.name === job.study?.setting)?.value;
+  if (!plugin) throw new Error(`setting ${String(job.study?.setting).slice(0, 60)} is not installed on this worker`);
+  // A job is untrusted input: its study must pass the same schema and checks as on the command line.
+  const study = resolveStudy(structuredClone(job.study), plugin, 'job');
   const child = container.createChildContainer();
-  const ctx: PluginContext = { dataDir, logger, recordDataFile: () => {}, recordFact: () => {} };
-  child.register(Tokens.Study, { useValue: job.study });
+  const read: { path: string; sha256: string; description?: string }[] = [];
+  const ctx: PluginContext = { dataDir, logger, recordDataFile: (path, sha256, description) => read.push({ path, sha256, description }), recordFact: () => {} };
+  child.register(Tokens.Study, { useValue: study });
   child.register(Tokens.Context, { useValue: ctx });
   child.register(Tokens.Logger, { useValue: logger });
-  await plugin.register(child, job.study, ctx);
-  applyComponents(child, job.study, plugin, components);
-  const result = await runShard(shardContext(child, job.study), job.shard);
+  await plugin.register(child, study, ctx);
+  // The coordinator's data and this worker's must be the same files (by content, wherever they live).
+  const mine = read.map((d) => d.sha256).sort().join(',');
+  const theirs = (job.data ?? []).map((d) => d.sha256).sort().join(',');
+  if (mine !== theirs) {
+    const describe = (ds: readonly { description?: string; sha256: string }[]) => ds.map((d) => `${d.description ?? 'file'} ${d.sha256.slice(0, 12)}`).join(', ') || 'none';
+    throw new Error(`this worker's data differ from the coordinator's: here ${describe(read)}; there ${describe(job.data ?? [])}. Give every worker the same --data-dir contents`);
+  }
+  applyComponents(child, study, plugin, components);
+  const result = await runShard(shardContext(child, study), job.shard);
   return shardResultToJson(job.shard, result);
+}
+
+/** What a failed job reports back: the kind of error and where, without file contents. */
+export function failureReason(e: unknown): string {
+  if (e instanceof DataError) return `${e.file}: the worker's data checks refused this file (the details are in the worker's log)`;
+  if (e instanceof ConfigError) return e.message;
+  const text = e instanceof Error ? e.message : String(e);
+  // Quoted fragments may be file contents: keep the sentence, drop what it quotes.
+  return text.replace(/"[^"]*"/g, '"..."').slice(0, 500);
 }
 
 export function startWorker(o: WorkerOptions): Worker<ShardJob, string> {
@@ -53,7 +75,12 @@ export function startWorker(o: WorkerOptions): Worker<ShardJob, string> {
       const s = job.data.shard;
       o.logger.info(`shard ${job.id}: ${job.data.study.setting} b=${s.batchSize} init=${s.initPoint} runs ${s.runStart}..${s.runStart + s.runCount - 1}`);
       const t0 = performance.now();
-      const out = await computeShard(job.data, o.dataDir, o.logger);
+      const out = await computeShard(job.data, o.dataDir, o.logger).catch((e: unknown) => {
+        // The reason goes back through Redis to whoever queued the job: it names the problem, never
+        // the contents of a file on this machine (those stay in this worker's log).
+        o.logger.error(`shard ${job.id}: ${e instanceof Error ? e.message : String(e)}`);
+        throw new Error(failureReason(e));
+      });
       o.logger.info(`shard ${job.id}: done in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
       return out;
     },

@@ -40,12 +40,25 @@ export interface RunStudyOptions {
   shardStore?: ShardStore;
   /** Computes shards elsewhere (distributed workers); results are merged in plan order. */
   remote?: RemoteShards;
+  /** The data files the study read (for remote shards: workers must read the same). */
+  data?: readonly DataFileRecord[];
+}
+
+/** A data file a study read, as the manifest lists it. */
+export interface DataFileRecord {
+  path: string;
+  sha256: string;
+  description?: string;
 }
 
 /** Shards computed by other processes or machines. */
 export interface RemoteShards {
-  /** Starts computing a shard. */
-  submit(shard: ShardSpec): Promise<ShardResult>;
+  /**
+   * Starts computing a shard. `data` are the coordinator's data files: a worker reading other
+   * data (another sha256) refuses the shard, and the job id depends on them, so results computed
+   * on other data are never reused.
+   */
+  submit(shard: ShardSpec, data: readonly DataFileRecord[]): Promise<ShardResult>;
 }
 
 /** A remote executor's open connection (see `RemoteExecutor` in plugin.ts). */
@@ -145,7 +158,7 @@ async function execute(opts: RunStudyOptions, signal: AbortSignal, emit: (e: Stu
   if (opts.remote) {
     for (const s of shards) {
       if (stored.has(shardKey(s))) continue;
-      const p = opts.remote.submit(s);
+      const p = opts.remote.submit(s, opts.data ?? []);
       p.catch(() => undefined); // awaited in plan order below; keeps early failures from being unhandled
       pending.set(shardKey(s), p);
     }

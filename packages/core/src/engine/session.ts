@@ -197,6 +197,7 @@ export async function runSession(opts: SessionOptions): Promise<SessionResult> {
       onInitialPoint: (info) => initialPoints.push(info),
       shardStore,
       remote: opts.remote,
+      data: dataFiles,
     }).subscribe({
       next: (e) => {
         if (e.type === 'studyEnd') status = e.status;
