@@ -18,10 +18,10 @@ if (!REDIS) process.stderr.write('SKIPPED (no redis-server): apt-get install red
 const children: ChildProcess[] = [];
 afterAll(() => children.forEach((c) => c.kill('SIGKILL')));
 
-async function startRedis(): Promise<{ url: string; proc: ChildProcess }> {
+async function startRedis(extra: string[] = []): Promise<{ url: string; proc: ChildProcess }> {
   for (let attempt = 0; attempt < 10; attempt++) {
     const port = 20000 + Math.floor(Math.random() * 20000);
-    const proc = spawn(REDIS!, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    const proc = spawn(REDIS!, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...extra], { stdio: ['ignore', 'pipe', 'ignore'] });
     children.push(proc);
     const ready = await new Promise<boolean>((resolve) => {
       let out = '';
@@ -139,6 +139,22 @@ describe.skipIf(!REDIS)('distributed shards over BullMQ', () => {
     expect(runSync([file, '--out', join(dir, 'b-local'), '--data-dir', b]).status).toBe(0);
     expect(readFileSync(join(dir, 'b-dist', 'metrics.jsonl'), 'utf8')).toBe(readFileSync(join(dir, 'b-local', 'metrics.jsonl'), 'utf8'));
     expect(readFileSync(join(dir, 'b-dist', 'metrics.jsonl'), 'utf8')).not.toBe(readFileSync(join(dir, 'same', 'metrics.jsonl'), 'utf8'));
+  });
+
+  it('ends a refused login with exit 5 and a message, never printing the password; a bad URL is a usage error', async () => {
+    const { url } = await startRedis(['--requirepass', 'right-one']);
+    const dir = mkdtempSync(join(tmpdir(), 'sgd-lab-dist-'));
+    const file = studyFile(dir, { runs: 32, runsPerShard: 32, steps: 5, batchSizes: [4] });
+    const wrong = url.replace('redis://', 'redis://:S3cr3t-wrong@');
+    const r = await runAsync([file, '--out', join(dir, 'o'), '--redis', wrong, '--redis-timeout', '2']);
+    expect(r.code).toBe(5);
+    expect(r.stderr).toMatch(/refused the login \(WRONGPASS/);
+    expect(r.stderr).not.toContain('S3cr3t-wrong');
+    expect(r.stderr).toContain('redis://:***@127.0.0.1:');
+    const bad = runSync([file, '--out', join(dir, 'p'), '--redis', 'redis://not a url']);
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toContain('--redis: "redis://not a url" is not a URL');
+    expect(existsSync(join(dir, 'p'))).toBe(false);
   });
 
   it('stops with a clear error when Redis goes away, keeping finished shards for --resume', async () => {

@@ -19,7 +19,13 @@ export interface RemoteOptions {
 /** Raised when Redis stops answering: the finished shards are on disk, `--resume` continues. */
 export class RedisGoneError extends UserError {
   constructor(url: string, detail: string, ms: number) {
-    super(`Redis at ${redactSecrets(url)} did not answer for ${ms / 1000} s (${detail}); the study stopped. Finished shards are saved: run the same command with --resume when Redis is back.`, 5);
+    const login = /WRONGPASS|NOAUTH|invalid password|AUTH/i.test(detail);
+    super(
+      login
+        ? `Redis at ${redactSecrets(url)} refused the login (${detail}); check the user and password in --redis. The study stopped; finished shards are saved for --resume.`
+        : `Redis at ${redactSecrets(url)} did not answer for ${ms / 1000} s (${detail}); the study stopped. Finished shards are saved: run the same command with --resume when Redis is back.`,
+      5,
+    );
   }
 }
 
@@ -41,11 +47,20 @@ export async function createRemote(o: RemoteOptions): Promise<Remote> {
   try {
     await Promise.race([monitor.ping(), new Promise((_, reject) => setTimeout(() => reject(new Error('no answer to PING')), unreachableMs))]);
   } catch (e) {
-    await Promise.allSettled([queue.close(), events.close()]);
+    // Closing a queue whose connection never became ready can wait forever (a wrong password, a
+    // Redis that died at once): bound it, then drop the connections.
+    await Promise.race([Promise.allSettled([queue.close(), events.close()]), new Promise((r) => setTimeout(r, 1000).unref())]);
     for (const c of [queueConn, eventsConn, monitor]) c.disconnect();
     throw new RedisGoneError(o.url, (e as Error).message, unreachableMs);
   }
-  await events.waitUntilReady();
+  // Ready within the same bound as the ping (it can also wait forever on a refused login).
+  try {
+    await Promise.race([events.waitUntilReady(), new Promise((_, reject) => setTimeout(() => reject(new Error('the event stream did not open')), unreachableMs).unref())]);
+  } catch (e) {
+    await Promise.race([Promise.allSettled([queue.close(), events.close()]), new Promise((r) => setTimeout(r, 1000).unref())]);
+    for (const c of [queueConn, eventsConn, monitor]) c.disconnect();
+    throw new RedisGoneError(o.url, (e as Error).message, unreachableMs);
+  }
 
   let failWith: ((e: Error) => void)[] = [];
   let lastOk = Date.now();

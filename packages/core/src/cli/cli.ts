@@ -38,6 +38,11 @@ export const DEFAULT_PRESET = 'cpu';
  * executor takes the URL's scheme.
  */
 async function connectRemote(url: string, study: StudyConfig, unreachableMs: number): Promise<RemoteConnection> {
+  try {
+    new URL(url);
+  } catch {
+    throw new UsageError(`--redis: "${redactSecrets(url)}" is not a URL (e.g. redis://127.0.0.1:6379 or redis://:password@host:6379)`, 'run');
+  }
   const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(url)?.[1]?.toLowerCase() ?? '';
   const { remotes } = await discoverExtensions();
   const found = remotes.find((r) => r.value.schemes.includes(scheme));

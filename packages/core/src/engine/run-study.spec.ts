@@ -91,7 +91,8 @@ describe('runStudy', () => {
 
   it('reports a diverging run with the step and batch size, and keeps the records before it', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'sgd-lab-div-'));
-    const study = resolveStudy({ setting: 'toy-mean', preset: 'smoke', steps: 2000, learningRate: { type: 'constant', value: 3 }, reporters: ['jsonl', 'claims'] }, toy, 'test');
+    // A bound far above the loss's range: the run goes on until its loss is not finite.
+    const study = resolveStudy({ setting: 'toy-mean', preset: 'smoke', steps: 2000, learningRate: { type: 'constant', value: 3 }, divergenceFactor: 1e300, reporters: ['jsonl', 'claims'] }, toy, 'test');
     const result = await runSession({ study, plugin: toy, packages: {}, outDir: dir, dataDir: '.', logger: silent });
     expect(result.status).toBe('failed');
     expect(result.error).toBeInstanceOf(DivergenceError);
@@ -102,6 +103,9 @@ describe('runStudy', () => {
     expect(manifest.status).toBe('failed');
     expect(manifest.error).toMatch(/diverged/);
     expect(manifest.outputs['metrics.jsonl'].records).toBe(lines.length);
+    // With the default bound the same run stops as soon as its loss passes 1e6 x the initial one.
+    const early = await runSession({ study: { ...study, divergenceFactor: 1e6 }, plugin: toy, packages: {}, outDir: mkdtempSync(join(tmpdir(), 'sgd-lab-div-')), dataDir: '.', logger: silent });
+    expect((early.error as Error).message).toMatch(/loss is [0-9.e+]+, above \/divergenceFactor \(1000000\) x the initial loss/);
   });
 
   it('writes byte-identical metrics for the same config and seed', async () => {
