@@ -63,7 +63,7 @@ describe.each(cases)('results of $setting $extra do not depend on the layout', (
       expect(JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')).resumedShards).toBe(Math.floor(files.length / 2));
       layouts.push('resumed');
       // Shards computed by the distributed worker's code and sent back as JSON.
-      const remote: RemoteShards = { submit: async (shard) => shardResultFromJson(await computeShard({ study: fine, shard }, dataDir, logger), shard) };
+      const remote: RemoteShards = { submit: async (shard, data) => shardResultFromJson(await computeShard({ study: fine, shard, data }, dataDir, logger), shard) };
       expect(await run(fine, join(root, 'worker'), { remote })).toEqual(reference);
       layouts.push('worker');
       expect(layouts.length).toBeGreaterThanOrEqual(5);
