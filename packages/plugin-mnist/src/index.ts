@@ -104,6 +104,8 @@ const CPU_OPTIONS: Partial<MnistOptions> = {
   gapEvery: 20,
   gapFrom: 20,
 };
+/** What `cpu` and `cpu-lr-scaled` share: all but the rate. */
+const CPU_PROTOCOL = { seed: 2021, batchSizes: [64, 128], epochs: 80, runs: 16, initPoints: 2, recordEvery: 8, options: CPU_OPTIONS };
 
 const presets: Record<string, PresetConfig<MnistOptions>> = {
   smoke: {
@@ -120,26 +122,14 @@ const presets: Record<string, PresetConfig<MnistOptions>> = {
     description:
       '1 min 15 s on native, 2 cores: the paper\'s converged, over-fitting regime in small: 784-256-128-10 on 1,000 training images (the IDX files when present, else the embedded digits), ' +
       'losses and errors on all 1,000 and on 2,000 validation images, b in {64, 128}, 80 epochs at a constant 0.1 (training error 0 and 0.4%, validation loss past its minimum), 16 runs x 2 initial points',
-    seed: 2021,
-    batchSizes: [64, 128],
-    epochs: 80,
-    runs: 16,
-    initPoints: 2,
-    recordEvery: 8,
+    ...CPU_PROTOCOL,
     learningRate: CPU_RATE,
-    options: CPU_OPTIONS,
   },
   'cpu-lr-scaled': {
     description:
       'the cpu preset with the rate scaled linearly in b (0.05 at b = 64, 0.1 at b = 128; Goyal et al. 2017; 80 s on native): both b take about the same total step length per epoch, so b compares gradient noise at a matched step budget',
-    seed: 2021,
-    batchSizes: [64, 128],
-    epochs: 80,
-    runs: 16,
-    initPoints: 2,
-    recordEvery: 8,
+    ...CPU_PROTOCOL,
     learningRate: { ...CPU_RATE, scaleWith: { rule: 'linear', referenceBatchSize: 128 } },
-    options: CPU_OPTIONS,
   },
   'paper-variance': {
     description: 'Figs. 1(a), 4(a): 60k/10k, 784-1024-512-10, b in {64, 128}, 1,000 epochs, 5 initial points x 50 runs (GPU scale)',

@@ -58,40 +58,7 @@ export function polyval(coefficients: readonly number[], x: number): number {
 
 /** Solves min ||A c - y|| for a dense tall A by Householder QR. */
 export function leastSquares(aIn: readonly (readonly number[])[], yIn: readonly number[]): number[] {
-  const m = aIn.length;
-  const n = aIn[0]?.length ?? 0;
-  const a = aIn.map((r) => [...r]);
-  const y = [...yIn];
-  for (let k = 0; k < n; k++) {
-    let norm = 0;
-    for (let i = k; i < m; i++) norm += a[i][k] * a[i][k];
-    norm = Math.sqrt(norm);
-    if (norm === 0) throw new RangeError('leastSquares: the design matrix is rank deficient');
-    const alpha = a[k][k] > 0 ? -norm : norm;
-    const v = new Array<number>(m).fill(0);
-    v[k] = a[k][k] - alpha;
-    for (let i = k + 1; i < m; i++) v[i] = a[i][k];
-    let vv = 0;
-    for (let i = k; i < m; i++) vv += v[i] * v[i];
-    if (vv === 0) continue;
-    for (let j = k; j < n; j++) {
-      let s = 0;
-      for (let i = k; i < m; i++) s += v[i] * a[i][j];
-      const f = (2 * s) / vv;
-      for (let i = k; i < m; i++) a[i][j] -= f * v[i];
-    }
-    let s = 0;
-    for (let i = k; i < m; i++) s += v[i] * y[i];
-    const f = (2 * s) / vv;
-    for (let i = k; i < m; i++) y[i] -= f * v[i];
-  }
-  const c = new Array<number>(n).fill(0);
-  for (let k = n - 1; k >= 0; k--) {
-    let s = y[k];
-    for (let j = k + 1; j < n; j++) s -= a[k][j] * c[j];
-    c[k] = s / a[k][k];
-  }
-  return c;
+  return householder(aIn, yIn).coefficients;
 }
 
 /** Real roots of a polynomial in (lo, hi), by sign changes on a grid and bisection. */
@@ -178,7 +145,7 @@ function householder(aIn: readonly (readonly number[])[], yIn: readonly number[]
     let norm = 0;
     for (let i = k; i < m; i++) norm += a[i][k] * a[i][k];
     norm = Math.sqrt(norm);
-    if (norm === 0) throw new RangeError('weightedPolyfit: the design matrix is rank deficient');
+    if (norm === 0) throw new RangeError('leastSquares: the design matrix is rank deficient');
     const alpha = a[k][k] > 0 ? -norm : norm;
     const v = new Array<number>(m).fill(0);
     v[k] = a[k][k] - alpha;
