@@ -183,6 +183,42 @@ describe('sgd-lab plan and run --dry-run', () => {
   });
 });
 
+describe('resource limits, checked before any work', () => {
+  // Each of these used to allocate until a RangeError, or run for days: now exit 2 (3 for a file
+  // that is not data) naming the limit, and no results folder.
+  const cases: [string, string[], number, RegExp][] = [
+    ['1e9 runs', ['admission-linreg', '--set', 'runs=1000000000'], 2, /\/limits\/memoryMiB: the study needs about [\d.]+ TiB of memory \(.*replicas of a shard/],
+    ['b = 1e9', ['gaussian-deeplinear', '--set', 'batchSizes=[1000000000]'], 2, /\/memoryBudgetMiB: one run block of 16 replicas at b = 1000000000 needs [\d.]+ GiB, above the budget of 2048 MiB/],
+    ['1e9 synthetic rows', ['admission-linreg', '--set', 'options.source="synthetic"', '--set', 'options.synthetic.rows=1000000000'], 2, /\/limits\/memoryMiB: .*data \(text and float64 rows\): [\d.]+ GiB/],
+    ['MNIST width 1e7', ['mnist-mlp', '--set', 'options.widths=[784,10000000,10]'], 2, /\/memoryBudgetMiB: one run block of 6 replicas at b = 64 needs/],
+    ['1e4 XLNet layers', ['yelp-xlnet', '--set', 'options.size.layers=10000'], 2, /\/memoryBudgetMiB: one run block of 4 replicas at b = 16 needs [\d.]+ GiB/],
+    ['1e7 initial points', ['admission-linreg', '--set', 'initPoints=10000000'], 2, /\/limits\/memoryMiB: .*records kept for the claims: [\d.]+ TiB/],
+    ['MNIST width 1e5 in a 64 MiB budget', ['mnist-mlp', '--set', 'options.widths=[784,100000,10]', '--set', 'memoryBudgetMiB=64'], 2, /\/memoryBudgetMiB: .* above the budget of 64 MiB/],
+    ['1e12 steps', ['gaussian-deeplinear', '--set', 'steps=1000000000000'], 2, /\/limits\/hours: [\d.e+]+ replica-steps take at least .* above the limit of 720 h/],
+    ['a study over limits.hours', ['gaussian-deeplinear', '--set', 'steps=1000000000', '--set', 'recordEvery=1000000000', '--set', 'limits.hours=1'], 2, /\/limits\/hours: .* above the limit of 1 h/],
+    ['a study over limits.memoryMiB', ['admission-linreg', '--set', 'options.source="synthetic"', '--set', 'options.synthetic.rows=300000', '--set', 'limits.memoryMiB=16'], 2, /\/limits\/memoryMiB: the study needs about [\d.]+ MiB .* more than the limit 16 MiB/],
+    ['/dev/zero as the data file', ['admission-linreg', '--set', 'options.data="/dev/zero"'], 3, /\/dev\/zero: is not a regular file/],
+  ];
+  it.each(cases)('%s', async (_what, args, code, message) => {
+    const out = join(mkdtempSync(join(tmpdir(), 'sgd-lab-limits-')), 'out');
+    const [setting, ...rest] = args;
+    const r = await sgdLab(['run', setting, '--preset', 'smoke', ...rest, '--out', out, '--data-dir', dataDir ?? join(out, 'no-data')]);
+    expect(r.status, r.stderr).toBe(code);
+    expect(r.stderr).toMatch(message);
+    expect(r.stderr).not.toMatch(/\n\s+at .+:\d+:\d+/);
+    expect(existsSync(out)).toBe(false);
+  });
+
+  it('plan prints the memory estimate and the limits, and refuses a study over them the same way', async () => {
+    const ok = await sgdLab(['plan', 'gaussian-deeplinear', '--preset', 'smoke', '--no-calibrate']);
+    expect(ok.status, ok.stderr).toBe(0);
+    expect(ok.stdout).toMatch(/limits: memory about [\d.]+ MiB of [\d.]+ GiB \((this machine's memory|this process's cgroup memory limit)\); compute at least \S+ at peak, of limits.hours = 720 h/);
+    const over = await sgdLab(['plan', 'gaussian-deeplinear', '--preset', 'smoke', '--no-calibrate', '--set', 'batchSizes=[1000000000]']);
+    expect(over.status).toBe(2);
+    expect(over.stderr).toMatch(/\/memoryBudgetMiB: one run block/);
+  });
+});
+
 describe('progress', () => {
   it('off a terminal prints lines on stderr, and the same lines go to sgd-lab.log', async () => {
     const out = join(mkdtempSync(join(tmpdir(), 'sgd-lab-progress-')), 'out');

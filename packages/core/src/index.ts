@@ -21,6 +21,8 @@ export * from './engine/dense.js';
 export * from './engine/shard.js';
 export * from './engine/merge.js';
 export * from './engine/plan.js';
+export * from './engine/resources.js';
+export * from './engine/fingerprint.js';
 export * from './engine/run-study.js';
 export * from './engine/session.js';
 export * from './engine/components.js';

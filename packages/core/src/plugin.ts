@@ -6,6 +6,8 @@ import type { MetricObserver } from './engine/records.js';
 import type { ComponentFactories } from './engine/components.js';
 import type { RemoteConnection } from './engine/run-study.js';
 import type { FigureSpec } from './engine/figures.js';
+import type { ResourceNeeds } from './engine/resources.js';
+import { confinedPath } from './io/files.js';
 
 /** A partial study a preset contributes; the file's own fields override it. */
 export type PresetConfig<Options> = Partial<Omit<StudyConfig<Options>, 'options' | 'setting'>> & {
@@ -28,6 +30,22 @@ export interface PluginContext {
    * when it is created and listed in the manifest's outputs with its sha256. Optional for hosts.
    */
   writeArtifact?(name: string, content: string): void;
+  /**
+   * Resolves a path the study names (an option such as `data` or `tokenizer`; `field` is its JSON
+   * path, for errors). Hosts that run studies from others (workers) confine it to their data
+   * folder; absent: the path as given. Plugins call `studyPath(context, path, field)`.
+   */
+  dataPath?(path: string, field: string): string;
+}
+
+/** A path named in a study's options, as the host allows it (PluginContext.dataPath). */
+export function studyPath(context: Pick<PluginContext, 'dataPath'>, path: string, field: string): string {
+  return context.dataPath ? context.dataPath(path, field) : path;
+}
+
+/** A `dataPath` that resolves paths inside `root` only (relative ones against it), for workers. */
+export function confinedDataPath(root: string): (path: string, field: string) => string {
+  return (path, field) => confinedPath(root, path, field);
 }
 
 /**
@@ -60,6 +78,12 @@ export interface Plugin<Options = Record<string, unknown>> {
   components?: ComponentFactories;
   /** Extra checks across fields that a schema cannot express; call `fail(jsonPath, message)`. */
   checkStudy?(study: StudyConfig<Options>, fail: (path: string, message: string) => never): void;
+  /**
+   * What a study will hold and compute, from its options and the sizes of its files alone (no data
+   * loaded, nothing allocated), for the resource check before any work (engine/resources.ts).
+   * Absent: only what core knows (records, shards, replica-steps) is checked.
+   */
+  resources?(study: StudyConfig<Options>, context: { dataDir: string }): ResourceNeeds;
   /**
    * Registers the setting's providers (Tokens.Model, Tokens.SamplerFactory, Oracles, Claims) in the
    * study's child container. Loads data here, so errors name the file before any run starts.
@@ -143,7 +167,11 @@ export interface CliCommand {
 export interface RemoteExecutor {
   /** URL schemes it takes, without the colon: ['redis', 'rediss']. */
   schemes: readonly string[];
-  connect(o: { url: string; study: StudyConfig; unreachableMs: number }): Promise<RemoteConnection>;
+  /**
+   * `insecure`: the user accepts a connection the executor would refuse as unsafe (no password,
+   * no TLS off loopback), with a warning through `warn` instead.
+   */
+  connect(o: { url: string; study: StudyConfig; unreachableMs: number; insecure?: boolean; warn?: (message: string) => void }): Promise<RemoteConnection>;
 }
 
 export function defineReporter(reporter: Reporter): Reporter {

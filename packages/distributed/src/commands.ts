@@ -1,6 +1,7 @@
 /** `sgd-lab worker --redis <url> [--data-dir d] [--concurrency n]`: computes shards until stopped. */
 import { resolve } from 'node:path';
-import { UsageError, createLogger, type CliCommand } from '@sgd-lab/core';
+import { UsageError, closeLogger, createLogger, type CliCommand } from '@sgd-lab/core';
+import { checkRedisSecurity } from './queue.js';
 import { startWorker } from './worker.js';
 
 /** A Redis URL with its password (and user) replaced, for logs. */
@@ -22,6 +23,7 @@ export const commands: Record<string, CliCommand> = {
       { flags: '--data-dir <dir>', description: 'data directory (default: $SGD_LAB_DATA_DIR, else ./data)' },
       { flags: '--concurrency <n>', description: 'shards computed at once', default: 1, type: 'positive-integer' },
       { flags: '--lock-ms <ms>', description: 'how long a job stays locked without a heartbeat', type: 'positive-integer' },
+      { flags: '--insecure', description: 'connect to a Redis without a password, or off this machine without TLS (refused otherwise)' },
       { flags: '--quiet', description: 'only warnings and errors' },
     ],
     help: 'Start one per machine (or core group), then `sgd-lab run <study> --redis <url>` on the coordinator.',
@@ -31,6 +33,12 @@ export const commands: Record<string, CliCommand> = {
         throw new UsageError('worker: --redis <url> is required, e.g. --redis redis://127.0.0.1:6379', 'worker');
       }
       const logger = createLogger({ quiet: o.quiet === true });
+      try {
+        checkRedisSecurity(url, { insecure: o.insecure === true, warn: (m) => logger.warn(m), command: 'worker' });
+      } catch (e) {
+        await closeLogger(logger);
+        throw e;
+      }
       const worker = startWorker({
         url,
         dataDir: resolve((o.dataDir as string | undefined) ?? process.env.SGD_LAB_DATA_DIR ?? 'data'),

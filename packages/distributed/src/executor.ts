@@ -4,10 +4,14 @@
  */
 import type { RemoteExecutor } from '@sgd-lab/core';
 import { createRemote } from './remote.js';
+import { checkRedisSecurity } from './queue.js';
 
 const executor: RemoteExecutor = {
   schemes: ['redis', 'rediss'],
-  connect: (o) => createRemote(o),
+  connect: (o) => {
+    checkRedisSecurity(o.url, { insecure: o.insecure, warn: o.warn ?? ((m) => process.emitWarning(m)), command: 'run' });
+    return createRemote(o);
+  },
 };
 
 export default executor;

@@ -4,7 +4,7 @@
  * as they arrive, so nothing finished is lost if Redis or the coordinator goes away).
  */
 import { Queue, QueueEvents } from 'bullmq';
-import { UserError, redactSecrets, type DataFileRecord, shardResultFromJson, studyFingerprint, type RemoteConnection, type ShardResult, type ShardSpec, type StudyConfig } from '@sgd-lab/core';
+import { UserError, redactSecrets, resultFingerprint, type DataFileRecord, type ResultDependencies, shardResultFromJson, studyFingerprint, type RemoteConnection, type ShardResult, type ShardSpec, type StudyConfig } from '@sgd-lab/core';
 import { QUEUE_NAME, connect, jobFingerprint, jobId, type ShardJob } from './queue.js';
 
 export interface RemoteOptions {
@@ -24,6 +24,17 @@ export class RedisGoneError extends UserError {
       login
         ? `Redis at ${redactSecrets(url)} refused the login (${detail}); check the user and password in --redis. The study stopped; finished shards are saved for --resume.`
         : `Redis at ${redactSecrets(url)} did not answer for ${ms / 1000} s (${detail}); the study stopped. Finished shards are saved: run the same command with --resume when Redis is back.`,
+      5,
+    );
+  }
+}
+
+/** Raised when Redis restarted without the jobs in flight (no persistence): `--resume` continues. */
+export class RedisRestartedError extends UserError {
+  constructor(url: string, lost: number) {
+    super(
+      `Redis at ${redactSecrets(url)} restarted and lost ${lost} queued shard job${lost > 1 ? 's' : ''} (it keeps no data across restarts: enable appendonly or save in its config); ` +
+        'the study stopped. Finished shards are saved: run the same command with --resume.',
       5,
     );
   }
@@ -62,34 +73,75 @@ export async function createRemote(o: RemoteOptions): Promise<Remote> {
     throw new RedisGoneError(o.url, (e as Error).message, unreachableMs);
   }
 
+  // Each job waited on holds one 'closing' listener on the queue until it finishes (BullMQ's
+  // waitUntilFinished): the limit grows with the jobs in flight, so Node's leak warning (at 10)
+  // stays for real leaks and is not printed for every study of more than 10 shards.
+  const waitFor = async (job: Awaited<ReturnType<typeof queue.add>>) => {
+    queue.setMaxListeners(queue.getMaxListeners() + 1);
+    try {
+      return await job.waitUntilFinished(events);
+    } finally {
+      queue.setMaxListeners(queue.getMaxListeners() - 1);
+    }
+  };
   let failWith: ((e: Error) => void)[] = [];
   let lastOk = Date.now();
   let lastError = '';
   let stopped = false;
+  const stop = (err: Error) => {
+    if (stopped) return;
+    stopped = true;
+    for (const f of failWith) f(err);
+    failWith = [];
+  };
+  // A Redis that restarts gets a new run_id. Without persistence it comes back empty: the jobs
+  // in flight are gone and no worker will ever finish them, so the study stops (exit 5) instead
+  // of waiting forever. With persistence the jobs are still there and the study goes on.
+  const outstanding = new Set<string>();
+  const runIdOf = (info: string) => /^run_id:(\w+)/m.exec(info)?.[1];
+  let serverRunId = runIdOf(await monitor.info('server').catch(() => ''));
+  let checking = false;
+  const checkRestart = async (runId: string) => {
+    checking = true;
+    try {
+      const lost: string[] = [];
+      for (const id of outstanding) if (!(await queue.getJob(id))) lost.push(id);
+      if (lost.length) stop(new RedisRestartedError(o.url, lost.length));
+      else serverRunId = runId;
+    } catch (e) {
+      lastError = (e as Error).message;
+    } finally {
+      checking = false;
+    }
+  };
   const watchdog = setInterval(() => {
-    monitor.ping().then(
-      () => (lastOk = Date.now()),
+    monitor.info('server').then(
+      (info) => {
+        lastOk = Date.now();
+        const runId = runIdOf(info);
+        if (runId && serverRunId && runId !== serverRunId && !checking) void checkRestart(runId);
+        serverRunId ??= runId;
+      },
       (e: Error) => (lastError = e.message),
     );
-    if (!stopped && Date.now() - lastOk > unreachableMs) {
-      stopped = true;
-      const err = new RedisGoneError(o.url, lastError || 'no answer to PING', unreachableMs);
-      for (const f of failWith) f(err);
-      failWith = [];
-    }
+    if (Date.now() - lastOk > unreachableMs) stop(new RedisGoneError(o.url, lastError || 'no answer to INFO', unreachableMs));
   }, o.pingMs ?? 500);
 
   return {
-    async submit(shard: ShardSpec, data: readonly DataFileRecord[]): Promise<ShardResult> {
-      const id = jobId(jobFingerprint(fingerprint, data), shard);
+    async submit(shard: ShardSpec, data: readonly DataFileRecord[], dependsOn?: ResultDependencies): Promise<ShardResult> {
+      // The job id is made from everything the result depends on: a job of another study, data,
+      // code or backend is never taken for this one.
+      const resultFp = dependsOn ? resultFingerprint(dependsOn) : undefined;
+      const id = jobId(resultFp ?? jobFingerprint(fingerprint, data), shard);
       return new Promise<ShardResult>((resolve, reject) => {
         failWith.push(reject);
+        outstanding.add(id);
         (async () => {
           // A job that failed before (a worker with other data, say) would be returned as failed
           // again: a new run submits it afresh.
           const previous = await queue.getJob(id);
           if (previous && (await previous.getState()) === 'failed') await previous.remove();
-          const job = await queue.add('shard', { study: o.study, shard, data }, {
+          const job = await queue.add('shard', { study: o.study, shard, data, dependsOn }, {
             jobId: id,
             // A worker that dies mid-shard leaves a stalled job that BullMQ hands to another worker;
             // attempts cover shards that throw.
@@ -99,9 +151,10 @@ export async function createRemote(o: RemoteOptions): Promise<Remote> {
             removeOnFail: { age: 24 * 3600 },
           });
           const state = await job.getState();
-          const value = state === 'completed' ? (await queue.getJob(job.id!))?.returnvalue : await job.waitUntilFinished(events);
-          const result = shardResultFromJson(String(value), shard);
+          const value = state === 'completed' ? (await queue.getJob(job.id!))?.returnvalue : await waitFor(job);
+          const result = shardResultFromJson(String(value), shard, resultFp);
           // Merged here and saved in the results folder: the job has nothing more to give.
+          outstanding.delete(id);
           await queue.remove(id).catch(() => undefined);
           resolve(result);
         })().catch((e: Error) => reject(e instanceof UserError ? e : new UserError(`shard ${id} failed on the workers: ${e.message}`, 1)));

@@ -3,7 +3,7 @@
  * process would (same plugin, same streams keyed by run), and returns its result as JSON.
  */
 import 'reflect-metadata';
-import { Worker, type Job } from 'bullmq';
+import { UnrecoverableError, Worker, type Job } from 'bullmq';
 import { container } from 'tsyringe';
 import type { Logger } from 'winston';
 import {
@@ -11,11 +11,20 @@ import {
   DataError,
   Tokens,
   applyComponents,
+  checkResources,
+  codeStamp,
+  dependencyChanges,
+  resultFingerprint,
+  studyFingerprint,
+  confinedDataPath,
   resolveStudy,
+  thisMachine,
   discoverExtensions,
   runShard,
   shardContext,
   shardResultToJson,
+  type MachineResources,
+  type ResultDependencies,
   type PluginContext,
 } from '@sgd-lab/core';
 import { QUEUE_NAME, connect, type ShardJob } from './queue.js';
@@ -31,15 +40,29 @@ export interface WorkerOptions {
 }
 
 /** Computes one shard job; returns the shard result as JSON text. */
-export async function computeShard(job: ShardJob, dataDir: string, logger: Logger): Promise<string> {
+export async function computeShard(job: ShardJob, dataDir: string, logger: Logger, machine?: MachineResources): Promise<string> {
   const { plugins, components } = await discoverExtensions();
-  const plugin = plugins.find((p) => p.value.name === job.study?.setting)?.value;
+  const found = plugins.find((p) => p.value.name === job.study?.setting);
+  const plugin = found?.value;
   if (!plugin) throw new Error(`setting ${String(job.study?.setting).slice(0, 60)} is not installed on this worker`);
   // A job is untrusted input: its study must pass the same schema and checks as on the command line.
   const study = resolveStudy(structuredClone(job.study), plugin, 'job');
+  // The shard's own resources against this machine, before anything is loaded: a job cannot take
+  // a worker past its memory or keep it for longer than the study's limits allow.
+  const s = job.shard;
+  const shardStudy = { ...study, batchSizes: [s.batchSize], runs: s.runCount, runsPerShard: s.runCount, initPoints: 1 };
+  checkResources(shardStudy, plugin.resources?.(shardStudy, { dataDir }), machine ?? thisMachine(), { gpu: study.backend === 'webgpu', metrics: study.metrics.length || plugin.metrics.length });
   const child = container.createChildContainer();
+  const facts: Record<string, unknown> = {};
   const read: { path: string; sha256: string; description?: string }[] = [];
-  const ctx: PluginContext = { dataDir, logger, recordDataFile: (path, sha256, description) => read.push({ path, sha256, description }), recordFact: () => {} };
+  const ctx: PluginContext = {
+    dataDir,
+    logger,
+    recordDataFile: (path, sha256, description) => read.push({ path, sha256, description }),
+    recordFact: (k, v) => (facts[k] = v),
+    // Paths a job names (options.data, tokenizer, uciFile) resolve inside this worker's --data-dir only.
+    dataPath: confinedDataPath(dataDir),
+  };
   child.register(Tokens.Study, { useValue: study });
   child.register(Tokens.Context, { useValue: ctx });
   child.register(Tokens.Logger, { useValue: logger });
@@ -51,9 +74,17 @@ export async function computeShard(job: ShardJob, dataDir: string, logger: Logge
     const describe = (ds: readonly { description?: string; sha256: string }[]) => ds.map((d) => `${d.description ?? 'file'} ${d.sha256.slice(0, 12)}`).join(', ') || 'none';
     throw new Error(`this worker's data differ from the coordinator's: here ${describe(read)}; there ${describe(job.data ?? [])}. Give every worker the same --data-dir contents`);
   }
+  // And the same code and backend: a shard computed by other code is not the coordinator's result.
+  let fingerprint: string | undefined;
+  if (job.dependsOn) {
+    const here: ResultDependencies = { study: studyFingerprint(study), data: read.map((d) => d.sha256).sort(), code: codeStamp(`${found!.packageName}@${found!.version}`), backend: (facts.backend as { name?: string } | undefined)?.name };
+    const differs = dependencyChanges(job.dependsOn, here);
+    if (differs.length) throw new Error(`this worker differs from the coordinator in ${differs.join('; ').replace(/ then, /g, ' there, ').replace(/ now\)/g, ' here)')}. Run every worker on the same code and backend as the coordinator`);
+    fingerprint = resultFingerprint(job.dependsOn);
+  }
   applyComponents(child, study, plugin, components);
   const result = await runShard(shardContext(child, study), job.shard);
-  return shardResultToJson(job.shard, result);
+  return shardResultToJson(job.shard, result, fingerprint);
 }
 
 /** What a failed job reports back: the kind of error and where, without file contents. */
@@ -79,7 +110,8 @@ export function startWorker(o: WorkerOptions): Worker<ShardJob, string> {
         // The reason goes back through Redis to whoever queued the job: it names the problem, never
         // the contents of a file on this machine (those stay in this worker's log).
         o.logger.error(`shard ${job.id}: ${e instanceof Error ? e.message : String(e)}`);
-        throw new Error(failureReason(e));
+        // A job the checks refuse (schema, limits, paths) fails the same way on every attempt.
+        throw e instanceof ConfigError ? new UnrecoverableError(failureReason(e)) : new Error(failureReason(e));
       });
       o.logger.info(`shard ${job.id}: done in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
       return out;

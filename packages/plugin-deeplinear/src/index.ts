@@ -132,6 +132,20 @@ export default definePlugin<DeepLinearOptions>({
     const c = study.options.constantTest;
     if (c.maxDegree < c.minDegree) fail('/options/constantTest/maxDegree', `must be >= minDegree (${c.minDegree})`);
   },
+  resources(study) {
+    const widths = study.options.widths;
+    const params = layerShapes(widths).reduce((s, [r, c]) => s + r * c, 0);
+    const p = widths[0];
+    const out = widths[widths.length - 1];
+    return {
+      // float64 in JavaScript: the teacher's layers and product, θ0 and its copies for the oracle.
+      fixed: { 'teacher and θ0 (float64)': 8 * (4 * params + p * out) },
+      bytesPerReplica: (b) => bytesPerReplica(widths, b),
+      chunked: true,
+      flopsPerStep: (b) => 6 * b * params,
+      recordsPerStep: 4 * widths.length,
+    };
+  },
   async register(container, study, ctx) {
     const o = study.options;
     const backend = await useBackend(study.backend);

@@ -2,8 +2,8 @@
  * The regression data: the Graduate Admission CSV in its original format, or a synthetic set
  * drawn from the seed when the file is not there (the tour's embedded default).
  */
-import { readFileSync, existsSync } from 'node:fs';
-import { DataError, RandomStream, StreamPurpose, sha256 } from '@sgd-lab/core';
+import { existsSync } from 'node:fs';
+import { DataError, RandomStream, StreamPurpose, readDataFile, sha256 } from '@sgd-lab/core';
 
 /** The file name and folder a data directory holds the admission data under. */
 export const ADMISSION_DIR = 'graduate_admission';
@@ -93,13 +93,7 @@ function standardize(x: Float64Array, n: number, p: number, cols: number, file: 
 
 export function loadAdmission(file: string, opts: LoadOptions): RegressionData {
   if (!existsSync(file)) throw new DataError(file, `not found; ${HOW_TO_GET_ADMISSION}`);
-  let text: string;
-  try {
-    text = readFileSync(file, 'latin1');
-  } catch (e) {
-    throw new DataError(file, `cannot be read (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
-  }
-  return parseAdmissionCsv(text, file, opts);
+  return parseAdmissionCsv(readDataFile(file).toString('latin1'), file, opts);
 }
 
 export interface SyntheticOptions {

@@ -1,6 +1,7 @@
 /**
  * admission-linreg: linear regression on the Graduate Admission data (paper Sec. 3.1, Fig. 2).
  */
+import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { JSONSchemaType } from 'ajv';
 import {
@@ -10,7 +11,10 @@ import {
   decreasingInBatchSize,
   definePlugin,
   denseSgd,
+  studyPath,
+  type PluginContext,
   type PresetConfig,
+  type ResourceNeeds,
   withCost,
 } from '@sgd-lab/core';
 import type { FigureSpec } from '@sgd-lab/core';
@@ -144,9 +148,29 @@ const presets: Record<string, PresetConfig<LinRegOptions>> = {
   },
 };
 
-function loadData(o: LinRegOptions, seed: number, dataDir: string): RegressionData {
+function loadData(o: LinRegOptions, seed: number, ctx: Pick<PluginContext, 'dataDir' | 'dataPath'>): RegressionData {
   if (o.source === 'synthetic') return syntheticData(seed, o.synthetic, o.standardizeTarget);
-  return loadAdmission(o.data ?? join(dataDir, ADMISSION_DIR, ADMISSION_FILE), { standardizeTarget: o.standardizeTarget });
+  return loadAdmission(o.data ? studyPath(ctx, o.data, '/options/data') : join(ctx.dataDir, ADMISSION_DIR, ADMISSION_FILE), { standardizeTarget: o.standardizeTarget });
+}
+
+/**
+ * What a regression study holds, from the data file's size (or the synthetic sizes) alone: the
+ * text and its parsed rows, a few vectors per replica, and for the exact oracle its fourth-moment
+ * tensor (p^4) and moment matrices. Shared with admission-logreg.
+ */
+export function regressionResources(data: { file?: string; synthetic?: { rows: number; features: number } }, exactSteps?: number): ResourceNeeds {
+  let bytes = 0;
+  try {
+    bytes = data.file ? statSync(data.file).size : 0;
+  } catch {
+    /* missing: the loader names the file */
+  }
+  // A CSV row takes at least 16 characters; the admission file has 8 columns (p = 8 with the intercept).
+  const rows = data.synthetic ? data.synthetic.rows : Math.ceil(bytes / 16);
+  const p = data.synthetic ? data.synthetic.features + 1 : 8;
+  const fixed: Record<string, number> = { 'data (text and float64 rows)': 2 * bytes + 8 * 2 * rows * (p + 1) };
+  if (exactSteps !== undefined) fixed['exact oracle (fourth moments, p^4, and moment matrices)'] = 8 * (p ** 4 + p ** 3 + (16 + exactSteps) * p * p);
+  return { fixed, bytesPerReplica: (b) => 8 * (4 * p + b), flopsPerStep: (b) => 4 * b * p, recordsPerStep: 12 };
 }
 
 /** The figures of Fig. 2, declared here so that reporters need not know the metrics. */
@@ -171,9 +195,15 @@ export default definePlugin<LinRegOptions>({
       fail('/options/polynomialSteps', 'Var(g_t|F0) is a polynomial in 1/b only when the rate does not depend on b: with /learningRate/scaleWith, set polynomialSteps to []');
     }
   },
+  resources(study, { dataDir }) {
+    const o = study.options;
+    const file = o.source === 'synthetic' ? undefined : (o.data ?? join(dataDir, ADMISSION_DIR, ADMISSION_FILE));
+    const exact = o.estimators.includes('exact') ? Math.max(0, ...o.polynomialSteps) : undefined;
+    return regressionResources({ file, synthetic: o.source === 'synthetic' ? o.synthetic : undefined }, exact);
+  },
   register(container, study, ctx) {
     const o = study.options;
-    const data = loadData(o, study.seed, ctx.dataDir);
+    const data = loadData(o, study.seed, ctx);
     if (data.sha256) ctx.recordDataFile(data.source, data.sha256, 'Graduate Admission CSV');
     ctx.recordFact('data', { source: data.source, rows: data.n, features: data.features });
     const problems: string[] = [];

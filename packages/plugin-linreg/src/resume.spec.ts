@@ -4,7 +4,8 @@
  * uninterrupted run. Uses the synthetic data source, so it needs no data files.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -32,8 +33,8 @@ function shardFiles(dir: string): number {
 }
 
 /** Starts the study and SIGKILLs it as soon as `shards` shard files are on disk (or it exits). */
-async function killAfterShards(file: string, out: string, shards: number): Promise<number> {
-  const child = spawn(process.execPath, [CLI, 'run', file, '--out', out, '--quiet'], { stdio: 'ignore' });
+async function killAfterShards(file: string, out: string, shards: number, extra: string[] = []): Promise<number> {
+  const child = spawn(process.execPath, [CLI, 'run', file, '--out', out, '--quiet', ...extra], { stdio: 'ignore' });
   let exited = false;
   const exit = new Promise((r) => child.on('exit', () => ((exited = true), r(undefined))));
   const dir = join(out, 'shards');
@@ -69,6 +70,29 @@ describe.each([
   });
 });
 
+describe('metrics.jsonl is replaced whole', () => {
+  it('a run killed mid-way leaves the complete metrics.jsonl of before, its own records in metrics.jsonl.partial', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sgd-lab-atomic-'));
+    const file = study(dir, {});
+    const out = join(dir, 'o');
+    expect(run([file, '--out', out]).status).toBe(0);
+    const before = readFileSync(join(out, 'metrics.jsonl'), 'utf8');
+    expect(createHash('sha256').update(before).digest('hex')).toBe(manifest(out).outputs['metrics.jsonl'].sha256);
+    // The same study again with --force, killed once two shards are saved: the records so far are
+    // in the partial file; metrics.jsonl is still the whole file of the first run.
+    rmSync(join(out, 'shards'), { recursive: true }); // so that the count below is of the new run's shards
+    const finished = await killAfterShards(file, out, 2, ['--force']);
+    expect(finished).toBeGreaterThanOrEqual(2);
+    expect(finished).toBeLessThan(4);
+    expect(readFileSync(join(out, 'metrics.jsonl'), 'utf8')).toBe(before);
+    expect(existsSync(join(out, 'metrics.jsonl.partial'))).toBe(true);
+    const resumed = run([file, '--out', out, '--resume']);
+    expect(resumed.status, resumed.stderr).toBe(0);
+    expect(readFileSync(join(out, 'metrics.jsonl'), 'utf8')).toBe(before);
+    expect(existsSync(join(out, 'metrics.jsonl.partial'))).toBe(false);
+  });
+});
+
 describe('resume refuses or repairs bad input', () => {
   it('refuses a results folder from another config', () => {
     const dir = mkdtempSync(join(tmpdir(), 'sgd-lab-resume-'));
@@ -89,7 +113,7 @@ describe('resume refuses or repairs bad input', () => {
     writeFileSync(shard, readFileSync(shard, 'utf8').slice(0, 100));
     const r = spawnSync(process.execPath, [CLI, 'run', file, '--out', out, '--resume'], { encoding: 'utf8' });
     expect(r.status).toBe(0);
-    expect(r.stderr).toMatch(/b16-i0-r0-n1000\.json: corrupt shard file \(.+\); computing that shard again/);
+    expect(r.stderr).toMatch(/b16-i0-r0-n1000\.json: shard file not reused \(.+\); computing that shard again/);
     expect(manifest(out).resumedShards).toBe(3);
     expect(manifest(out).outputs['metrics.jsonl'].sha256).toBe(reference);
   });
@@ -108,8 +132,43 @@ describe('resume refuses or repairs bad input', () => {
     JSON.parse(readFileSync(shard, 'utf8'));
     const r = spawnSync(process.execPath, [CLI, 'run', file, '--out', out, '--resume'], { encoding: 'utf8' });
     expect(r.status).toBe(0);
-    expect(r.stderr).toMatch(/b4-i0-r0-n1000\.json: corrupt shard file \(checksum mismatch: the content was changed after it was written\)/);
+    expect(r.stderr).toMatch(/b4-i0-r0-n1000\.json: shard file not reused \(checksum mismatch: the content was changed after it was written\)/);
     expect(manifest(out).outputs['metrics.jsonl'].sha256).toBe(reference);
+  });
+
+  it('recomputes a shard file computed for another study (its fingerprint), whole and with a valid checksum', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sgd-lab-resume-'));
+    const out = join(dir, 'o');
+    const other = join(dir, 'other');
+    mkdirSync(join(dir, 'a'));
+    mkdirSync(join(dir, 'b'));
+    const file = study(join(dir, 'a'), { steps: 20 });
+    expect(run([file, '--out', out]).status).toBe(0);
+    expect(run([study(join(dir, 'b'), { steps: 21 }), '--out', other]).status).toBe(0);
+    const reference = manifest(out).outputs['metrics.jsonl'].sha256;
+    copyFileSync(join(other, 'shards', 'b4-i0-r0-n1000.json'), join(out, 'shards', 'b4-i0-r0-n1000.json'));
+    const r = spawnSync(process.execPath, [CLI, 'run', file, '--out', out, '--resume'], { encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/b4-i0-r0-n1000\.json: shard file not reused \(computed for another study, data, code or backend \(fingerprint [0-9a-f]{12}, this run [0-9a-f]{12}\)\)/);
+    expect(manifest(out).resumedShards).toBe(3);
+    expect(manifest(out).outputs['metrics.jsonl'].sha256).toBe(reference);
+  });
+
+  it('records what the results depend on, and refuses to resume with other code', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sgd-lab-resume-'));
+    const file = study(dir, { steps: 5 });
+    const out = join(dir, 'o');
+    expect(run([file, '--out', out]).status).toBe(0);
+    const m = manifest(out);
+    expect(m.resultFingerprint).toMatch(/^[0-9a-f]{64}$/);
+    expect(m.dependsOn).toMatchObject({ study: m.fingerprint, data: [], code: { core: m.packages['@sgd-lab/core'], plugin: `@sgd-lab/plugin-linreg@${m.packages['@sgd-lab/plugin-linreg']}` } });
+    // The saved shards as if computed by another release.
+    m.dependsOn.code.core = '0.0.0-other';
+    m.resultFingerprint = '0'.repeat(64);
+    writeFileSync(join(out, 'manifest.json'), JSON.stringify(m));
+    const r = run([file, '--out', out, '--resume']);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/the code \(@sgd-lab\/core 0\.0\.0-other, .* then, @sgd-lab\/core \d+\.\d+\.\d+, .* now\) changed since the saved shards were computed: .* run with --force/);
   });
 
   it('refuses to resume on changed data, naming the file', () => {

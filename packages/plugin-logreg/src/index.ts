@@ -4,9 +4,9 @@
  * replaced; it reuses admission-linreg's CSV loader and samplers.
  */
 import { join } from 'node:path';
-import { ConfigError, Tokens, decreasingInBatchSize, definePlugin, denseSgd, type JSONSchemaType, type PresetConfig, withCost } from '@sgd-lab/core';
+import { ConfigError, Tokens, studyPath, decreasingInBatchSize, definePlugin, denseSgd, type JSONSchemaType, type PresetConfig, withCost } from '@sgd-lab/core';
 import type { FigureSpec } from '@sgd-lab/core';
-import { ADMISSION_DIR, ADMISSION_FILE, loadAdmission, withReplacement, withoutReplacement } from '@sgd-lab/plugin-linreg';
+import { ADMISSION_DIR, ADMISSION_FILE, loadAdmission, regressionResources, withReplacement, withoutReplacement } from '@sgd-lab/plugin-linreg';
 import { LogisticRegressionModel, aboveMedian } from './model.js';
 
 export * from './model.js';
@@ -52,9 +52,12 @@ export default definePlugin<LogRegOptions>({
   presets,
   metrics: ['grad_variance', 'full_grad_variance', 'loss', 'error', 'grad_bias_ratio', 'noise_scale'],
   figures: LOGREG_FIGURES,
+  resources(study, { dataDir }) {
+    return regressionResources({ file: study.options.data ?? join(dataDir, ADMISSION_DIR, ADMISSION_FILE) });
+  },
   register(container, study, ctx) {
     const o = study.options;
-    const regression = loadAdmission(o.data ?? join(ctx.dataDir, ADMISSION_DIR, ADMISSION_FILE), { standardizeTarget: false });
+    const regression = loadAdmission(o.data ? studyPath(ctx, o.data, '/options/data') : join(ctx.dataDir, ADMISSION_DIR, ADMISSION_FILE), { standardizeTarget: false });
     if (regression.sha256) ctx.recordDataFile(regression.source, regression.sha256, 'Graduate Admission CSV');
     const data = aboveMedian(regression);
     ctx.recordFact('labels', { threshold: data.threshold, positives: data.labels.reduce((s, v) => s + v, 0), rows: data.n });

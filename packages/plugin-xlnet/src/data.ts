@@ -8,9 +8,9 @@
  * Malformed rows are reported with their file and line number.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { DataError, PackedStreams, StreamPurpose } from '@sgd-lab/core';
+import { DataError, PackedStreams, StreamPurpose, readDataFile } from '@sgd-lab/core';
 
 export const POLARITY_DIR = 'yelp_review_polarity_csv';
 export const UCI_DIR = 'yelp_labelled_uci';
@@ -153,7 +153,7 @@ export function loadPolarity(dataDir: string, trainSamples: number, validationSa
   const read = (name: string, limit: number) => {
     const path = join(dataDir, POLARITY_DIR, name);
     if (!existsSync(path)) throw new DataError(path, `missing; ${HOW_TO_GET_YELP}`);
-    const buf = readFileSync(path);
+    const buf = readDataFile(path);
     files.push({ path, sha256: sha256(buf) });
     return parsePolarityCsv(buf.toString('utf8'), path, limit);
   };
@@ -163,7 +163,7 @@ export function loadPolarity(dataDir: string, trainSamples: number, validationSa
 /** The UCI sentences, split into train and validation by a stratified keyed shuffle. */
 export function loadUci(path: string, validationFraction: number, seed: number): YelpData {
   if (!existsSync(path)) throw new DataError(path, `missing; ${HOW_TO_GET_YELP}`);
-  const buf = readFileSync(path);
+  const buf = readDataFile(path);
   const set = parseUci(buf.toString('utf8'), path);
   return { ...splitSet(set, validationFraction, seed), source: 'uci', files: [{ path, sha256: sha256(buf) }] };
 }

@@ -3,9 +3,8 @@
  * (paper App. A.1.4, Fig. 6): replicas from one initial point for b in {32, 64}, the per-step
  * gradient variance across runs, training and validation loss and error per epoch.
  */
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { DataError, Tokens, atEqualEpochsAndSteps, checkBatchSizesFit, definePlugin, epochMean, referenceEpochLength, type EpochClaimSpec, type JSONSchemaType, type PresetConfig, withCost } from '@sgd-lab/core';
+import { DataError, Tokens, readDataFile, studyPath, atEqualEpochsAndSteps, checkBatchSizesFit, definePlugin, epochMean, referenceEpochLength, type EpochClaimSpec, type JSONSchemaType, type PresetConfig, withCost } from '@sgd-lab/core';
 import type { FigureSpec } from '@sgd-lab/core';
 import { ReplicaEngine, chunkSizeFor, useBackend } from '@sgd-lab/tensor';
 import { HOW_TO_GET_YELP, UCI_DIR, UCI_FILE, hasPolarity, loadPolarity, loadUci, type YelpData } from './data.js';
@@ -155,8 +154,9 @@ function loadData(o: XlnetOptions, seed: number, dataDir: string, log: (s: strin
 
 function loadTokenizer(path: string): Tokenizer {
   try {
-    return new Tokenizer(JSON.parse(readFileSync(path, 'utf8')) as TokenizerJson);
+    return new Tokenizer(JSON.parse(readDataFile(path).toString('utf8')) as TokenizerJson);
   } catch (e) {
+    if (e instanceof DataError) throw e;
     throw new DataError(path, `cannot read the tokenizer (${(e as Error).message})`);
   }
 }
@@ -195,13 +195,35 @@ export default definePlugin<XlnetOptions>({
     else if ((s.dModel / s.heads) % 1 !== 0 || s.dModel % 2 !== 0) fail('/options/size/dModel', 'must be even');
     if (study.epochs === undefined && study.steps === undefined) fail('/epochs', 'give "epochs" (or "steps")');
   },
+  resources(study, { dataDir }) {
+    const o = study.options;
+    // The vocabulary is at most vocabSize (merges stop early); 560,000 polarity reviews or about
+    // 1,000 UCI sentences, capped by trainSamples.
+    const size: XlnetSize = { ...o.size, vocab: o.vocabSize };
+    const polarity = o.data === 'polarity' || (o.data === 'auto' && hasPolarity(dataDir));
+    const all = polarity ? 560_000 : Math.round(1000 * (1 - o.validationFraction));
+    const n = o.trainSamples > 0 ? Math.min(o.trainSamples, all) : all;
+    const params = parameterCount(size);
+    const forwardPerExample = 2 * size.length * (params - size.vocab * size.dModel) + size.layers * 6 * size.length * size.length * size.dModel;
+    return {
+      fixed: {
+        'token ids of the training and evaluation sets': 4 * size.length * (n + o.evalTrainSamples + o.validationSamples),
+        'θ0 (float64)': 8 * params * study.initPoints,
+      },
+      bytesPerReplica: (b) => xlnetBytesPerReplica(size, b),
+      chunked: true,
+      flopsPerStep: (b) => 3 * b * forwardPerExample,
+      steps: (b) => (study.epochs !== undefined ? study.epochs * Math.max(1, Math.floor(n / b)) : (study.steps ?? 0)),
+      recordsPerStep: 8,
+    };
+  },
   async register(container, study, ctx) {
     const o = study.options;
     const backend = await useBackend(study.backend, (m) => ctx.logger.warn(m));
     ctx.recordFact('backend', backend);
-    const data = loadData(o, study.seed, ctx.dataDir, (s) => ctx.logger.warn(s));
+    const data = loadData({ ...o, uciFile: o.uciFile && studyPath(ctx, o.uciFile, '/options/uciFile') }, study.seed, ctx.dataDir, (s) => ctx.logger.warn(s));
     for (const f of data.files) ctx.recordDataFile(f.path, f.sha256, data.source === 'polarity' ? 'Yelp Review Polarity' : 'UCI Yelp sentences');
-    const tokenizer = o.tokenizer ? loadTokenizer(o.tokenizer) : Tokenizer.train(data.train.texts, o.vocabSize, { lowercase: o.lowercase });
+    const tokenizer = o.tokenizer ? loadTokenizer(studyPath(ctx, o.tokenizer, '/options/tokenizer')) : Tokenizer.train(data.train.texts, o.vocabSize, { lowercase: o.lowercase });
     ctx.writeArtifact?.('tokenizer.json', JSON.stringify(tokenizer.toJSON()));
     const size: XlnetSize = { ...o.size, vocab: tokenizer.vocabSize };
     const train = encodeSet(data.train, tokenizer, size.length);

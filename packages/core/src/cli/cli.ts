@@ -11,7 +11,6 @@
 import 'reflect-metadata';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, Option } from 'commander';
 import { container as rootContainer } from 'tsyringe';
 import { checkStudyFile, didYouMean, presetNames, resolveStudies, studySchemaFor, type ResolvedStudy } from '../config/validate.js';
@@ -19,6 +18,8 @@ import { BACKEND_NAMES, type StudyConfig } from '../config/study-config.js';
 import { ConfigError, UsageError, UserError } from '../errors.js';
 import { runSession } from '../engine/session.js';
 import { planStudy, type StudyPlan } from '../engine/plan.js';
+import { checkResources, formatBytes, thisMachine, type ResourceEstimate } from '../engine/resources.js';
+import { corePackage } from '../engine/fingerprint.js';
 import { closeLogger, createLogger, redactSecrets } from '../log/logger.js';
 import { builtinReporters, ResultFiles } from '../io/builtin-reporters.js';
 import { lockResults } from '../io/lock.js';
@@ -37,7 +38,7 @@ export const DEFAULT_PRESET = 'cpu';
  * Remote shard execution is an extension: the first installed package whose `sgd-lab.remote`
  * executor takes the URL's scheme.
  */
-async function connectRemote(url: string, study: StudyConfig, unreachableMs: number): Promise<RemoteConnection> {
+async function connectRemote(url: string, study: StudyConfig, unreachableMs: number, insecure: boolean | undefined, warn: (m: string) => void): Promise<RemoteConnection> {
   try {
     new URL(url);
   } catch {
@@ -54,7 +55,7 @@ async function connectRemote(url: string, study: StudyConfig, unreachableMs: num
       'run',
     );
   }
-  return found.value.connect({ url, study, unreachableMs });
+  return found.value.connect({ url, study, unreachableMs, insecure, warn });
 }
 
 interface Io {
@@ -62,10 +63,7 @@ interface Io {
   err: (s: string) => void;
 }
 
-export function corePackage(): { name: string; version: string } {
-  const here = fileURLToPath(new URL('../../package.json', import.meta.url));
-  return JSON.parse(readFileSync(here, 'utf8'));
-}
+export { corePackage };
 
 function readJson(file: string): unknown {
   let text: string;
@@ -193,6 +191,7 @@ interface RunFlags {
   dryRun?: boolean;
   redis?: string;
   redisTimeout: number;
+  insecure?: boolean;
   quiet?: boolean;
   progress: 'auto' | ProgressMode;
 }
@@ -253,7 +252,7 @@ async function cmdRun(arg: string, flags: RunFlags, io: Io): Promise<number> {
       });
       stopProgress = () => progress.close?.();
       const observers = [progress];
-      const remote = flags.redis ? await connectRemote(flags.redis, study, flags.redisTimeout * 1000) : undefined;
+      const remote = flags.redis ? await connectRemote(flags.redis, study, flags.redisTimeout * 1000, flags.insecure, (m) => logger.warn(m)) : undefined;
       const result = await runSession({
         study,
         plugin,
@@ -265,6 +264,7 @@ async function cmdRun(arg: string, flags: RunFlags, io: Io): Promise<number> {
         components,
         observers,
         resume: flags.resume,
+        pluginPackage: `${target.plugin.packageName}@${target.plugin.version}`,
         remote,
         signal: interrupt.signal,
       }).finally(() => remote?.close());
@@ -317,7 +317,7 @@ function bytes(n: number | undefined): string {
 
 /** The plan of each study of a target, printed as a table (or JSON). Nothing is written. */
 async function cmdPlanResolved(target: Target, runs: ResolvedStudy[], flags: PlanFlags, io: Io): Promise<number> {
-  const plans: (StudyPlan & { backend?: string; chunkSize?: number })[] = [];
+  const plans: (StudyPlan & { backend?: string; chunkSize?: number; resources: ResourceEstimate; hours: number })[] = [];
   for (const { study } of runs) {
     if (flags.backend) study.backend = flags.backend;
     const child = rootContainer.createChildContainer();
@@ -334,8 +334,11 @@ async function cmdPlanResolved(target: Target, runs: ResolvedStudy[], flags: Pla
     child.register(Tokens.Context, { useValue: context });
     child.register(Tokens.Logger, { useValue: logger });
     try {
-      await target.plugin.value.register(child, study, context);
-      const plan = await planStudy(child, study, { calibrate: flags.calibrate });
+      // The limits are checked first, as a run would (nothing is loaded for a study over them).
+      const plugin = target.plugin.value;
+      const resources = checkResources(study, plugin.resources?.(study, { dataDir: context.dataDir }), thisMachine(), { gpu: study.backend === 'webgpu', metrics: study.metrics.length || plugin.metrics.length });
+      await plugin.register(child, study, context);
+      const plan = { ...(await planStudy(child, study, { calibrate: flags.calibrate })), resources, hours: study.limits.hours };
       const backend = facts.backend as { name?: string; adapter?: string } | undefined;
       const engine = facts.engine as { chunkSize?: number } | undefined;
       plans.push({ ...plan, backend: backend?.name, chunkSize: engine?.chunkSize, replicasPerChunk: plan.replicasPerChunk ?? engine?.chunkSize });
@@ -361,6 +364,9 @@ async function cmdPlanResolved(target: Target, runs: ResolvedStudy[], flags: Pla
     }
     const mem = p.bytesPerChunk !== undefined ? `; memory per chunk ${bytes(p.bytesPerChunk)} (${p.replicasPerChunk ?? '?'} replicas)` : p.replicasPerChunk ? `; ${p.replicasPerChunk} replicas per chunk` : '';
     lines.push(`  total: ${human(p.replicaSteps)} replica-steps${p.flops !== undefined ? `, ${human(p.flops)} FLOPs` : ''}${mem}`);
+    const r = p.resources;
+    const limitName = r.memoryLimitName.startsWith('/') ? 'limits.memoryMiB' : r.memoryLimitName;
+    lines.push(`  limits: memory about ${formatBytes(r.memoryBytes)} of ${formatBytes(r.memoryLimitBytes)} (${limitName}); compute at least ${formatDuration(r.secondsAtLeast)} at peak, of limits.hours = ${p.hours} h`);
     if (p.seconds !== undefined) {
       const timed = p.perBatchSize.find((b) => b.timing)?.timing;
       lines.push(`  estimated wall time: ${formatDuration(p.seconds)}${p.backend ? ` on ${p.backend}` : ''} (s/step timed at ${timed?.replicas ?? '?'} replicas, scaled linearly in runs; calibration took ${formatDuration(p.calibrationSeconds ?? 0)})`);
@@ -463,6 +469,7 @@ config error; 3 missing or corrupt data; 4 a run diverged; 5 Redis lost; 130 int
       .addOption(new Option('--force', 'replace the results already in --out').conflicts('resume'))
       .option('--dry-run', 'print the plan (shards, cost, estimated time) and stop; nothing is written')
       .option('--redis <url>', 'compute shards on `sgd-lab worker`s over this Redis')
+      .option('--insecure', 'accept a Redis without a password, or off this machine without TLS (refused otherwise)')
       .addOption(new Option('--redis-timeout <seconds>', 'give up when Redis is unreachable this long').argParser(typedParser('positive-number')).default(20))
       .addOption(new Option('--progress <mode>', 'progress on stderr: bar on a terminal, lines elsewhere').choices(['auto', 'bar', 'lines', 'off']).default('auto'))
       .option('--quiet', 'only warnings and errors on stderr')

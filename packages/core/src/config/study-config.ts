@@ -80,6 +80,12 @@ export interface StudyConfig<Options = Record<string, unknown>> {
    * the study stops with exit 4, naming the run, step and b.
    */
   divergenceFactor: number;
+  /**
+   * What the study may use, checked before any work (engine/resources.ts): memory (default: the
+   * machine's, or its cgroup's) and hours of compute on this machine at most (a lower bound from
+   * the study's FLOPs is compared). Not part of the fingerprint: raising a limit keeps resume.
+   */
+  limits: { memoryMiB?: number; hours: number };
   /** Replace the setting's sampler or optimizer by a component of any installed package, by id. */
   components?: { sampler?: string; optimizer?: string };
   options: Options;
@@ -222,6 +228,17 @@ export const coreStudySchema = {
     backend: { type: 'string', enum: [...BACKEND_NAMES], description: 'Tensor backend of tensor settings: auto (the fastest installed), native (OpenBLAS addon), wasm, cpu, webgpu, tensorflow, tensorflow-gpu. Array settings ignore it.' },
     memoryBudgetMiB: { type: 'integer', minimum: 16, default: 2048, description: 'Memory budget of one batched computation, MiB.' },
     divergenceFactor: { type: 'number', exclusiveMinimum: 1, default: 1e6, description: 'A run diverged when its loss exceeds this many times the initial loss (or is not finite).' },
+    limits: {
+      type: 'object',
+      description: 'What the study may use, checked before any work: exceeding a limit is a config error naming it (see `sgd-lab plan`).',
+      properties: {
+        memoryMiB: { type: 'integer', minimum: 16, description: "Memory the study may hold, MiB; default: the machine's (or its cgroup's) memory." },
+        hours: { type: 'number', exclusiveMinimum: 0, default: 720, description: 'Hours of compute on this machine the study may take, at least (a lower bound from its FLOPs at a peak rate is compared).' },
+      },
+      required: [],
+      additionalProperties: false,
+      default: {},
+    },
     components: {
       type: 'object',
       description: 'Components from any installed package, by id, replacing the setting\'s own (see `sgd-lab list`).',

@@ -14,6 +14,7 @@ import type { Analysis, Claim, ShardSpec } from './contracts.js';
 import { groupRecords, mergeShardResults, stepRecords } from './merge.js';
 import { planShards } from './plan.js';
 import { RecordIndex } from './record-index.js';
+import type { ResultDependencies } from './fingerprint.js';
 import type { MetricRecord, StudyEvent } from './records.js';
 import { hashTheta, runShard, scheduleOf, shardContext, shardKey, type ShardResult } from './shard.js';
 
@@ -42,6 +43,8 @@ export interface RunStudyOptions {
   remote?: RemoteShards;
   /** The data files the study read (for remote shards: workers must read the same). */
   data?: readonly DataFileRecord[];
+  /** What the results depend on (for remote shards: job ids, and workers check their code). */
+  dependsOn?: ResultDependencies;
 }
 
 /** A data file a study read, as the manifest lists it. */
@@ -58,7 +61,7 @@ export interface RemoteShards {
    * data (another sha256) refuses the shard, and the job id depends on them, so results computed
    * on other data are never reused.
    */
-  submit(shard: ShardSpec, data: readonly DataFileRecord[]): Promise<ShardResult>;
+  submit(shard: ShardSpec, data: readonly DataFileRecord[], dependsOn?: ResultDependencies): Promise<ShardResult>;
 }
 
 /** A remote executor's open connection (see `RemoteExecutor` in plugin.ts). */
@@ -158,7 +161,7 @@ async function execute(opts: RunStudyOptions, signal: AbortSignal, emit: (e: Stu
   if (opts.remote) {
     for (const s of shards) {
       if (stored.has(shardKey(s))) continue;
-      const p = opts.remote.submit(s, opts.data ?? []);
+      const p = opts.remote.submit(s, opts.data ?? [], opts.dependsOn);
       p.catch(() => undefined); // awaited in plan order below; keeps early failures from being unhandled
       pending.set(shardKey(s), p);
     }

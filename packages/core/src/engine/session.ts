@@ -22,6 +22,8 @@ import { runStudy, type InitialPointInfo, type RemoteShards } from './run-study.
 import { ComponentRegistry } from './components.js';
 import type { Model } from './contracts.js';
 import { CORE_FIGURES } from './figures.js';
+import { checkResources, formatBytes, thisMachine, type MachineResources } from './resources.js';
+import { codeStamp, dependencyChanges, resultFingerprint, type ResultDependencies } from './fingerprint.js';
 import { redactSecrets } from '../log/logger.js';
 
 export interface SessionOptions {
@@ -44,12 +46,19 @@ export interface SessionOptions {
   resume?: boolean;
   /** Compute shards on distributed workers. */
   remote?: RemoteShards;
+  /** The setting's `package@version`, part of the result fingerprint (engine/fingerprint.ts). */
+  pluginPackage?: string;
+  /** The machine the limits are checked against; default this one. */
+  machine?: MachineResources;
 }
 
-/** Content hash of a resolved study: what must match for a results folder to be resumed. */
+/**
+ * Content hash of a resolved study: what must match for a results folder to be resumed. `limits`
+ * say what a machine may spend, not what is computed, and are left out.
+ */
 export function studyFingerprint(study: StudyConfig): string {
   const canonical = (v: unknown): unknown =>
-    Array.isArray(v) ? v.map(canonical) : v && typeof v === 'object' ? Object.fromEntries(Object.keys(v).sort().filter((k) => k !== '$schema').map((k) => [k, canonical((v as Record<string, unknown>)[k])])) : v;
+    Array.isArray(v) ? v.map(canonical) : v && typeof v === 'object' ? Object.fromEntries(Object.keys(v).sort().filter((k) => k !== '$schema' && !(v === study && k === 'limits')).map((k) => [k, canonical((v as Record<string, unknown>)[k])])) : v;
   return sha256(JSON.stringify(canonical(study)));
 }
 
@@ -105,14 +114,31 @@ export async function runSession(opts: SessionOptions): Promise<SessionResult> {
   child.register(Tokens.Study, { useValue: study });
   child.register(Tokens.Context, { useValue: context });
   child.register(Tokens.Logger, { useValue: logger });
+  // Limits first: from the study and the setting's sizes alone, before data is loaded or anything
+  // allocated (engine/resources.ts). Distributed studies are timed on their workers, not here.
+  const estimate = checkResources(study, plugin.resources?.(study, { dataDir: opts.dataDir }), opts.machine ?? thisMachine(), {
+    gpu: study.backend === 'webgpu',
+    metrics: study.metrics.length || plugin.metrics.length,
+    checkTime: !opts.remote,
+  });
+  logger.verbose(`resources: about ${formatBytes(estimate.memoryBytes)} of memory (limit ${formatBytes(estimate.memoryLimitBytes)}), ${estimate.replicaSteps} replica-steps`);
   // Data is loaded here: a missing or corrupt file fails before the results folder is touched.
   await plugin.register(child, study, context);
   applyComponents(child, study, plugin, opts.components);
 
   const fingerprint = studyFingerprint(study);
+  // Everything a result depends on: shards and jobs of any other study, data, code or backend
+  // are never reused (engine/fingerprint.ts).
+  const dependsOn: ResultDependencies = {
+    study: fingerprint,
+    data: dataFiles.map((d) => d.sha256).sort(),
+    code: codeStamp(opts.pluginPackage),
+    backend: (facts.backend as { name?: string } | undefined)?.name,
+  };
+  const resultFp = resultFingerprint(dependsOn);
   const manifestFile = join(outDir, ResultFiles.manifest);
   if (opts.resume && existsSync(manifestFile)) {
-    const previous = JSON.parse(readFileSync(manifestFile, 'utf8')) as { fingerprint?: string; study?: { name?: string }; data?: { path: string; sha256: string }[] };
+    const previous = JSON.parse(readFileSync(manifestFile, 'utf8')) as { fingerprint?: string; study?: { name?: string }; data?: { path: string; sha256: string }[]; resultFingerprint?: string; dependsOn?: ResultDependencies };
     if (previous.fingerprint !== fingerprint) {
       throw new ConfigError('--resume', [
         `${outDir} holds results of another study (${previous.study?.name ?? 'unknown'}, fingerprint ${String(previous.fingerprint).slice(0, 12)}); ` +
@@ -127,9 +153,12 @@ export async function runSession(opts: SessionOptions): Promise<SessionResult> {
     if (changed.length) {
       throw new ConfigError('--resume', changed.map((f) => `${f}: the data changed since the saved shards were computed (sha256 ${before.get(f)?.slice(0, 12) ?? 'absent'} then, ${now.get(f)?.slice(0, 12) ?? 'absent'} now); run with --force to start again`));
     }
+    if (previous.dependsOn && previous.resultFingerprint !== resultFp) {
+      throw new ConfigError('--resume', dependencyChanges(previous.dependsOn, dependsOn).map((c) => `${c} changed since the saved shards were computed: their results would not be this code's; run with --force to start again`));
+    }
   }
   await fs.mkdir(outDir, { recursive: true });
-  const shardStore = new DirectoryShardStore(outDir, logger);
+  const shardStore = new DirectoryShardStore(outDir, logger, resultFp);
   if (!opts.resume) shardStore.clear();
   const initialPoints: InitialPointInfo[] = [];
   const started = new Date();
@@ -137,6 +166,8 @@ export async function runSession(opts: SessionOptions): Promise<SessionResult> {
     tool: 'sgd-batch-lab',
     status: 'running',
     fingerprint,
+    resultFingerprint: resultFp,
+    dependsOn,
     study,
     setting: plugin.name,
     seeds: {
@@ -198,6 +229,7 @@ export async function runSession(opts: SessionOptions): Promise<SessionResult> {
       shardStore,
       remote: opts.remote,
       data: dataFiles,
+      dependsOn,
     }).subscribe({
       next: (e) => {
         if (e.type === 'studyEnd') status = e.status;

@@ -2,7 +2,7 @@
  * The reporters every results folder gets: metrics.jsonl, claims.json and a console summary.
  * Figures and the HTML report live in @sgd-lab/reporters.
  */
-import { createWriteStream } from 'node:fs';
+import { createWriteStream, promises as fs } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { defineReporter, type Reporter } from '../plugin.js';
@@ -17,6 +17,9 @@ export const ResultFiles = {
   log: 'sgd-lab.log',
 } as const;
 
+/** The suffix of metrics.jsonl while a study writes it. */
+export const PARTIAL_SUFFIX = '.partial';
+
 /** Serialises a record with a fixed key order, so equal runs give byte-identical files. */
 export function recordLine(r: MetricRecord): string {
   return JSON.stringify(r) + '\n';
@@ -24,9 +27,13 @@ export function recordLine(r: MetricRecord): string {
 
 export const jsonlReporter: Reporter = defineReporter({
   name: 'jsonl',
-  description: 'Every record as one JSON line in metrics.jsonl (written as it is produced).',
+  description: 'Every record as one JSON line in metrics.jsonl (written as it is produced into metrics.jsonl.partial, which replaces metrics.jsonl when the study ends).',
   create({ outDir }) {
-    const out = createWriteStream(join(outDir, ResultFiles.metrics));
+    // Records stream into a sibling that replaces metrics.jsonl only once complete and on disk:
+    // a crash leaves the old complete file (and the partial one), never a half-written one.
+    const final = join(outDir, ResultFiles.metrics);
+    const partial = `${final}${PARTIAL_SUFFIX}`;
+    const out = createWriteStream(partial);
     const hash = createHash('sha256');
     let records = 0;
     let digest = '';
@@ -39,6 +46,13 @@ export const jsonlReporter: Reporter = defineReporter({
       },
       async close() {
         await new Promise<void>((resolve, reject) => out.end((err?: Error | null) => (err ? reject(err) : resolve())));
+        const handle = await fs.open(partial, 'r+');
+        try {
+          await handle.sync();
+        } finally {
+          await handle.close();
+        }
+        await fs.rename(partial, final);
         digest = hash.digest('hex');
       },
       outputs: () => ({ [ResultFiles.metrics]: { sha256: digest, records } }),

@@ -14,16 +14,19 @@ import type { RunBlockStats } from '../stats/across-runs.js';
 import { sha256, writeFileAtomic } from './files.js';
 
 export const SHARD_DIR = 'shards';
-/** Version of the shard file layout; files of another version are recomputed. 3: with a checksum. */
-export const SHARD_FORMAT = 3;
+/**
+ * Version of the shard file layout; files of another version are recomputed. 3: with a checksum;
+ * 4: with the fingerprint of what the result depends on (study, data, code, backend).
+ */
+export const SHARD_FORMAT = 4;
 
 export function shardFileName(s: ShardSpec): string {
   return `b${s.batchSize}-i${s.initPoint}-r${s.runStart}-n${s.runCount}.json`;
 }
 
 /** sha256 of the canonical JSON of a shard and its result (JSON keeps doubles exactly). */
-function checksum(shard: unknown, result: unknown): string {
-  return sha256(JSON.stringify({ shard, result }));
+function checksum(shard: unknown, result: unknown, fingerprint?: string): string {
+  return sha256(JSON.stringify({ shard, result, fingerprint }));
 }
 
 /**
@@ -31,8 +34,8 @@ function checksum(shard: unknown, result: unknown): string {
  * sha256 of its content: a file changed after it was written (one digit, still valid JSON) is
  * found when it is read.
  */
-export function shardResultToJson(shard: ShardSpec, result: ShardResult): string {
-  return JSON.stringify({ format: SHARD_FORMAT, shard, result, sha256: checksum(shard, result) });
+export function shardResultToJson(shard: ShardSpec, result: ShardResult, fingerprint?: string): string {
+  return JSON.stringify({ format: SHARD_FORMAT, fingerprint, shard, result, sha256: checksum(shard, result, fingerprint) });
 }
 
 function checkBlocks(where: string, v: unknown): RunBlockStats[] {
@@ -54,10 +57,13 @@ function checkBlockMoments(where: string, v: unknown): BlockMoments | undefined 
 }
 
 /** Parses what shardResultToJson wrote; throws on anything else. */
-export function shardResultFromJson(text: string, expected: ShardSpec): ShardResult {
-  const doc = JSON.parse(text) as { format: number; shard: ShardSpec; result: ShardResult; sha256?: string };
+export function shardResultFromJson(text: string, expected: ShardSpec, fingerprint?: string): ShardResult {
+  const doc = JSON.parse(text) as { format: number; shard: ShardSpec; result: ShardResult; sha256?: string; fingerprint?: string };
   if (doc.format !== SHARD_FORMAT) throw new Error(`shard format ${doc.format}, expected ${SHARD_FORMAT}`);
-  if (doc.sha256 !== checksum(doc.shard, doc.result)) throw new Error('checksum mismatch: the content was changed after it was written');
+  if (doc.sha256 !== checksum(doc.shard, doc.result, doc.fingerprint)) throw new Error('checksum mismatch: the content was changed after it was written');
+  if (fingerprint !== undefined && doc.fingerprint !== fingerprint) {
+    throw new Error(`computed for another study, data, code or backend (fingerprint ${String(doc.fingerprint).slice(0, 12)}, this run ${fingerprint.slice(0, 12)})`);
+  }
   const s = doc.shard;
   if (s.batchSize !== expected.batchSize || s.initPoint !== expected.initPoint || s.runStart !== expected.runStart || s.runCount !== expected.runCount || s.runBlock !== expected.runBlock) {
     throw new Error(`holds shard ${JSON.stringify(s)}, not ${JSON.stringify(expected)}`);
@@ -82,6 +88,8 @@ export class DirectoryShardStore implements ShardStore {
   constructor(
     outDir: string,
     private readonly logger?: Logger,
+    /** The result fingerprint shards are written with and must have to be reused. */
+    private readonly fingerprint?: string,
   ) {
     this.dir = join(outDir, SHARD_DIR);
     mkdirSync(this.dir, { recursive: true });
@@ -91,18 +99,18 @@ export class DirectoryShardStore implements ShardStore {
     const file = join(this.dir, shardFileName(shard));
     if (!existsSync(file)) return undefined;
     try {
-      const result = shardResultFromJson(readFileSync(file, 'utf8'), shard);
+      const result = shardResultFromJson(readFileSync(file, 'utf8'), shard, this.fingerprint);
       this.reused++;
       return result;
     } catch (e) {
       // Nothing is lost by recomputing a shard: its runs are keyed by the seed.
-      this.logger?.error(`${file}: corrupt shard file (${(e as Error).message}); computing that shard again`);
+      this.logger?.error(`${file}: shard file not reused (${(e as Error).message}); computing that shard again`);
       return undefined;
     }
   }
 
   async save(shard: ShardSpec, result: ShardResult): Promise<void> {
-    await writeFileAtomic(join(this.dir, shardFileName(shard)), shardResultToJson(shard, result));
+    await writeFileAtomic(join(this.dir, shardFileName(shard)), shardResultToJson(shard, result, this.fingerprint));
   }
 
   /**
