@@ -74,6 +74,12 @@ describe('sgd-lab CLI', () => {
     expect(f.code).toBe(2);
     expect(f.stderr).toContain(`--out: ${file} cannot be a results folder (a file is in the way)`);
     noStack(f.stderr);
+    // A folder the kernel will not create (Node's recursive mkdir spins forever on /proc/x).
+    if (existsSync('/proc/self')) {
+      const p = sgdLab(['run', 'admission-linreg', '--preset', 'smoke', '--set', 'options.source=synthetic', '--out', '/proc/sgd-lab-x/out']);
+      expect(p.code).toBe(2);
+      expect(p.stderr).toContain('--out: /proc/sgd-lab-x/out cannot be a results folder (no folder can be created there: ENOENT)');
+    }
   });
 
   it('names the line of a bad CSV row and exits 3', () => {
@@ -164,7 +170,7 @@ describe('sgd-lab CLI', () => {
   it.runIf(!!realFile)('flushes results and exits 130 when interrupted', async () => {
     const dir = tmp();
     const out = join(dir, 'long');
-    writeFileSync(join(dir, 'long.json'), JSON.stringify({ setting: 'admission-linreg', preset: 'smoke', runs: 5000, steps: 1000000, options: { estimators: ['monte_carlo'] } }));
+    writeFileSync(join(dir, 'long.json'), JSON.stringify({ setting: 'admission-linreg', preset: 'smoke', runs: 5000, steps: 1000000, recordEvery: 1000, options: { estimators: ['monte_carlo'] } }));
     // Progress lines at every engine progress event: the second one says steps are being run.
     const run = spawnCli(['run', join(dir, 'long.json'), '--data-dir', testDataDir()!, '--out', out, '--progress', 'lines'], { env: { SGD_LAB_PROGRESS_SECONDS: '0' } });
     await run.waitFor(/shard 1\/\d+ \(b=\d+, init 0\) step [1-9]\d*\//);

@@ -4,9 +4,9 @@
  * host and start time; a lock whose process is gone (same host, no such pid) is stale and taken
  * over. Released when the run ends, and on process exit.
  */
-import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, statSync, writeSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { UsageError } from '../errors.js';
 
 export const LOCK_FILE = '.sgd-lab.lock';
@@ -33,13 +33,28 @@ export interface ResultsLock {
   release(): void;
 }
 
+/**
+ * mkdir -p, one level at a time from the nearest existing ancestor. Node's own recursive mkdir
+ * loops forever where the kernel answers ENOENT for a parent that exists (`/proc/x`).
+ */
+export function makeFolders(dir: string): void {
+  const missing: string[] = [];
+  for (let d = resolve(dir); !existsSync(d); d = dirname(d)) {
+    missing.push(d);
+    if (dirname(d) === d) break;
+  }
+  for (const d of missing.reverse()) mkdirSync(d);
+  if (!statSync(dir).isDirectory()) throw Object.assign(new Error(`${dir} is not a folder`), { code: 'ENOTDIR' });
+}
+
 /** Takes the lock of `outDir` (creating the folder), or throws a UsageError (exit 2) naming its holder. */
 export function lockResults(outDir: string, command = 'run'): ResultsLock {
   try {
-    mkdirSync(outDir, { recursive: true });
+    makeFolders(outDir);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    throw new UsageError(`--out: ${outDir} cannot be a results folder (${code === 'EEXIST' || code === 'ENOTDIR' ? 'a file is in the way' : (code ?? String(e))})`, command);
+    const why = code === 'EEXIST' || code === 'ENOTDIR' ? 'a file is in the way' : code === 'ENOENT' || code === 'EACCES' || code === 'EPERM' || code === 'EROFS' ? `no folder can be created there: ${code}` : (code ?? String(e));
+    throw new UsageError(`--out: ${outDir} cannot be a results folder (${why})`, command);
   }
   const file = join(outDir, LOCK_FILE);
   let tookOver: LockInfo | undefined;
