@@ -157,7 +157,8 @@ async function benchLinreg(sections) {
   let numpy;
   if (peer.status === 0) {
     numpy = JSON.parse(peer.stdout);
-    say(`  numpy ${numpy.numpy} Monte Carlo: ${numpy.seconds.map(fmt).join(', ')}`);
+    say(`  numpy ${numpy.numpy} Monte Carlo: ${numpy.seconds.map(fmt).join(", ")}; loaded ${(numpy.runtime?.libraries ?? []).join(", ")}`);
+    loaded.set(`numpy ${numpy.numpy}`, numpy.runtime?.libraries ?? []);
   } else say(`  numpy peer unavailable: ${(peer.stderr || peer.error?.message || '').trim().split('\n').at(-1)}`);
 
   // The peer must compute the same thing: its last-step variances against the exact oracle.
@@ -199,14 +200,38 @@ sorts random keys (argpartition, O(n) per run); its gradient kernel is generated
 `);
 }
 
-/** Debian's PyTorch for the peer, installed when absent (root on these machines). */
+/**
+ * Debian's PyTorch for the peer with the BLAS it is built for: the OpenMP OpenBLAS (its own
+ * OpenMP threads then share the cores with OpenBLAS's instead of fighting the pthreads build's).
+ * Both are installed when absent (root on these machines), each on its own.
+ */
 function ensureTorch() {
-  const probe = spawnSync('/usr/bin/python3', ['-c', 'import torch'], { env: peerEnv() });
-  if (probe.status === 0) return true;
-  say('  installing python3-torch and libopenblas0-openmp (apt-get) for the PyTorch peer');
+  const haveTorch = () => spawnSync('/usr/bin/python3', ['-c', 'import torch'], { env: peerEnv() }).status === 0;
+  const haveBlas = () => existsSync(join(OPENMP_BLAS, 'libblas.so.3'));
+  if (haveTorch() && haveBlas()) return true;
+  // SGD_LAB_BENCH_NO_INSTALL=1: use what is there (no root, no network); a wrong BLAS is then reported.
+  if (process.env.SGD_LAB_BENCH_NO_INSTALL === '1') return haveTorch();
+  const missing = [...(haveTorch() ? [] : ['python3-torch']), ...(haveBlas() ? [] : ['libopenblas0-openmp'])];
+  say(`  installing ${missing.join(' and ')} (apt-get) for the PyTorch peer`);
   spawnSync('apt-get', ['update', '-qq'], { stdio: 'ignore' });
-  const r = spawnSync('apt-get', ['install', '-y', '-qq', 'python3-torch', 'libopenblas0-openmp'], { stdio: 'ignore' });
-  return r.status === 0 && spawnSync('/usr/bin/python3', ['-c', 'import torch'], { env: peerEnv() }).status === 0;
+  spawnSync('apt-get', ['install', '-y', '-qq', ...missing], { stdio: 'ignore' });
+  return haveTorch() && haveBlas();
+}
+
+/** Why a peer's ratio is withheld, per peer ("PyTorch": ...), for the report's header. */
+const withheld = new Map();
+/** What each peer loaded, for the report's header. */
+const loaded = new Map();
+
+/**
+ * Whether the PyTorch peer ran on the OpenMP OpenBLAS, from the libraries its process mapped:
+ * undefined when it did, else the reason (then no ratio is printed against it).
+ */
+function torchBlasProblem(out) {
+  const libs = out.runtime?.libraries ?? [];
+  const blas = libs.filter((l) => /blas|lapack/.test(l));
+  if (blas.some((l) => l.includes('openblas-openmp')) && !blas.some((l) => l.includes('openblas-pthread'))) return undefined;
+  return `PyTorch loaded ${blas.join(', ') || 'no BLAS library we know'}, not the OpenMP OpenBLAS (${OPENMP_BLAS})`;
 }
 
 /** Runs a PyTorch peer script with JSON on stdin; its JSON result, or undefined (said why). */
@@ -221,7 +246,15 @@ function torchPeer(script, input) {
     return undefined;
   }
   const out = JSON.parse(r.stdout);
-  say(`  PyTorch ${out.torch}: ${fmt(median(out.seconds))} per step${out.sgemmGflops ? `; sgemm 1024^3 ${out.sgemmGflops.toFixed(0)} GFLOP/s` : ''}`);
+  loaded.set(`PyTorch ${out.torch}`, [...(out.runtime?.libraries ?? []), ...(out.runtime?.parallel ?? [])]);
+  const problem = torchBlasProblem(out);
+  if (problem) {
+    // A peer on the wrong BLAS runs 2-4x slower: its ratio would flatter us. Withheld, said why.
+    say(`  PyTorch peer withheld: ${problem}`);
+    withheld.set('PyTorch', problem);
+    return undefined;
+  }
+  say(`  PyTorch ${out.torch}: ${fmt(median(out.seconds))} per step${out.sgemmGflops ? `; sgemm 1024^3 ${out.sgemmGflops.toFixed(0)} GFLOP/s` : ''}; loaded ${(out.runtime?.libraries ?? []).join(', ')}`);
   return out;
 }
 
@@ -397,17 +430,26 @@ async function benchXlnet(sections) {
   const script = join(root, 'tools', 'bench', 'xlnet-step.mjs');
   const rows = [];
   const { availableBackends } = await import('@sgd-lab/tensor');
-  for (const backend of availableBackends().filter((x) => x !== 'cpu')) {
+  const step = (backend) => {
     const r = spawnSync(process.execPath, [script, backend, String(R), String(b), backend === 'native' ? '8' : '3', '1', sizeArg], { encoding: 'utf8', env: backendEnv(backend) });
     if (r.status !== 0) {
       say(`  ${backend}: failed: ${r.stderr.trim().split('\n').at(-1)}`);
-      continue;
+      return undefined;
     }
     const out = JSON.parse(r.stdout.trim().split('\n').at(-1));
-    rows.push({ backend: out.backend, name: `sgd-lab ${out.backend} (per replica, autodiff)`, sec: median(out.seconds) });
     say(`  ${out.backend}: ${fmt(median(out.seconds))} per step`);
+    return out;
+  };
+  const backends = availableBackends().filter((x) => x !== 'cpu');
+  // The fastest backend against PyTorch in alternating rounds, as the other settings; the others once.
+  const { rounds, timed } = pairedRounds(() => step(backends[0]), () => torchPeer('xlnet_torch.py', { R, b, size, steps: 8, warmup: 2 }));
+  for (const backend of backends) {
+    const out = backend === backends[0] ? rounds[0]?.oursInfo : step(backend);
+    if (!out) continue;
+    const sec = backend === backends[0] ? median(rounds.map((x) => x.ours)) : median(out.seconds);
+    rows.push({ backend: out.backend, name: `sgd-lab ${out.backend} (per replica, autodiff)`, sec });
   }
-  const torch = torchPeer('xlnet_torch.py', { R, b, size, steps: 8, warmup: 2 });
+  const torch = timed[0]?.torchInfo;
   const e2e = {};
   const uci = dataDir && existsSync(join(dataDir, 'yelp_labelled_uci', 'yelp_labelled.txt'));
   // End to end on native only: on wasm the cpu preset takes over ten minutes (the step ratio shows why).
@@ -422,7 +464,7 @@ async function benchXlnet(sections) {
     say(`  ${backend}: ${fmt(e2e[backend].seconds)}, peak RSS ${e2e[backend].maxRssMiB.toFixed(0)} MiB, exit ${e2e[backend].code}`);
   }
   const tokens = b * size.length;
-  const torchSec = torch ? median(torch.seconds) : undefined;
+  const torchSec = timed.length ? median(timed.map((x) => x.torch)) : undefined;
   const line = (name, sec) => `| ${name} | ${fmt(sec)} | ${(tokens / sec).toFixed(0)} | ${torchSec ? (torchSec / sec).toFixed(2) : '-'} |`;
   const table = [...rows.map((r) => line(r.name, r.sec)), ...(torchSec ? [line(`PyTorch ${torch.torch} CPU, autograd, AdamW, ${torch.threads} threads`, torchSec)] : [])].join('\n');
   const e2eTable = e2eRows(e2e);
@@ -439,6 +481,9 @@ per replica-step, divided by the time of the whole step of ${R} replicas.
 |---|---|---|---|
 ${table}
 
+${timed.length ? `sgd-lab ${rows[0]?.backend} and PyTorch ran alternately, ${timed.length} rounds of 8 steps each (medians of the
+round medians above); ratio per round: ${roundRatios(timed)}. Target: native ratio >= 1.0.
+` : ''}
 ${e2eTable ? `End to end, \`sgd-lab run yelp-xlnet --preset cpu\` on the UCI sentences:
 
 | backend | time | peak RSS | exit |
@@ -465,6 +510,12 @@ numpy and PyTorch peers and sgd-lab's \`native\` backend) runs with \`OPENBLAS_C
 \`OPENBLAS_L2_SIZE\` unset for that command only; PyTorch on Debian's OpenMP build of OpenBLAS,
 the native addon on the pthreads build it links${native ? ` (${native.blas}, ${native.blasThreads} threads)` : ''}.
 Read the ratios: absolute times on this shared machine move by 20% or more between runs.
+
+What each peer process loaded (BLAS, LAPACK and OpenMP libraries from its \`/proc/self/maps\`;
+a ratio is printed only against a peer on the BLAS it is meant to use):
+
+${[...loaded].map(([peer, libs]) => `- ${peer}: ${libs.join('; ') || 'none found'}`).join('\n') || '- (no peer ran)'}
+${[...withheld].map(([peer, why]) => `\n**${peer} ratios withheld:** ${why}. Install \`libopenblas0-openmp\` (the bench does, as root) and run it again.`).join('')}
 
 ${sections.join('\n')}`;
 writeFileSync(values.out, text);

@@ -15,7 +15,7 @@ import time
 
 import torch
 
-from peer_torch import moments, timed
+from peer_torch import moments, timed, runtime
 
 
 def sgemm_peak(reps=5):
@@ -74,7 +74,7 @@ def main():
         peak = sgemm_peak()
     config = torch.__config__.show()
     blas = "OpenBLAS" if "OpenBLAS" in config or "openblas" in config.lower() else "unknown"
-    json.dump({"seconds": seconds, "sgemmGflops": peak, "threads": torch.get_num_threads(), "torch": torch.__version__, "blas": blas}, sys.stdout)
+    json.dump({"seconds": seconds, "runtime": runtime(), "sgemmGflops": peak, "threads": torch.get_num_threads(), "torch": torch.__version__, "blas": blas}, sys.stdout)
 
 
 if __name__ == "__main__":

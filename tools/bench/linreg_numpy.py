@@ -12,6 +12,8 @@ import time
 
 import numpy as np
 
+from peer_runtime import loaded_libraries
+
 
 def load(path):
     raw = np.genfromtxt(path, delimiter=",", skip_header=1)
@@ -60,7 +62,7 @@ def main():
             gvar, fvar, loss = run(x, y, w0, b, cfg["steps"], cfg["runs"], cfg["alpha0"], cfg["offset"], rng)
             last[str(b)] = {"grad_variance": float(gvar[-1]), "full_grad_variance": float(fvar[-1]), "loss": float(loss[-1])}
         seconds.append(time.perf_counter() - start)
-    json.dump({"seconds": seconds, "last": last, "numpy": np.__version__}, sys.stdout)
+    json.dump({"seconds": seconds, "last": last, "numpy": np.__version__, "runtime": {"libraries": loaded_libraries()}}, sys.stdout)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ import sys
 
 import torch
 
-from peer_torch import moments, timed
+from peer_torch import moments, timed, runtime
 
 
 def main():
@@ -50,7 +50,7 @@ def main():
         return stats
 
     seconds = timed(step, 3e-3, cfg["warmup"], cfg["steps"])
-    json.dump({"seconds": seconds, "threads": torch.get_num_threads(), "torch": torch.__version__}, sys.stdout)
+    json.dump({"seconds": seconds, "runtime": runtime(), "threads": torch.get_num_threads(), "torch": torch.__version__}, sys.stdout)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,8 @@ import time
 
 import torch
 
+from peer_runtime import loaded_libraries
+
 
 def moments(g):
     """Across-replica sums the sgd-lab engine reads back: sum_r d_r and sum_r d_r^2, d_r = ||g_r - mean||^2."""
@@ -22,3 +24,8 @@ def timed(step, lr, warmup, steps):
             step(lr)
             seconds.append(time.perf_counter() - t)
     return seconds
+
+
+def runtime():
+    """The libraries this process loaded and torch's thread settings (after the timed steps)."""
+    return {"libraries": loaded_libraries(), "parallel": [l.strip() for l in torch.__config__.parallel_info().splitlines() if "threads" in l.lower() or "backend" in l.lower()]}

@@ -18,7 +18,7 @@ const R = Number(rArg);
 const b = Number(bArg);
 const backend = await useBackend(backendName);
 const program = xlnetProgram(size);
-const engine = new ReplicaEngine(program, { strategy: 'per-replica', chunkSize: R });
+const engine = new ReplicaEngine(program, { strategy: 'per-replica', chunkSize: R, runBlock: Math.min(16, R) });
 const state = engine.replicate(initXlnet(new RandomStream([1]), size), R);
 const total = Number(stepsArg) + Number(warmArg);
 const opt = xlnetOptimizer(engine, { weightDecay: 0.01, warmup: 0.1, clip: 1, beta1: 0.9, beta2: 0.999, epsilon: 1e-8 }, (k) => decays(program.blocks[k].name), () => total);

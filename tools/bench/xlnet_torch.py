@@ -17,6 +17,8 @@ import time
 import torch
 import torch.nn.functional as F
 
+from peer_torch import runtime
+
 
 def rel_shift(x, klen):
     b, h, q, p = x.shape
@@ -107,7 +109,7 @@ def main():
         t = time.perf_counter()
         step()
         seconds.append(time.perf_counter() - t)
-    json.dump({"seconds": seconds, "threads": torch.get_num_threads(), "torch": torch.__version__}, sys.stdout)
+    json.dump({"seconds": seconds, "runtime": runtime(), "threads": torch.get_num_threads(), "torch": torch.__version__}, sys.stdout)
 
 
 if __name__ == "__main__":
