@@ -55,8 +55,10 @@ export async function createRemote(o: RemoteOptions): Promise<Remote> {
   const events = new QueueEvents(QUEUE_NAME, { connection: eventsConn, blockingTimeout: 500 });
   queue.on('error', swallow);
   events.on('error', swallow);
+  // The first answer also gives the server's run_id, by which a restart is noticed (below).
+  let firstInfo = '';
   try {
-    await Promise.race([monitor.ping(), new Promise((_, reject) => setTimeout(() => reject(new Error('no answer to PING')), unreachableMs))]);
+    firstInfo = await Promise.race([monitor.info('server'), new Promise<never>((_, reject) => setTimeout(() => reject(new Error('no answer to INFO')), unreachableMs).unref())]);
   } catch (e) {
     // Closing a queue whose connection never became ready can wait forever (a wrong password, a
     // Redis that died at once): bound it, then drop the connections.
@@ -99,7 +101,7 @@ export async function createRemote(o: RemoteOptions): Promise<Remote> {
   // of waiting forever. With persistence the jobs are still there and the study goes on.
   const outstanding = new Set<string>();
   const runIdOf = (info: string) => /^run_id:(\w+)/m.exec(info)?.[1];
-  let serverRunId = runIdOf(await monitor.info('server').catch(() => ''));
+  let serverRunId = runIdOf(firstInfo);
   let checking = false;
   const checkRestart = async (runId: string) => {
     checking = true;
