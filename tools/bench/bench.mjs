@@ -12,7 +12,7 @@
  */
 import 'reflect-metadata';
 import { spawnSync } from 'node:child_process';
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -496,11 +496,143 @@ kernels (autodiff included), against PyTorch's fused autograd kernels.
 `);
 }
 
+/** Least-squares slope and intercept of log(y) on log(x): the exponent of y ~ x^k. */
+function powerFit(points) {
+  const xs = points.map((p) => Math.log(p.x));
+  const ys = points.map((p) => Math.log(p.y));
+  const mx = xs.reduce((a, b) => a + b, 0) / xs.length;
+  const my = ys.reduce((a, b) => a + b, 0) / ys.length;
+  let sxy = 0;
+  let sxx = 0;
+  xs.forEach((x, i) => ((sxy += (x - mx) * (ys[i] - my)), (sxx += (x - mx) ** 2)));
+  return { k: sxy / sxx, c: my - (sxy / sxx) * mx };
+}
+
+/** A log-log line chart as SVG text: one polyline with points per series. */
+function logLogSvg(title, xLabel, yLabel, series) {
+  const W = 560;
+  const H = 360;
+  const m = { l: 70, r: 150, t: 30, b: 50 };
+  const all = series.flatMap((s) => s.points);
+  const lx = all.map((p) => Math.log10(p.x));
+  const ly = all.map((p) => Math.log10(p.y));
+  const [x0, x1] = [Math.floor(Math.min(...lx)), Math.ceil(Math.max(...lx))];
+  const [y0, y1] = [Math.floor(Math.min(...ly)), Math.ceil(Math.max(...ly))];
+  const X = (v) => m.l + ((Math.log10(v) - x0) / (x1 - x0 || 1)) * (W - m.l - m.r);
+  const Y = (v) => H - m.b - ((Math.log10(v) - y0) / (y1 - y0 || 1)) * (H - m.t - m.b);
+  const colors = ['#1f77b4', '#d62728', '#2ca02c', '#9467bd'];
+  const ticks = [];
+  for (let e = x0; e <= x1; e++) ticks.push(`<line x1="${X(10 ** e)}" x2="${X(10 ** e)}" y1="${H - m.b}" y2="${m.t}" stroke="#ddd"/><text x="${X(10 ** e)}" y="${H - m.b + 16}" font-size="11" text-anchor="middle">1e${e}</text>`);
+  for (let e = y0; e <= y1; e++) ticks.push(`<line x1="${m.l}" x2="${W - m.r}" y1="${Y(10 ** e)}" y2="${Y(10 ** e)}" stroke="#ddd"/><text x="${m.l - 6}" y="${Y(10 ** e) + 4}" font-size="11" text-anchor="end">1e${e}</text>`);
+  const lines = series.map((s, i) => {
+    const pts = s.points.map((p) => `${X(p.x).toFixed(1)},${Y(p.y).toFixed(1)}`).join(' ');
+    const dots = s.points.map((p) => `<circle cx="${X(p.x).toFixed(1)}" cy="${Y(p.y).toFixed(1)}" r="3" fill="${colors[i % 4]}"/>`).join('');
+    const last = s.points.at(-1);
+    return `<polyline fill="none" stroke="${colors[i % 4]}" stroke-width="2" points="${pts}"/>${dots}<text x="${X(last.x) + 8}" y="${Y(last.y) + 4}" font-size="12" fill="${colors[i % 4]}">${s.name}</text>`;
+  });
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="sans-serif"><rect width="100%" height="100%" fill="white"/><text x="${m.l}" y="18" font-size="14">${title}</text>${ticks.join('')}<line x1="${m.l}" x2="${W - m.r}" y1="${H - m.b}" y2="${H - m.b}" stroke="black"/><line x1="${m.l}" x2="${m.l}" y1="${m.t}" y2="${H - m.b}" stroke="black"/><text x="${(m.l + W - m.r) / 2}" y="${H - 12}" font-size="12" text-anchor="middle">${xLabel}</text><text x="16" y="${(m.t + H - m.b) / 2}" font-size="12" text-anchor="middle" transform="rotate(-90 16 ${(m.t + H - m.b) / 2})">${yLabel}</text>${lines.join('')}</svg>\n`;
+}
+
+/**
+ * How cost grows: the per-step time and the peak RSS of the deep-linear and MNIST steps against R
+ * (b fixed) and against b (R fixed), each point its own process, with the fitted exponents.
+ */
+async function benchScaling(sections) {
+  const { availableBackends } = await import('@sgd-lab/tensor');
+  const backend = availableBackends()[0];
+  const Rs = [8, 16, 32, 64, 128, 256, 512, 1024];
+  const bs = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512];
+  const settings = [
+    { name: 'gaussian-deeplinear', script: 'deeplinear-step.mjs', fixedB: 64, fixedR: 64, args: () => [] },
+    { name: 'mnist-mlp', script: 'mnist-step.mjs', fixedB: 128, fixedR: 64, args: () => ['784-256-128-10'] },
+  ];
+  say(`scaling: per-step time and peak RSS against R and b on ${backend}`);
+  const measure = (s, R, b) => {
+    const steps = R * b >= 32768 ? 3 : 6;
+    const r = spawnSync(process.execPath, [join(root, 'tools', 'bench', s.script), backend, String(R), String(b), String(steps), '1', ...s.args()], { encoding: 'utf8', maxBuffer: 1 << 24, env: backendEnv(backend) });
+    if (r.status !== 0) {
+      say(`  ${s.name} R = ${R}, b = ${b}: failed: ${r.stderr.trim().split('\n').at(-1)}`);
+      return undefined;
+    }
+    const out = JSON.parse(r.stdout.trim().split('\n').at(-1));
+    const point = { R, b, seconds: median(out.seconds), rss: out.maxRssMiB };
+    say(`  ${s.name} R = ${R}, b = ${b}: ${fmt(point.seconds)} per step, peak RSS ${point.rss.toFixed(0)} MiB`);
+    return point;
+  };
+  const results = settings.map((s) => ({
+    ...s,
+    overR: Rs.map((R) => measure(s, R, s.fixedB)).filter(Boolean),
+    overB: bs.map((b) => measure(s, s.fixedR, b)).filter(Boolean),
+  }));
+  const fit = (pts, key) => powerFit(pts.map((p) => ({ x: p[key], y: p.seconds })));
+  const upper = (pts, key) => pts.filter((p) => p[key] >= 64);
+  const svgR = logLogSvg(`seconds per step against R (${backend})`, 'replicas R', 'seconds per step', results.map((r) => ({ name: `${r.name.split('-')[1]} b=${r.fixedB}`, points: r.overR.map((p) => ({ x: p.R, y: p.seconds })) })));
+  const svgB = logLogSvg(`seconds per step against b (${backend})`, 'batch size b', 'seconds per step', results.map((r) => ({ name: `${r.name.split('-')[1]} R=${r.fixedR}`, points: r.overB.map((p) => ({ x: p.b, y: p.seconds })) })));
+  const memR = logLogSvg(`peak RSS against R (${backend})`, 'replicas R', 'peak RSS, MiB', results.map((r) => ({ name: `${r.name.split('-')[1]} b=${r.fixedB}`, points: r.overR.map((p) => ({ x: p.R, y: p.rss })) })));
+  const memB = logLogSvg(`peak RSS against b (${backend})`, 'batch size b', 'peak RSS, MiB', results.map((r) => ({ name: `${r.name.split('-')[1]} R=${r.fixedR}`, points: r.overB.map((p) => ({ x: p.b, y: p.rss })) })));
+  mkdirSync(join(root, 'docs', 'bench'), { recursive: true });
+  writeFileSync(join(root, 'docs', 'bench', 'scaling-R.svg'), svgR);
+  writeFileSync(join(root, 'docs', 'bench', 'scaling-b.svg'), svgB);
+  writeFileSync(join(root, 'docs', 'bench', 'memory-R.svg'), memR);
+  writeFileSync(join(root, 'docs', 'bench', 'memory-b.svg'), memB);
+  const table = (r, pts, key) =>
+    [`| ${key} | ${pts.map((p) => p[key]).join(' | ')} |`, `|---|${pts.map(() => '---').join('|')}|`, `| s/step | ${pts.map((p) => fmt(p.seconds)).join(' | ')} |`, `| per replica-step | ${pts.map((p) => `${((p.seconds / p.R) * 1e3).toFixed(2)} ms`).join(' | ')} |`, `| peak RSS | ${pts.map((p) => `${p.rss.toFixed(0)} MiB`).join(' | ')} |`].join('\n');
+  const exps = results.map((r) => {
+    const all = fit(r.overR, 'R');
+    const hi = fit(upper(r.overR, 'R'), 'R');
+    const bAll = fit(r.overB, 'b');
+    const bHi = fit(upper(r.overB, 'b'), 'b');
+    const mem = powerFit(upper(r.overR, 'R').map((p) => ({ x: p.R, y: p.rss - r.overR[0].rss + 1 })));
+    return `| ${r.name} | ${all.k.toFixed(2)} | ${hi.k.toFixed(2)} | ${bAll.k.toFixed(2)} | ${bHi.k.toFixed(2)} | ${mem.k.toFixed(2)} |`;
+  });
+  sections.push(`## scaling (how cost grows with R and b, on ${backend})
+
+Each point is its own process: the setting's step (as in the sections above) at R replicas and
+batch size b, the median of 3 to 6 steps after one warm-up, and the peak RSS of that process.
+Deep linear: widths 64-256-128; MNIST: 784-256-128-10 on the embedded digits.
+
+${results.map((r) => `### ${r.name}: against R (b = ${r.fixedB})
+
+${table(r, r.overR, 'R')}
+
+### ${r.name}: against b (R = ${r.fixedR})
+
+${table(r, r.overB, 'b')}`).join('\n\n')}
+
+Fitted exponents k of seconds per step ~ x^k (least squares on log-log; "from 64": the points with
+x >= 64, where per-call overheads no longer dominate):
+
+| setting | k in R, all | k in R, from 64 | k in b, all | k in b, from 64 | memory above R = 8, k in R from 64 |
+|---|---|---|---|---|---|
+${exps.join('\n')}
+
+![seconds per step against R](docs/bench/scaling-R.svg)
+![seconds per step against b](docs/bench/scaling-b.svg)
+![peak RSS against R](docs/bench/memory-R.svg)
+![peak RSS against b](docs/bench/memory-b.svg)
+`);
+}
+
 const sections = [];
 if (wanted('linreg')) await benchLinreg(sections);
 if (wanted('mnist')) await benchMnist(sections);
 if (wanted('deeplinear')) await benchDeepLinear(sections);
 if (wanted('xlnet')) await benchXlnet(sections);
+if (wanted('scaling')) await benchScaling(sections);
+// With --only, the other sections of the existing file stay as they were (their own earlier run).
+const keyOf = (section) => /^## (\S+)/.exec(section)?.[1];
+const kept = [];
+let keptFrom = '';
+if (only.size > 0 && existsSync(values.out)) {
+  const fresh = new Set(sections.map(keyOf));
+  const previous = readFileSync(values.out, 'utf8');
+  const old = previous.split(/^(?=## )/m).slice(1);
+  for (const sec of old) if (!fresh.has(keyOf(sec))) kept.push(sec.trimEnd() + '\n');
+  // Where the kept sections were measured: the previous run's own line (kept across --only runs).
+  keptFrom = /^Kept sections: (.+)$/m.exec(previous)?.[1] ?? /^Written by `npm run bench` on (.+?)\.?\n?Peers/ms.exec(previous)?.[1]?.replace(/\n/g, ' ') ?? 'an earlier run';
+}
+const order = ['admission-linreg', 'mnist-mlp', 'gaussian-deeplinear', 'yelp-xlnet', 'scaling'];
+const allSections = [...sections, ...kept].sort((a, b) => order.indexOf(keyOf(a)) - order.indexOf(keyOf(b)));
 const native = await nativeInfo();
 const text = `# Benchmarks
 
@@ -517,6 +649,6 @@ a ratio is printed only against a peer on the BLAS it is meant to use):
 ${[...loaded].map(([peer, libs]) => `- ${peer}: ${libs.join('; ') || 'none found'}`).join('\n') || '- (no peer ran)'}
 ${[...withheld].map(([peer, why]) => `\n**${peer} ratios withheld:** ${why}. Install \`libopenblas0-openmp\` (the bench does, as root) and run it again.`).join('')}
 
-${sections.join('\n')}`;
+${kept.length ? `This run (\`--only ${[...only].join(' --only ')}\`) rewrote ${sections.map(keyOf).join(', ')}; the sections ${kept.map(keyOf).join(', ')} are kept from an earlier run (its peers and BLAS lines are in the file's git history).\n\nKept sections: ${keptFrom}\n\n` : ''}${allSections.join('\n')}`;
 writeFileSync(values.out, text);
 say(`wrote ${values.out}`);

@@ -36,4 +36,4 @@ for (let t = 0; t < total; t++) {
   if (t >= Number(warmArg)) seconds.push((performance.now() - t0) / 1000);
 }
 engine.dispose(state);
-process.stdout.write(JSON.stringify({ backend: backend.name, strategy: engine.options.strategy, simd: backend.simd, seconds }) + '\n');
+process.stdout.write(JSON.stringify({ backend: backend.name, strategy: engine.options.strategy, simd: backend.simd, seconds, maxRssMiB: process.resourceUsage().maxRSS / 1024 }) + '\n');
