@@ -613,12 +613,33 @@ ${exps.join('\n')}
 `);
 }
 
+/** `npm start` (every cpu preset and Fig. 2(b)) on this machine: each study's time and the total. */
+async function benchStart(sections) {
+  say('npm start: every cpu preset and Fig. 2(b) (tools/start.mjs, the build already done)...');
+  const t0 = performance.now();
+  const r = spawnSync(process.execPath, [join(root, 'tools', 'start.mjs')], { encoding: 'utf8', maxBuffer: 1 << 28, env: { ...peerEnv(), SGD_LAB_PROGRESS_SECONDS: '60' }, cwd: root });
+  const total = (performance.now() - t0) / 1000;
+  const studies = [...r.stderr.matchAll(/^(\S+): (completed|exit \d+) in (.+)$/gm)].map((m) => `| ${m[1]} | ${m[2]} | ${m[3]} |`);
+  say(`  npm start: exit ${r.status}, ${fmt(total)} (${studies.length} studies)`);
+  const min = Math.floor(total / 60);
+  sections.push(`## npm-start (the main job: every setting at its cpu preset, and Fig. 2(b))
+
+\`tools/start.mjs\` as \`npm start\` runs it (after its build), with the default backend (\`auto\`:
+native here): exit ${r.status}, **${min} min ${String(Math.round(total - 60 * min)).padStart(2, '0')} s** in total (target: <= 10 min on 2 cores).
+
+| study | status | time |
+|---|---|---|
+${studies.join('\n')}
+`);
+}
+
 const sections = [];
 if (wanted('linreg')) await benchLinreg(sections);
 if (wanted('mnist')) await benchMnist(sections);
 if (wanted('deeplinear')) await benchDeepLinear(sections);
 if (wanted('xlnet')) await benchXlnet(sections);
 if (wanted('scaling')) await benchScaling(sections);
+if (wanted('start')) await benchStart(sections);
 // With --only, the other sections of the existing file stay as they were (their own earlier run).
 const keyOf = (section) => /^## (\S+)/.exec(section)?.[1];
 const kept = [];
@@ -627,11 +648,18 @@ if (only.size > 0 && existsSync(values.out)) {
   const fresh = new Set(sections.map(keyOf));
   const previous = readFileSync(values.out, 'utf8');
   const old = previous.split(/^(?=## )/m).slice(1);
-  for (const sec of old) if (!fresh.has(keyOf(sec))) kept.push(sec.trimEnd() + '\n');
-  // Where the kept sections were measured: the previous run's own line (kept across --only runs).
-  keptFrom = /^Kept sections: (.+)$/m.exec(previous)?.[1] ?? /^Written by `npm run bench` on (.+?)\.?\n?Peers/ms.exec(previous)?.[1]?.replace(/\n/g, ' ') ?? 'an earlier run';
+  // Where a kept section was measured: its own line, else the previous file's header.
+  keptFrom = /^Written by `npm run bench` on (.+?)\.?\n?Peers/ms.exec(previous)?.[1]?.replace(/\n/g, ' ') ?? 'an earlier run';
+  for (const sec of old) {
+    if (fresh.has(keyOf(sec))) continue;
+    const text = sec.trimEnd() + '\n';
+    kept.push(/^_Measured on /m.test(text) ? text : text.replace(/^(## .*\n)/, `$1\n_Measured on ${keptFrom}._\n`));
+  }
 }
-const order = ['admission-linreg', 'mnist-mlp', 'gaussian-deeplinear', 'yelp-xlnet', 'scaling'];
+// Every section says where it was measured, so that --only runs can mix sections honestly.
+const stamp = `_Measured on ${new Date().toISOString().slice(0, 10)}; machine: ${machine()}._`;
+for (let i = 0; i < sections.length; i++) sections[i] = sections[i].replace(/^(## .*\n)/, `$1\n${stamp}\n`);
+const order = ['admission-linreg', 'mnist-mlp', 'gaussian-deeplinear', 'yelp-xlnet', 'scaling', 'npm-start'];
 const allSections = [...sections, ...kept].sort((a, b) => order.indexOf(keyOf(a)) - order.indexOf(keyOf(b)));
 const native = await nativeInfo();
 const text = `# Benchmarks
@@ -649,6 +677,6 @@ a ratio is printed only against a peer on the BLAS it is meant to use):
 ${[...loaded].map(([peer, libs]) => `- ${peer}: ${libs.join('; ') || 'none found'}`).join('\n') || '- (no peer ran)'}
 ${[...withheld].map(([peer, why]) => `\n**${peer} ratios withheld:** ${why}. Install \`libopenblas0-openmp\` (the bench does, as root) and run it again.`).join('')}
 
-${kept.length ? `This run (\`--only ${[...only].join(' --only ')}\`) rewrote ${sections.map(keyOf).join(', ')}; the sections ${kept.map(keyOf).join(', ')} are kept from an earlier run (its peers and BLAS lines are in the file's git history).\n\nKept sections: ${keptFrom}\n\n` : ''}${allSections.join('\n')}`;
+${kept.length ? `This run (\`--only ${[...only].join(' --only ')}\`) rewrote ${sections.map(keyOf).join(', ')}; the sections ${kept.map(keyOf).join(', ')} are kept from earlier runs (each says where it was measured; their peers' library lines are in the file's git history).\n\n` : ''}${allSections.join('\n')}`;
 writeFileSync(values.out, text);
 say(`wrote ${values.out}`);
