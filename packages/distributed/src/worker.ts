@@ -11,20 +11,17 @@ import {
   DataError,
   Tokens,
   applyComponents,
-  checkResources,
-  codeStamp,
+  checkPluginResources,
   dependencyChanges,
+  resultDependencies,
   resultFingerprint,
-  studyFingerprint,
   confinedDataPath,
   resolveStudy,
-  thisMachine,
   discoverExtensions,
   runShard,
   shardContext,
   shardResultToJson,
   type MachineResources,
-  type ResultDependencies,
   type PluginContext,
 } from '@sgd-lab/core';
 import { QUEUE_NAME, connect, type ShardJob } from './queue.js';
@@ -51,7 +48,7 @@ export async function computeShard(job: ShardJob, dataDir: string, logger: Logge
   // a worker past its memory or keep it for longer than the study's limits allow.
   const s = job.shard;
   const shardStudy = { ...study, batchSizes: [s.batchSize], runs: s.runCount, runsPerShard: s.runCount, initPoints: 1 };
-  checkResources(shardStudy, plugin.resources?.(shardStudy, { dataDir }), machine ?? thisMachine(), { gpu: study.backend === 'webgpu', metrics: study.metrics.length || plugin.metrics.length });
+  checkPluginResources(plugin, shardStudy, dataDir, machine);
   const child = container.createChildContainer();
   const facts: Record<string, unknown> = {};
   const read: { path: string; sha256: string; description?: string }[] = [];
@@ -77,9 +74,9 @@ export async function computeShard(job: ShardJob, dataDir: string, logger: Logge
   // And the same code and backend: a shard computed by other code is not the coordinator's result.
   let fingerprint: string | undefined;
   if (job.dependsOn) {
-    const here: ResultDependencies = { study: studyFingerprint(study), data: read.map((d) => d.sha256).sort(), code: codeStamp(`${found!.packageName}@${found!.version}`), backend: (facts.backend as { name?: string } | undefined)?.name };
-    const differs = dependencyChanges(job.dependsOn, here);
-    if (differs.length) throw new Error(`this worker differs from the coordinator in ${differs.join('; ').replace(/ then, /g, ' there, ').replace(/ now\)/g, ' here)')}. Run every worker on the same code and backend as the coordinator`);
+    const here = resultDependencies(study, read.map((d) => d.sha256), `${found!.packageName}@${found!.version}`, facts);
+    const differs = dependencyChanges(job.dependsOn, here, ['there', 'here']);
+    if (differs.length) throw new Error(`this worker differs from the coordinator in ${differs.join('; ')}. Run every worker on the same code and backend as the coordinator`);
     fingerprint = resultFingerprint(job.dependsOn);
   }
   applyComponents(child, study, plugin, components);

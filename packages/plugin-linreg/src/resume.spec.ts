@@ -93,6 +93,17 @@ describe('metrics.jsonl is replaced whole', () => {
   });
 });
 
+/** A finished run of `study(dir, extra)` into `<dir>/o`, and its metrics hash. */
+function finished(dir: string, extra: Record<string, unknown>) {
+  const file = study(dir, extra);
+  const out = join(dir, 'o');
+  expect(run([file, '--out', out]).status).toBe(0);
+  return { file, out, reference: manifest(out).outputs['metrics.jsonl'].sha256 };
+}
+
+/** `--resume` with stderr kept (run() passes --quiet). */
+const resumeLoud = (file: string, out: string) => spawnSync(process.execPath, [CLI, 'run', file, '--out', out, '--resume'], { encoding: 'utf8' });
+
 describe('resume refuses or repairs bad input', () => {
   it('refuses a results folder from another config', () => {
     const dir = mkdtempSync(join(tmpdir(), 'sgd-lab-resume-'));
@@ -104,14 +115,10 @@ describe('resume refuses or repairs bad input', () => {
   });
 
   it('recomputes a corrupt shard file, says so, and loses nothing', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'sgd-lab-resume-'));
-    const file = study(dir, { steps: 20 });
-    const out = join(dir, 'o');
-    expect(run([file, '--out', out]).status).toBe(0);
-    const reference = manifest(out).outputs['metrics.jsonl'].sha256;
+    const { file, out, reference } = finished(mkdtempSync(join(tmpdir(), 'sgd-lab-resume-')), { steps: 20 });
     const shard = join(out, 'shards', 'b16-i0-r0-n1000.json');
     writeFileSync(shard, readFileSync(shard, 'utf8').slice(0, 100));
-    const r = spawnSync(process.execPath, [CLI, 'run', file, '--out', out, '--resume'], { encoding: 'utf8' });
+    const r = resumeLoud(file, out);
     expect(r.status).toBe(0);
     expect(r.stderr).toMatch(/b16-i0-r0-n1000\.json: shard file not reused \(.+\); computing that shard again/);
     expect(manifest(out).resumedShards).toBe(3);
@@ -119,18 +126,14 @@ describe('resume refuses or repairs bad input', () => {
   });
 
   it('finds a shard file with one digit changed (still valid JSON) by its checksum, and recomputes it', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'sgd-lab-resume-'));
-    const file = study(dir, { steps: 20 });
-    const out = join(dir, 'o');
-    expect(run([file, '--out', out]).status).toBe(0);
-    const reference = manifest(out).outputs['metrics.jsonl'].sha256;
+    const { file, out, reference } = finished(mkdtempSync(join(tmpdir(), 'sgd-lab-resume-')), { steps: 20 });
     const shard = join(out, 'shards', 'b4-i0-r0-n1000.json');
     const text = readFileSync(shard, 'utf8');
     const at = text.indexOf('"m2":') + 5;
     const digit = text[at] === '9' ? '8' : String(Number(text[at]) + 1);
     writeFileSync(shard, text.slice(0, at) + digit + text.slice(at + 1));
     JSON.parse(readFileSync(shard, 'utf8'));
-    const r = spawnSync(process.execPath, [CLI, 'run', file, '--out', out, '--resume'], { encoding: 'utf8' });
+    const r = resumeLoud(file, out);
     expect(r.status).toBe(0);
     expect(r.stderr).toMatch(/b4-i0-r0-n1000\.json: shard file not reused \(checksum mismatch: the content was changed after it was written\)/);
     expect(manifest(out).outputs['metrics.jsonl'].sha256).toBe(reference);
@@ -138,16 +141,12 @@ describe('resume refuses or repairs bad input', () => {
 
   it('recomputes a shard file computed for another study (its fingerprint), whole and with a valid checksum', () => {
     const dir = mkdtempSync(join(tmpdir(), 'sgd-lab-resume-'));
-    const out = join(dir, 'o');
-    const other = join(dir, 'other');
-    mkdirSync(join(dir, 'a'));
     mkdirSync(join(dir, 'b'));
-    const file = study(join(dir, 'a'), { steps: 20 });
-    expect(run([file, '--out', out]).status).toBe(0);
+    const { file, out, reference } = finished(dir, { steps: 20 });
+    const other = join(dir, 'other');
     expect(run([study(join(dir, 'b'), { steps: 21 }), '--out', other]).status).toBe(0);
-    const reference = manifest(out).outputs['metrics.jsonl'].sha256;
     copyFileSync(join(other, 'shards', 'b4-i0-r0-n1000.json'), join(out, 'shards', 'b4-i0-r0-n1000.json'));
-    const r = spawnSync(process.execPath, [CLI, 'run', file, '--out', out, '--resume'], { encoding: 'utf8' });
+    const r = resumeLoud(file, out);
     expect(r.status, r.stderr).toBe(0);
     expect(r.stderr).toMatch(/b4-i0-r0-n1000\.json: shard file not reused \(computed for another study, data, code or backend \(fingerprint [0-9a-f]{12}, this run [0-9a-f]{12}\)\)/);
     expect(manifest(out).resumedShards).toBe(3);

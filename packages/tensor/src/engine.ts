@@ -11,7 +11,7 @@
  *   batched matMuls: one op per product, for backends with a real BatchMatMul kernel.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { blockStatsFromDeviations, type BlockMoments, type GradientReport, type RunBlockStats } from '@sgd-lab/core';
+import { blockStatsFromDeviations, chunkSizeFor, type BlockMoments, type GradientReport, type RunBlockStats } from '@sgd-lab/core';
 import { AXPY, RUN_MOMENTS, SQUARED_DEVIATION_SUM } from '@sgd-lab/native';
 import type { ReplicaInput, ReplicaProgram, StepOutput } from './program.js';
 
@@ -58,14 +58,8 @@ export interface EngineOptions {
   runBlock: number;
 }
 
-/**
- * Replicas per chunk so that a chunk's working set stays under the budget, in whole run blocks
- * (at least one block, even over the budget: a run block is the unit of statistics).
- */
-export function chunkSizeFor(budgetBytes: number, bytesPerReplica: number, runs: number, runBlock = 1): number {
-  const fit = Math.floor(budgetBytes / Math.max(1, bytesPerReplica));
-  return Math.max(1, Math.min(runs, Math.max(runBlock, fit - (fit % runBlock))));
-}
+/** Replicas per chunk: core's rule, which the resource check before a study uses too. */
+export { chunkSizeFor };
 
 /** [start, count] of the run blocks of `count` runs. */
 function runBlockRanges(count: number, runBlock: number): [number, number][] {

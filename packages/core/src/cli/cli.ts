@@ -18,7 +18,7 @@ import { BACKEND_NAMES, type StudyConfig } from '../config/study-config.js';
 import { ConfigError, UsageError, UserError } from '../errors.js';
 import { runSession } from '../engine/session.js';
 import { planStudy, type StudyPlan } from '../engine/plan.js';
-import { checkResources, formatBytes, thisMachine, type ResourceEstimate } from '../engine/resources.js';
+import { checkPluginResources, formatBytes, type ResourceEstimate } from '../engine/resources.js';
 import { corePackage } from '../engine/fingerprint.js';
 import { closeLogger, createLogger, redactSecrets } from '../log/logger.js';
 import { builtinReporters, ResultFiles } from '../io/builtin-reporters.js';
@@ -62,8 +62,6 @@ interface Io {
   out: (s: string) => void;
   err: (s: string) => void;
 }
-
-export { corePackage };
 
 function readJson(file: string): unknown {
   let text: string;
@@ -336,7 +334,7 @@ async function cmdPlanResolved(target: Target, runs: ResolvedStudy[], flags: Pla
     try {
       // The limits are checked first, as a run would (nothing is loaded for a study over them).
       const plugin = target.plugin.value;
-      const resources = checkResources(study, plugin.resources?.(study, { dataDir: context.dataDir }), thisMachine(), { gpu: study.backend === 'webgpu', metrics: study.metrics.length || plugin.metrics.length });
+      const resources = checkPluginResources(plugin, study, context.dataDir);
       await plugin.register(child, study, context);
       const plan = { ...(await planStudy(child, study, { calibrate: flags.calibrate })), resources, hours: study.limits.hours };
       const backend = facts.backend as { name?: string; adapter?: string } | undefined;

@@ -7,7 +7,7 @@ import type { StudyConfig } from '../config/study-config.js';
 import { ConfigError, DataError } from '../errors.js';
 import { confinedPath, readDataFile } from '../io/files.js';
 import { checkResources, estimateResources, type MachineResources, type ResourceNeeds } from './resources.js';
-import { studyFingerprint } from './session.js';
+import { studyFingerprint } from './fingerprint.js';
 
 const MiB = 2 ** 20;
 const machine: MachineResources = { memoryBytes: 1024 * MiB, memorySource: "this machine's memory", cores: 2, peakFlopsPerCore: 1e9 };

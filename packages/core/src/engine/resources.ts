@@ -15,6 +15,16 @@ import { readFileSync } from 'node:fs';
 import { availableParallelism, totalmem } from 'node:os';
 import type { StudyConfig } from '../config/study-config.js';
 import { ConfigError } from '../errors.js';
+import type { AnyPlugin } from '../plugin.js';
+
+/**
+ * Replicas per chunk so that a chunk's working set stays under the budget, in whole run blocks
+ * (at least one block, even over the budget: a run block is the unit of statistics).
+ */
+export function chunkSizeFor(budgetBytes: number, bytesPerReplica: number, runs: number, runBlock = 1): number {
+  const fit = Math.floor(budgetBytes / Math.max(1, bytesPerReplica));
+  return Math.max(1, Math.min(runs, Math.max(runBlock, fit - (fit % runBlock))));
+}
 
 /** What a setting will hold and compute for a study, known from its options (plugin `resources`). */
 export interface ResourceNeeds {
@@ -160,8 +170,7 @@ export function estimateResources(study: StudyConfig, needs: ResourceNeeds | und
     const one = needs.bytesPerReplica(maxB);
     blockBytes = one * Math.min(study.runBlock, per);
     if (needs.chunked) {
-      const fit = Math.floor((study.memoryBudgetMiB * MiB) / Math.max(1, one));
-      const chunk = Math.max(1, Math.min(per, Math.max(study.runBlock, fit - (fit % study.runBlock))));
+      const chunk = chunkSizeFor(study.memoryBudgetMiB * MiB, one, per, study.runBlock);
       parts[`one chunk of ${chunk} replicas at b = ${maxB}`] = chunk * one;
     } else {
       parts[`${per} replicas of a shard at b = ${maxB}`] = per * one;
@@ -222,4 +231,17 @@ export function checkResources(study: StudyConfig, needs: ResourceNeeds | undefi
   const problems = resourceProblems(study, e, opts);
   if (problems.length) throw new ConfigError(`study ${study.name}`, problems);
   return e;
+}
+
+/**
+ * The check every host runs before a study (or a worker before a shard, `study` then that shard's
+ * study): the setting's `resources` against `machine`, the GPU bound for webgpu, the setting's
+ * metrics for the record count.
+ */
+export function checkPluginResources(plugin: AnyPlugin, study: StudyConfig, dataDir: string, machine: MachineResources = thisMachine(), opts: { checkTime?: boolean } = {}): ResourceEstimate {
+  return checkResources(study, plugin.resources?.(study, { dataDir }), machine, {
+    gpu: study.backend === 'webgpu',
+    metrics: study.metrics.length || plugin.metrics.length,
+    checkTime: opts.checkTime,
+  });
 }

@@ -11,7 +11,7 @@ import { container as rootContainer, type DependencyContainer } from 'tsyringe';
 import type { Logger } from 'winston';
 import type { StudyConfig } from '../config/study-config.js';
 import { ConfigError, UserError } from '../errors.js';
-import { gitCommit, sha256, writeFileAtomic } from '../io/files.js';
+import { gitCommit, writeFileAtomic } from '../io/files.js';
 import { DirectoryShardStore } from '../io/shard-store.js';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { ResultFiles, builtinReporters } from '../io/builtin-reporters.js';
@@ -22,8 +22,8 @@ import { runStudy, type InitialPointInfo, type RemoteShards } from './run-study.
 import { ComponentRegistry } from './components.js';
 import type { Model } from './contracts.js';
 import { CORE_FIGURES } from './figures.js';
-import { checkResources, formatBytes, thisMachine, type MachineResources } from './resources.js';
-import { codeStamp, dependencyChanges, resultFingerprint, type ResultDependencies } from './fingerprint.js';
+import { checkPluginResources, formatBytes, type MachineResources } from './resources.js';
+import { dependencyChanges, resultDependencies, resultFingerprint, type ResultDependencies } from './fingerprint.js';
 import { redactSecrets } from '../log/logger.js';
 
 export interface SessionOptions {
@@ -50,16 +50,6 @@ export interface SessionOptions {
   pluginPackage?: string;
   /** The machine the limits are checked against; default this one. */
   machine?: MachineResources;
-}
-
-/**
- * Content hash of a resolved study: what must match for a results folder to be resumed. `limits`
- * say what a machine may spend, not what is computed, and are left out.
- */
-export function studyFingerprint(study: StudyConfig): string {
-  const canonical = (v: unknown): unknown =>
-    Array.isArray(v) ? v.map(canonical) : v && typeof v === 'object' ? Object.fromEntries(Object.keys(v).sort().filter((k) => k !== '$schema' && !(v === study && k === 'limits')).map((k) => [k, canonical((v as Record<string, unknown>)[k])])) : v;
-  return sha256(JSON.stringify(canonical(study)));
 }
 
 export interface SessionResult {
@@ -116,25 +106,16 @@ export async function runSession(opts: SessionOptions): Promise<SessionResult> {
   child.register(Tokens.Logger, { useValue: logger });
   // Limits first: from the study and the setting's sizes alone, before data is loaded or anything
   // allocated (engine/resources.ts). Distributed studies are timed on their workers, not here.
-  const estimate = checkResources(study, plugin.resources?.(study, { dataDir: opts.dataDir }), opts.machine ?? thisMachine(), {
-    gpu: study.backend === 'webgpu',
-    metrics: study.metrics.length || plugin.metrics.length,
-    checkTime: !opts.remote,
-  });
+  const estimate = checkPluginResources(plugin, study, opts.dataDir, opts.machine, { checkTime: !opts.remote });
   logger.verbose(`resources: about ${formatBytes(estimate.memoryBytes)} of memory (limit ${formatBytes(estimate.memoryLimitBytes)}), ${estimate.replicaSteps} replica-steps`);
   // Data is loaded here: a missing or corrupt file fails before the results folder is touched.
   await plugin.register(child, study, context);
   applyComponents(child, study, plugin, opts.components);
 
-  const fingerprint = studyFingerprint(study);
   // Everything a result depends on: shards and jobs of any other study, data, code or backend
   // are never reused (engine/fingerprint.ts).
-  const dependsOn: ResultDependencies = {
-    study: fingerprint,
-    data: dataFiles.map((d) => d.sha256).sort(),
-    code: codeStamp(opts.pluginPackage),
-    backend: (facts.backend as { name?: string } | undefined)?.name,
-  };
+  const dependsOn = resultDependencies(study, dataFiles.map((d) => d.sha256), opts.pluginPackage, facts);
+  const fingerprint = dependsOn.study;
   const resultFp = resultFingerprint(dependsOn);
   const manifestFile = join(outDir, ResultFiles.manifest);
   if (opts.resume && existsSync(manifestFile)) {

@@ -2,12 +2,12 @@
  * The reporters every results folder gets: metrics.jsonl, claims.json and a console summary.
  * Figures and the HTML report live in @sgd-lab/reporters.
  */
-import { createWriteStream, promises as fs } from 'node:fs';
+import { createWriteStream } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { defineReporter, type Reporter } from '../plugin.js';
 import { verdictLabel, type ClaimResult, type MetricRecord } from '../engine/records.js';
-import { sha256, writeFileAtomic } from './files.js';
+import { replaceWith, sha256, writeFileAtomic } from './files.js';
 
 /** File names inside a results folder. */
 export const ResultFiles = {
@@ -46,13 +46,7 @@ export const jsonlReporter: Reporter = defineReporter({
       },
       async close() {
         await new Promise<void>((resolve, reject) => out.end((err?: Error | null) => (err ? reject(err) : resolve())));
-        const handle = await fs.open(partial, 'r+');
-        try {
-          await handle.sync();
-        } finally {
-          await handle.close();
-        }
-        await fs.rename(partial, final);
+        await replaceWith(partial, final);
         digest = hash.digest('hex');
       },
       outputs: () => ({ [ResultFiles.metrics]: { sha256: digest, records } }),

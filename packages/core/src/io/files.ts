@@ -53,19 +53,31 @@ export function sha256(data: string | Uint8Array): string {
   return createHash('sha256').update(data).digest('hex');
 }
 
-/** Writes a file atomically: a temporary sibling, synced, then renamed, so readers never see half a file. */
-export async function writeFileAtomic(path: string, data: string | Uint8Array): Promise<void> {
-  await fs.mkdir(dirname(path), { recursive: true });
-  const tmp = `${path}.tmp-${process.pid}`;
-  // On disk before the rename: after a crash the path holds the old or the new content, whole.
-  const handle = await fs.open(tmp, 'w');
+/** Flushes a written file to disk (fsync), so that a rename after it never exposes half of it. */
+export async function syncFile(path: string): Promise<void> {
+  const handle = await fs.open(path, 'r+');
   try {
-    await handle.writeFile(data);
     await handle.sync();
   } finally {
     await handle.close();
   }
-  await fs.rename(tmp, path);
+}
+
+/**
+ * Replaces `path` by `written` (a finished sibling): synced, then renamed, so that after a crash
+ * the path holds the old or the new content, whole.
+ */
+export async function replaceWith(written: string, path: string): Promise<void> {
+  await syncFile(written);
+  await fs.rename(written, path);
+}
+
+/** Writes a file atomically: a temporary sibling, synced, then renamed, so readers never see half a file. */
+export async function writeFileAtomic(path: string, data: string | Uint8Array): Promise<void> {
+  await fs.mkdir(dirname(path), { recursive: true });
+  const tmp = `${path}.tmp-${process.pid}`;
+  await fs.writeFile(tmp, data);
+  await replaceWith(tmp, path);
 }
 
 /** The git commit of the working directory, with a dirty flag; undefined outside a repository. */
