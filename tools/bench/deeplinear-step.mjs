@@ -30,8 +30,8 @@ const total = Number(stepsArg) + Number(warmArg);
 for (let t = 0; t < total; t++) {
   const t0 = performance.now();
   const batch = sampler.next(t);
-  engine.gradients(state, [{ data: batch.x, shape: [b, widths[0]] }], true);
-  engine.losses(state);
+  await engine.gradients(state, [{ data: batch.x, shape: [b, widths[0]] }], true);
+  await engine.losses(state);
   engine.sgd(state, 1e-3);
   if (t >= Number(warmArg)) seconds.push((performance.now() - t0) / 1000);
 }

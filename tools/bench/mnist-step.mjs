@@ -24,7 +24,7 @@ const total = Number(stepsArg) + Number(warmArg);
 for (let t = 0; t < total; t++) {
   const t0 = performance.now();
   const batch = sampler.next(t);
-  engine.gradients(state, [{ data: batch.x, shape: [b, PIXELS] }, { data: batch.y, shape: [b, CLASSES] }], false);
+  await engine.gradients(state, [{ data: batch.x, shape: [b, PIXELS] }, { data: batch.y, shape: [b, CLASSES] }], false);
   engine.sgd(state, 3e-3);
   if (t >= Number(warmArg)) seconds.push((performance.now() - t0) / 1000);
 }

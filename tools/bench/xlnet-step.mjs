@@ -32,7 +32,7 @@ for (let i = 0; i < R * b; i++) {
 const seconds = [];
 for (let t = 0; t < total; t++) {
   const t0 = performance.now();
-  engine.gradients(state, [{ data: x, shape: [b, length] }, { data: y, shape: [b, 2] }], false);
+  await engine.gradients(state, [{ data: x, shape: [b, length] }, { data: y, shape: [b, 2] }], false);
   opt.step(state, 1e-3, t);
   if (t >= Number(warmArg)) seconds.push((performance.now() - t0) / 1000);
 }

@@ -16,6 +16,7 @@ export * from './stats/calibration.js';
 export * from './stats/polyfit.js';
 export * from './engine/records.js';
 export * from './engine/contracts.js';
+export * from './engine/maybe.js';
 export * from './engine/record-index.js';
 export * from './engine/dense.js';
 export * from './engine/shard.js';

@@ -6,7 +6,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { JSONSchemaType } from 'ajv';
 import { RandomStream, StreamPurpose, Tokens, agreesWithExact, decreasingInBatchSize, definePlugin, type PresetConfig, withCost } from '@sgd-lab/core';
 import type { FigureSpec } from '@sgd-lab/core';
-import { ReplicaEngine, chunkSizeFor, engineSgd, strategyFor, useBackend } from '@sgd-lab/tensor';
+import { ReplicaEngine, chunkSizeFor, engineSgd, strategyFor, useBackend, describeAdapter } from '@sgd-lab/tensor';
 import { DeepLinearModel, bytesPerReplica, deepLinearProgram, drawLayers, gaussianSampler, layerShapes, product } from './model.js';
 import { exactAtZero } from './oracle.js';
 import { DEFAULT_CONSTANT_TEST, noConstantTermClaim, varianceFit, type ConstantTestOptions } from './analysis.js';
@@ -148,7 +148,8 @@ export default definePlugin<DeepLinearOptions>({
   },
   async register(container, study, ctx) {
     const o = study.options;
-    const backend = await useBackend(study.backend);
+    const backend = await useBackend(study.backend, (m) => ctx.logger.warn(m));
+    if (backend.adapter) ctx.logger.info(describeAdapter(backend.adapter));
     ctx.recordFact('backend', backend);
     const widths = o.widths;
     const teacher = product(drawLayers(new RandomStream([study.seed, StreamPurpose.model, 0]), widths, o.teacherScale), widths);

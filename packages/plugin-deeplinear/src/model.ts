@@ -8,7 +8,7 @@
  * (W_d ... W_{k+1})^T Delta S_b (W_{k-1} ... W_1)^T, and the full gradient the same with I for S_b.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { RandomStream, StreamPurpose, type GradientReport, type Model, type ParamBlock, type Sampler, type SamplerFactory, type ShardSpec } from '@sgd-lab/core';
+import { RandomStream, StreamPurpose, andThen, type MaybePromise, type GradientReport, type Model, type ParamBlock, type Sampler, type SamplerFactory, type ShardSpec } from '@sgd-lab/core';
 import { ReplicaEngine, matMulT, sumSquaresLast2, type ReplicaProgram, type TensorReplicaState } from '@sgd-lab/tensor';
 
 /** The mini-batches of all runs of a shard for one step: run r's [b, p] block at r*b*p. */
@@ -143,12 +143,12 @@ export class DeepLinearModel implements Model<TensorReplicaState, GaussianBatch>
     return this.engine.replicate(theta0, shard.runCount);
   }
 
-  gradients(state: TensorReplicaState, batch: GaussianBatch, wantFull: boolean): GradientReport {
+  gradients(state: TensorReplicaState, batch: GaussianBatch, wantFull: boolean): MaybePromise<GradientReport> {
     return this.engine.gradients(state, [{ data: batch.x, shape: [batch.b, batch.p] }], wantFull);
   }
 
-  scalars(state: TensorReplicaState): Record<string, Float64Array> {
-    return { loss: this.engine.losses(state) };
+  scalars(state: TensorReplicaState): MaybePromise<Record<string, Float64Array>> {
+    return andThen(this.engine.losses(state), (loss) => ({ loss }));
   }
 
   dispose(state: TensorReplicaState): void {

@@ -4,7 +4,7 @@
 import type { JSONSchemaType } from 'ajv';
 import { Tokens, atEqualEpochsAndSteps, checkBatchSizesFit, definePlugin, referenceEpochLength, type EpochClaimSpec, type PresetConfig, withCost } from '@sgd-lab/core';
 import type { FigureSpec } from '@sgd-lab/core';
-import { ReplicaEngine, chunkSizeFor, engineSgd, strategyFor, useBackend } from '@sgd-lab/tensor';
+import { ReplicaEngine, chunkSizeFor, engineSgd, strategyFor, useBackend, describeAdapter } from '@sgd-lab/tensor';
 import { hasIdx, head, loadEmbedded, loadIdx, MNIST_DIR, HOW_TO_GET_MNIST, type MnistData } from './data.js';
 import { distortSet } from './distort.js';
 import { MlpModel, epochSampler, mlpBlocks, mlpBytesPerReplica, mlpProgram } from './model.js';
@@ -213,7 +213,8 @@ export default definePlugin<MnistOptions>({
   },
   async register(container, study, ctx) {
     const o = study.options;
-    const backend = await useBackend(study.backend);
+    const backend = await useBackend(study.backend, (m) => ctx.logger.warn(m));
+    if (backend.adapter) ctx.logger.info(describeAdapter(backend.adapter));
     ctx.recordFact('backend', backend);
     const data = loadData(o, study.seed, ctx.dataDir, (s) => ctx.logger.warn(s));
     for (const f of data.files) ctx.recordDataFile(f.path, f.sha256, 'MNIST');

@@ -5,7 +5,7 @@
  * from its own stream.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { epochRows, epochSchedule, stepsPerEpoch, type EpochSchedule, type GradientReport, type Model, type ParamBlock, type RandomStream, type Sampler, type SamplerFactory, type ShardSchedule, type ShardSpec, type StudyConfig } from '@sgd-lab/core';
+import { epochRows, epochSchedule, stepsPerEpoch, whenAll, type EpochSchedule, type MaybePromise, type GradientReport, type Model, type ParamBlock, type RandomStream, type Sampler, type SamplerFactory, type ShardSchedule, type ShardSpec, type StudyConfig } from '@sgd-lab/core';
 import { ReplicaEngine, dense, matMulT, reluBackward, rowGather, type ReplicaProgram, type TensorReplicaState } from '@sgd-lab/tensor';
 import { CLASSES, PIXELS, oneHot, type ImageSet } from './data.js';
 
@@ -173,7 +173,7 @@ export class MlpModel implements Model<TensorReplicaState, ImageBatch> {
     return this.engine.replicate(theta0, shard.runCount);
   }
 
-  gradients(state: TensorReplicaState, batch: ImageBatch, wantFull: boolean): GradientReport {
+  gradients(state: TensorReplicaState, batch: ImageBatch, wantFull: boolean): MaybePromise<GradientReport> {
     void wantFull; // the full training-set gradient is not part of this setting's metrics
     return this.engine.gradients(state, [
       { data: batch.x, shape: [batch.b, PIXELS] },
@@ -181,26 +181,27 @@ export class MlpModel implements Model<TensorReplicaState, ImageBatch> {
     ], false);
   }
 
-  scalars(state: TensorReplicaState, t: number): Record<string, Float64Array> {
-    const train = this.engine.evaluate(state, this.inputs.train);
-    const val = this.engine.evaluate(state, this.inputs.validation);
-    const out: Record<string, Float64Array> = {
-      'loss@train': train.loss,
-      'error@train': train.error,
-      'loss@validation': val.loss,
-      'error@validation': val.error,
-    };
+  scalars(state: TensorReplicaState, t: number): MaybePromise<Record<string, Float64Array>> {
     // The gap every gapEvery epochs from gapFrom, on both grids: this b's epochs (equal epochs)
     // and reference epochs (equal steps).
     const { gapEvery, gapFrom } = this.evalSets;
     const grid = this.current!;
     const onGrid = (len: number) => t % len === 0 && t / len >= gapFrom && (t / len) % gapEvery === 0;
-    if (this.inputs.distorted && (onGrid(grid.epochLength) || onGrid(grid.referenceLength))) {
-      const test = this.engine.evaluate(state, this.inputs.distorted);
-      // Accuracy gap = (1 - train error) - (1 - distorted test error).
-      out.accuracy_gap = test.error.map((e, r) => e - train.error[r]);
-    }
-    return out;
+    const distorted = this.inputs.distorted && (onGrid(grid.epochLength) || onGrid(grid.referenceLength)) ? this.inputs.distorted : undefined;
+    return whenAll(
+      [this.engine.evaluate(state, this.inputs.train), this.engine.evaluate(state, this.inputs.validation), distorted ? this.engine.evaluate(state, distorted) : undefined] as const,
+      ([train, val, test]) => {
+        const out: Record<string, Float64Array> = {
+          'loss@train': train.loss,
+          'error@train': train.error,
+          'loss@validation': val.loss,
+          'error@validation': val.error,
+        };
+        // Accuracy gap = (1 - train error) - (1 - distorted test error).
+        if (test) out.accuracy_gap = test.error.map((e, r) => e - train.error[r]);
+        return out;
+      },
+    );
   }
 
   dispose(state: TensorReplicaState): void {

@@ -6,7 +6,7 @@
 import { join } from 'node:path';
 import { DataError, Tokens, readDataFile, studyPath, atEqualEpochsAndSteps, checkBatchSizesFit, definePlugin, epochMean, referenceEpochLength, type EpochClaimSpec, type JSONSchemaType, type PresetConfig, withCost } from '@sgd-lab/core';
 import type { FigureSpec } from '@sgd-lab/core';
-import { ReplicaEngine, chunkSizeFor, useBackend } from '@sgd-lab/tensor';
+import { ReplicaEngine, chunkSizeFor, useBackend, describeAdapter } from '@sgd-lab/tensor';
 import { HOW_TO_GET_YELP, UCI_DIR, UCI_FILE, hasPolarity, loadPolarity, loadUci, type YelpData } from './data.js';
 import { decays, parameterCount, xlnetBytesPerReplica, xlnetProgram, type XlnetSize } from './model.js';
 import { xlnetOptimizer, type XlnetOptimizerOptions } from './optimizer.js';
@@ -220,6 +220,7 @@ export default definePlugin<XlnetOptions>({
   async register(container, study, ctx) {
     const o = study.options;
     const backend = await useBackend(study.backend, (m) => ctx.logger.warn(m));
+    if (backend.adapter) ctx.logger.info(describeAdapter(backend.adapter));
     ctx.recordFact('backend', backend);
     const data = loadData({ ...o, uciFile: o.uciFile && studyPath(ctx, o.uciFile, '/options/uciFile') }, study.seed, ctx.dataDir, (s) => ctx.logger.warn(s));
     for (const f of data.files) ctx.recordDataFile(f.path, f.sha256, data.source === 'polarity' ? 'Yelp Review Polarity' : 'UCI Yelp sentences');

@@ -1,5 +1,5 @@
 /** The XLNet setting's Model: replicas on the tensor engine, per-epoch evaluations. */
-import { epochSchedule, type GradientReport, type Model, type ParamBlock, type RandomStream, type ShardSchedule, type ShardSpec, type StudyConfig } from '@sgd-lab/core';
+import { epochSchedule, whenAll, type MaybePromise, type GradientReport, type Model, type ParamBlock, type RandomStream, type ShardSchedule, type ShardSpec, type StudyConfig } from '@sgd-lab/core';
 import type { ReplicaEngine, TensorReplicaState } from '@sgd-lab/tensor';
 import { CLASSES, initXlnet, type XlnetSize } from './model.js';
 import type { EncodedSet, TextBatch } from './sampler.js';
@@ -52,17 +52,18 @@ export class XlnetModel implements Model<TensorReplicaState, TextBatch> {
     return this.engine.replicate(theta0, shard.runCount);
   }
 
-  gradients(state: TensorReplicaState, batch: TextBatch): GradientReport {
+  gradients(state: TensorReplicaState, batch: TextBatch): MaybePromise<GradientReport> {
     return this.engine.gradients(state, [
       { data: batch.x, shape: [batch.b, this.size.length] },
       { data: batch.y, shape: [batch.b, CLASSES] },
     ], false);
   }
 
-  scalars(state: TensorReplicaState): Record<string, Float64Array> {
-    const train = this.engine.evaluate(state, this.inputs.train, this.evaluation.rowsPerCall);
-    const val = this.engine.evaluate(state, this.inputs.validation, this.evaluation.rowsPerCall);
-    return { 'loss@train': train.loss, 'error@train': train.error, 'loss@validation': val.loss, 'error@validation': val.error };
+  scalars(state: TensorReplicaState): MaybePromise<Record<string, Float64Array>> {
+    return whenAll(
+      [this.engine.evaluate(state, this.inputs.train, this.evaluation.rowsPerCall), this.engine.evaluate(state, this.inputs.validation, this.evaluation.rowsPerCall)] as const,
+      ([train, val]) => ({ 'loss@train': train.loss, 'error@train': train.error, 'loss@validation': val.loss, 'error@validation': val.error }),
+    );
   }
 
   dispose(state: TensorReplicaState): void {

@@ -1,5 +1,6 @@
 /**
- * TensorFlow.js backends by name. `wasm` and `cpu` ship their binaries inside their npm packages
+ * TensorFlow.js backends by name. `webgpu` (webgpu.ts) runs on a GPU through Dawn; its two
+ * packages are optional dependencies, and `auto` takes it only on a hardware adapter. `wasm` and `cpu` ship their binaries inside their npm packages
  * and are always there. `native` (@sgd-lab/native) is the cpu backend with its matrix products on
  * the system's OpenBLAS; its addon is built by `npm run build` when a compiler and OpenBLAS are
  * there, and when it is not, asking for `native` says why once and uses wasm. `tensorflow` and
@@ -11,11 +12,15 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { ConfigError, type RowGather } from '@sgd-lab/core';
 import { loadAddon, registerNative, type NativeInfo } from '@sgd-lab/native';
+import { installWebGpu, missingWebGpuPackages, probeWebGpu, type GpuAdapterInfo } from './webgpu.js';
 
-export type BackendName = 'native' | 'wasm' | 'cpu' | 'tensorflow' | 'tensorflow-gpu';
+export type BackendName = 'native' | 'wasm' | 'cpu' | 'tensorflow' | 'tensorflow-gpu' | 'webgpu';
 
-/** Fastest first: the order in which `auto` picks a backend. */
-export const BACKEND_PREFERENCE: readonly BackendName[] = ['tensorflow-gpu', 'tensorflow', 'native', 'wasm', 'cpu'];
+/**
+ * Fastest first: the order in which `auto` picks a backend. `webgpu` counts only on a hardware
+ * adapter; on a software one (llvmpipe) `auto` goes on to the CPU backends.
+ */
+export const BACKEND_PREFERENCE: readonly BackendName[] = ['tensorflow-gpu', 'webgpu', 'tensorflow', 'native', 'wasm', 'cpu'];
 
 const NATIVE_PACKAGES: Record<'tensorflow' | 'tensorflow-gpu', string> = {
   tensorflow: '@tensorflow/tfjs-node',
@@ -36,6 +41,8 @@ export interface BackendInfo {
   /** The backend asked for, when another one runs instead, and why. */
   requested?: BackendName;
   fallback?: string;
+  /** webgpu: the adapter it runs on. */
+  adapter?: GpuAdapterInfo;
 }
 
 const require = createRequire(import.meta.url);
@@ -49,9 +56,24 @@ function installed(pkg: string): boolean {
   }
 }
 
-/** Backends whose packages are installed here. */
+/**
+ * Backends whose packages are installed here, in preference order (`webgpu` when its packages
+ * are; whether it has an adapter, and a hardware one, is known only after `probeWebGpu`).
+ */
 export function availableBackends(): BackendName[] {
-  return BACKEND_PREFERENCE.filter((b) => (b === 'native' ? loadAddon().ok : b === 'wasm' || b === 'cpu' || installed(NATIVE_PACKAGES[b])));
+  return BACKEND_PREFERENCE.filter((b) =>
+    b === 'native' ? loadAddon().ok : b === 'webgpu' ? missingWebGpuPackages().length === 0 : b === 'wasm' || b === 'cpu' || installed(NATIVE_PACKAGES[b]),
+  );
+}
+
+/** What `auto` runs on: the first available backend, `webgpu` only on a hardware adapter. */
+export async function autoBackend(): Promise<BackendName> {
+  for (const b of availableBackends()) {
+    if (b !== 'webgpu') return b;
+    const p = await probeWebGpu();
+    if (p.ok && !p.info.software) return b;
+  }
+  return 'cpu';
 }
 
 let active: BackendInfo | undefined;
@@ -62,7 +84,7 @@ const warned = new Set<string>();
  * for the same name; switching backends in one process is allowed (tests compare them).
  */
 export async function useBackend(name: string | undefined, warn: (message: string) => void = (m) => console.warn(m)): Promise<BackendInfo> {
-  const wanted = name === undefined || name === 'auto' ? availableBackends()[0] : name;
+  const wanted = name === undefined || name === 'auto' ? await autoBackend() : name;
   if (!BACKEND_PREFERENCE.includes(wanted as BackendName)) {
     throw new ConfigError('study', [`/backend: unknown backend "${name}"; known: auto, ${BACKEND_PREFERENCE.join(', ')}`]);
   }
@@ -79,7 +101,18 @@ export async function useBackend(name: string | undefined, warn: (message: strin
   if (active?.name === backend && tf.getBackend() === active.tfjsBackend) return active;
   let tfjsBackend: string = backend;
   let nativeInfo: NativeInfo | undefined;
-  if (backend === 'native') {
+  let adapter: GpuAdapterInfo | undefined;
+  if (backend === 'webgpu') {
+    const p = await probeWebGpu();
+    if (!p.ok) throw new ConfigError('study', [`/backend: "webgpu" is not available: ${p.reason}. Or use --backend native.`]);
+    adapter = p.info;
+    if (p.info.software) {
+      const message = `backend "webgpu" runs on ${p.info.device} (${p.info.description}), a software rasterizer: correct but far slower than --backend native; use it for tests.`;
+      if (!warned.has(message)) warn(message);
+      warned.add(message);
+    }
+    await installWebGpu(p);
+  } else if (backend === 'native') {
     nativeInfo = await registerNative();
   } else if (backend === 'wasm') {
     const wasm = await import('@tensorflow/tfjs-backend-wasm');
@@ -103,6 +136,7 @@ export async function useBackend(name: string | undefined, warn: (message: strin
   if (!ok) throw new ConfigError('study', [`/backend: ${backend} failed to initialise`]);
   await tf.ready();
   const info: BackendInfo = { name: backend, tfjsBackend, version: tf.version_core };
+  if (adapter) info.adapter = adapter;
   if (nativeInfo) {
     info.blasThreads = nativeInfo.threads;
     info.blas = nativeInfo.blas;

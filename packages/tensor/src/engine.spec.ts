@@ -50,13 +50,14 @@ async function trajectory(backend: string, strategy: KernelStrategy, chunkSize: 
   const out: { g: number; f: number; loss: number }[] = [];
   const counts: number[] = [];
   for (const x of batches(steps)) {
-    const rep = engine.gradients(state, [{ data: x, shape: [b, 3] }], true);
-    const loss = engine.losses(state);
+    // Plain values on the cpu-side backends, Promises on webgpu.
+    const rep = await engine.gradients(state, [{ data: x, shape: [b, 3] }], true);
+    const loss = await engine.losses(state);
     out.push({ g: traceVariance(rep.stochastic.all), f: traceVariance(rep.full!.all), loss: loss.reduce((s, v) => s + v, 0) / runs });
     engine.sgd(state, 0.1);
     counts.push(tf.memory().numTensors);
   }
-  const params = engine.readParams(state);
+  const params = await engine.readParams(state);
   engine.dispose(state);
   target.dispose();
   return { out, counts, params };
@@ -69,7 +70,7 @@ beforeAll(async () => {
 describe('ReplicaEngine', () => {
   it('gives the same trajectory per replica, stacked, and in chunks (float32 tolerance)', async () => {
     const ref = await trajectory('wasm', 'per-replica', runs);
-    for (const [backend, strategy, chunk] of [['wasm', 'stacked', runs], ['wasm', 'per-replica', 8], ['cpu', 'stacked', 12], ['cpu', 'per-replica', runs], ['native', 'stacked', 12], ['native', 'per-replica', runs]] as const) {
+    for (const [backend, strategy, chunk] of [['wasm', 'stacked', runs], ['wasm', 'per-replica', 8], ['cpu', 'stacked', 12], ['cpu', 'per-replica', runs], ['native', 'stacked', 12], ['native', 'per-replica', runs], ['webgpu', 'stacked', 12]] as const) {
       const other = await trajectory(backend, strategy, chunk);
       other.out.forEach((o, t) => {
         expect(o.g / ref.out[t].g).toBeCloseTo(1, 4);
@@ -106,7 +107,7 @@ describe('ReplicaEngine', () => {
     const engine = new ReplicaEngine(program(target), { strategy: 'per-replica', chunkSize: runs, runBlock: RUN_BLOCK });
     const state = engine.replicate(theta0, runs);
     const [x] = batches(1);
-    const rep = engine.gradients(state, [{ data: x, shape: [b, 3] }], false);
+    const rep = await engine.gradients(state, [{ data: x, shape: [b, 3] }], false);
     // Float64 reference of block A's gradient per run.
     const t = [1, 2, 3, 4, 5, 6];
     const per: number[][] = [];
@@ -125,7 +126,7 @@ describe('ReplicaEngine', () => {
   });
 
   it('leaks no tensors from step to step', async () => {
-    for (const [backend, strategy] of [['wasm', 'per-replica'], ['wasm', 'stacked'], ['native', 'stacked']] as const) {
+    for (const [backend, strategy] of [['wasm', 'per-replica'], ['wasm', 'stacked'], ['native', 'stacked'], ['webgpu', 'stacked']] as const) {
       const { counts } = await trajectory(backend, strategy, 12, 6);
       expect(new Set(counts.slice(1)).size).toBe(1);
     }

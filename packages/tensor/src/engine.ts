@@ -11,9 +11,10 @@
  *   batched matMuls: one op per product, for backends with a real BatchMatMul kernel.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { blockStatsFromDeviations, chunkSizeFor, type BlockMoments, type GradientReport, type RunBlockStats } from '@sgd-lab/core';
+import { blockStatsFromDeviations, chunkSizeFor, andThen, type BlockMoments, type GradientReport, type MaybePromise, type RunBlockStats } from '@sgd-lab/core';
 import { AXPY, RUN_MOMENTS, SQUARED_DEVIATION_SUM } from '@sgd-lab/native';
 import type { ReplicaInput, ReplicaProgram, StepOutput } from './program.js';
+import { readAll, readModeFor, type ReadMode } from './reads.js';
 
 /** Whether the active backend registers a kernel (the fused ones exist on `native` only). */
 function hasKernel(name: string): boolean {
@@ -56,6 +57,8 @@ export interface EngineOptions {
   chunkSize: number;
   /** Runs per run block (`study.runBlock`): statistics are reduced per block, never across chunks. */
   runBlock: number;
+  /** How results are read back; default: the active backend's way (`readModeFor`). */
+  reads?: ReadMode;
 }
 
 /** Replicas per chunk: core's rule, which the resource check before a study uses too. */
@@ -98,9 +101,12 @@ export class ReplicaEngine {
   /**
    * Runs the program on every chunk with the mini-batches in `inputs` (run r's block of each input
    * at r * rows * cols), keeps the stochastic gradients for the optimizer, and returns the
-   * across-run moments per block and in total.
+   * across-run moments per block and in total. Every chunk is computed before anything is read,
+   * and what is read (one loss per run, the run blocks' squared deviations and mean norms) is read
+   * in one go: synchronously where the backend can (a plain value), as one Promise where it
+   * cannot (WebGPU: one asynchronous read per step).
    */
-  gradients(state: TensorReplicaState, inputs: readonly ReplicaInput[], wantFull: boolean): GradientReport {
+  gradients(state: TensorReplicaState, inputs: readonly ReplicaInput[], wantFull: boolean): MaybePromise<GradientReport> {
     this.releasePending(state);
     const slice = (start: number, count: number) =>
       inputs.map((inp) => {
@@ -109,10 +115,7 @@ export class ReplicaEngine {
         return count === 1 && state.strategy === 'per-replica' ? tf.tensor2d(view, inp.shape) : tf.tensor3d(view, [count, ...inp.shape]);
       });
     const nb = this.program.blocks.length;
-    let grad: ChunkMoments | undefined;
-    let full: ChunkMoments | undefined;
-    let diff: ChunkMoments | undefined;
-    const loss = new Float64Array(state.runs);
+    const outs: { g: Deviations; f?: Deviations; d?: Deviations; l: tf.Tensor }[] = [];
     state.pending = [];
     for (const chunk of state.chunks) {
       let out!: { grads: tf.Tensor[][]; g: Deviations; f?: Deviations; d?: Deviations; l: tf.Tensor };
@@ -134,69 +137,97 @@ export class ReplicaEngine {
         out = { grads: grads.map((gs) => gs.map((t) => tf.keep(t))), g, f, d, l: tf.keep(l) };
       });
       state.pending.push(out.grads);
-      const lossValues = readAndDispose(out.l);
-      for (let i = 0; i < chunk.count; i++) loss[chunk.start + i] = lossValues[i];
-      grad = mergeChunk(grad, readMoments(out.g));
-      if (out.f) full = mergeChunk(full, readMoments(out.f));
-      if (out.d) diff = mergeChunk(diff, readMoments(out.d));
+      outs.push(out);
     }
-    state.loss = loss;
-    const names = this.program.blocks.map((b) => b.name);
-    return {
-      stochastic: toBlockMoments(grad!, names),
-      full: full && toBlockMoments(full, names),
-      difference: diff && toBlockMoments(diff, names),
-    };
+    // The read list: per chunk its losses, then the deviations of g, of grad L and of their difference.
+    const reads: tf.Tensor[] = [];
+    for (const o of outs) reads.push(o.l, ...[o.g, o.f, o.d].flatMap((m) => (m ? deviationTensors(m) : [])));
+    return andThen(readAll(reads, this.reads), (values) => {
+      const loss = new Float64Array(state.runs);
+      let grad: ChunkMoments | undefined;
+      let full: ChunkMoments | undefined;
+      let diff: ChunkMoments | undefined;
+      let i = 0;
+      state.chunks.forEach((chunk, c) => {
+        const lossValues = values[i++];
+        for (let r = 0; r < chunk.count; r++) loss[chunk.start + r] = lossValues[r];
+        const o = outs[c];
+        grad = mergeChunk(grad, momentsOf(o.g, values.slice(i, (i += 2 * nb))));
+        if (o.f) full = mergeChunk(full, momentsOf(o.f, values.slice(i, (i += 2 * nb))));
+        if (o.d) diff = mergeChunk(diff, momentsOf(o.d, values.slice(i, (i += 2 * nb))));
+      });
+      state.loss = loss;
+      const names = this.program.blocks.map((b) => b.name);
+      return {
+        stochastic: toBlockMoments(grad!, names),
+        full: full && toBlockMoments(full, names),
+        difference: diff && toBlockMoments(diff, names),
+      };
+    });
+  }
+
+  /** How this engine reads from the backend: `async` on backends without synchronous reads. */
+  get reads(): ReadMode {
+    return this.options.reads ?? readModeFor(tf.getBackend());
   }
 
   /** Per-run loss at the current parameters (reuses the last gradient pass when it is current). */
-  losses(state: TensorReplicaState): Float64Array {
+  losses(state: TensorReplicaState): MaybePromise<Float64Array> {
     if (state.loss) return state.loss;
     const lossFn = this.program.loss;
     if (!lossFn) throw new Error('this program has no batch-free loss; use evaluate()');
-    const loss = new Float64Array(state.runs);
-    for (const chunk of state.chunks) {
-      const l = tf.tidy(() =>
-        state.strategy === 'stacked' ? lossFn(chunk.params[0]) : tf.stack(chunk.params.map((p) => lossFn(p))),
-      );
-      const v = readAndDispose(l);
-      for (let i = 0; i < chunk.count; i++) loss[chunk.start + i] = v[i];
-    }
-    state.loss = loss;
-    return loss;
+    const reads = state.chunks.map((chunk) =>
+      tf.tidy(() => (state.strategy === 'stacked' ? lossFn(chunk.params[0]) : tf.stack(chunk.params.map((p) => lossFn(p))))),
+    );
+    return andThen(readAll(reads, this.reads), (values) => {
+      const loss = new Float64Array(state.runs);
+      state.chunks.forEach((chunk, c) => {
+        for (let i = 0; i < chunk.count; i++) loss[chunk.start + i] = values[c][i];
+      });
+      state.loss = loss;
+      return loss;
+    });
   }
 
   /**
    * Scalars per run on inputs every replica shares (an evaluation set, uploaded once per call),
    * e.g. { loss, error }; batches of `rowsPerCall` rows keep memory bounded and are averaged.
+   * Read in one go, like `gradients`.
    */
-  evaluate(state: TensorReplicaState, inputs: readonly ReplicaInput[], rowsPerCall = 1000): Record<string, Float64Array> {
+  evaluate(state: TensorReplicaState, inputs: readonly ReplicaInput[], rowsPerCall = 1000): MaybePromise<Record<string, Float64Array>> {
     const evaluate = this.program.evaluate;
     if (!evaluate) throw new Error('this program has no evaluate()');
     const rows = inputs[0].shape[0];
-    const sums: Record<string, Float64Array> = {};
+    const parts: { key: string; chunk: ChunkState; weight: number }[] = [];
+    const reads: tf.Tensor[] = [];
     for (let start = 0; start < rows; start += rowsPerCall) {
       const n = Math.min(rowsPerCall, rows - start);
       const shared = inputs.map((inp) => tf.tensor2d(inp.data.subarray(start * inp.shape[1], (start + n) * inp.shape[1]), [n, inp.shape[1]]));
       for (const chunk of state.chunks) {
-        const out: Record<string, tf.Tensor> = {};
         tf.tidy(() => {
-          if (state.strategy === 'stacked') {
-            for (const [k, v] of Object.entries(evaluate(chunk.params[0], shared))) out[k] = tf.keep(v);
-          } else {
+          const out: Record<string, tf.Tensor> = {};
+          if (state.strategy === 'stacked') Object.assign(out, evaluate(chunk.params[0], shared));
+          else {
             const per = chunk.params.map((p) => tf.tidy(() => evaluate(p, shared) as unknown as tf.TensorContainer) as unknown as Record<string, tf.Tensor>);
-            for (const k of Object.keys(per[0])) out[k] = tf.keep(tf.stack(per.map((o) => o[k])));
+            for (const k of Object.keys(per[0])) out[k] = tf.stack(per.map((o) => o[k]));
+          }
+          for (const [key, t] of Object.entries(out)) {
+            parts.push({ key, chunk, weight: n / rows });
+            reads.push(tf.keep(t));
           }
         });
-        for (const [k, t] of Object.entries(out)) {
-          const v = readAndDispose(t);
-          const acc = (sums[k] ??= new Float64Array(state.runs));
-          for (let i = 0; i < chunk.count; i++) acc[chunk.start + i] += (v[i] * n) / rows;
-        }
       }
+      // Disposing after the ops were queued is safe: the backend frees the memory when they ran.
       tf.dispose(shared);
     }
-    return sums;
+    return andThen(readAll(reads, this.reads), (values) => {
+      const sums: Record<string, Float64Array> = {};
+      parts.forEach(({ key, chunk, weight }, j) => {
+        const acc = (sums[key] ??= new Float64Array(state.runs));
+        for (let i = 0; i < chunk.count; i++) acc[chunk.start + i] += values[j][i] * weight;
+      });
+      return sums;
+    });
   }
 
   /** SGD on every replica with the pending gradients: W <- W - lr g. */
@@ -241,22 +272,27 @@ export class ReplicaEngine {
     state.chunks = [];
   }
 
-  /** Current parameters of every run as flat Float64Arrays (tests, checkpoints). */
-  readParams(state: TensorReplicaState): Float64Array[] {
-    const out: Float64Array[] = [];
-    for (const chunk of state.chunks) {
-      if (state.strategy === 'stacked') {
-        const values = chunk.params[0].map((t) => t.dataSync());
-        for (let i = 0; i < chunk.count; i++) {
-          const parts = values.map((v, k) => {
-            const size = this.program.blocks[k].shape[0] * this.program.blocks[k].shape[1];
-            return v.subarray(i * size, (i + 1) * size);
-          });
-          out.push(concat(parts));
-        }
-      } else for (const blocks of chunk.params) out.push(concat(blocks.map((t) => t.dataSync())));
-    }
-    return out;
+  /** Current parameters of every run as flat Float64Arrays (tests, checkpoints); a Promise on async backends. */
+  readParams(state: TensorReplicaState): MaybePromise<Float64Array[]> {
+    const tensors = state.chunks.flatMap((chunk) => chunk.params.flat());
+    // Copied into new arrays before anything can update the parameters.
+    return andThen(readAll(tensors, this.reads, true), (values) => {
+      const out: Float64Array[] = [];
+      let j = 0;
+      for (const chunk of state.chunks) {
+        if (state.strategy === 'stacked') {
+          const blockValues = chunk.params[0].map(() => values[j++]);
+          for (let i = 0; i < chunk.count; i++) {
+            const parts = blockValues.map((v, k) => {
+              const size = this.program.blocks[k].shape[0] * this.program.blocks[k].shape[1];
+              return v.subarray(i * size, (i + 1) * size);
+            });
+            out.push(concat(parts));
+          }
+        } else for (const blocks of chunk.params) out.push(concat(blocks.map(() => values[j++])));
+      }
+      return out;
+    });
   }
 }
 
@@ -334,19 +370,19 @@ interface ChunkMoments {
   all: RunBlockStats[];
 }
 
-function readAndDispose(t: tf.Tensor): Float32Array {
-  const v = t.dataSync() as Float32Array;
-  t.dispose();
-  return v;
+/** The tensors of a chunk's deviations in read order: per block, the deviations, then the mean norms. */
+function deviationTensors(dev: Deviations): tf.Tensor[] {
+  return dev.d.flatMap((d, k) => [d, dev.meanSq[k]]);
 }
 
-function readMoments(dev: Deviations): ChunkMoments {
+/** Run-block statistics from the values `deviationTensors` listed. */
+function momentsOf(dev: Deviations, values: Float32Array[]): ChunkMoments {
   const dAll = new Float64Array(dev.count);
   const sqAll = new Float64Array(dev.ranges.length);
   const blocks: RunBlockStats[][] = [];
   for (let k = 0; k < dev.d.length; k++) {
-    const d = readAndDispose(dev.d[k]);
-    const sq = readAndDispose(dev.meanSq[k]);
+    const d = values[2 * k];
+    const sq = values[2 * k + 1];
     for (let r = 0; r < dev.count; r++) dAll[r] += d[r];
     for (let j = 0; j < sq.length; j++) sqAll[j] += sq[j];
     blocks.push(dev.ranges.map(([start, n], j) => blockStatsFromDeviations(d, start, n, sq[j])));

@@ -3,3 +3,5 @@ export * from './backends.js';
 export * from './program.js';
 export * from './engine.js';
 export * from './optimizers.js';
+export * from './reads.js';
+export * from './webgpu.js';

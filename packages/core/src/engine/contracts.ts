@@ -8,6 +8,7 @@ import type { RunBlockStats } from '../stats/across-runs.js';
 import type { StudyConfig } from '../config/study-config.js';
 import type { ClaimResult, MetricRecord } from './records.js';
 import type { RecordIndex } from './record-index.js';
+import type { MaybePromise } from './maybe.js';
 
 /** A named slice of the flat parameter vector. */
 export interface ParamBlock {
@@ -87,13 +88,18 @@ export interface Model<S = unknown, B = unknown> {
   initialParameters(rng: RandomStream, initPoint: number): Float64Array;
   /** R replicas at θ0. */
   replicate(theta0: Float64Array, shard: ShardSpec): S;
-  /** Computes the per-run stochastic gradients for `batch` (kept in the state for the optimizer). */
-  gradients(state: S, batch: B, wantFull: boolean): GradientReport;
+  /**
+   * Computes the per-run stochastic gradients for `batch` (kept in the state for the optimizer).
+   * A Promise where the backend reads asynchronously (WebGPU); the engine awaits it before the
+   * optimizer's step, and a plain value costs no await.
+   */
+  gradients(state: S, batch: B, wantFull: boolean): MaybePromise<GradientReport>;
   /**
    * Per-run scalar metrics at the current parameters, named by metric (at least `loss`); a name
    * `metric@split` gives the record that split (`loss@train`, `error@validation`). `t` is the step.
+   * A Promise where the backend reads asynchronously, like `gradients`.
    */
-  scalars(state: S, t: number): Record<string, Float64Array>;
+  scalars(state: S, t: number): MaybePromise<Record<string, Float64Array>>;
   /** Steps and epochs of a shard; default: `study.steps` steps, scalars at recorded steps. */
   schedule?(shard: ShardSpec, study: StudyConfig): ShardSchedule;
   dispose?(state: S): void;

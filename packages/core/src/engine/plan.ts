@@ -16,6 +16,7 @@ import { RandomStream, StreamPurpose } from '../random/stream.js';
 import { Tokens } from '../tokens.js';
 import type { Model, ModelCost, Optimizer, SamplerFactory, ShardSchedule, ShardSpec } from './contracts.js';
 import { denseSgd } from './dense.js';
+import { isPending } from './maybe.js';
 
 /**
  * The planned shards of a study, in the order they run: initial point, then b, then runs (steps
@@ -118,25 +119,28 @@ async function time(container: DependencyContainer, study: StudyConfig, model: M
   const sampler = container.resolve<SamplerFactory>(Tokens.SamplerFactory).create(shard, study.seed);
   const steps = Math.max(1, schedule.steps);
   let t = 0;
-  const step = (record: boolean) => {
+  // A step ends when its statistics are read back: on an asynchronous backend (WebGPU) that is
+  // when the device has finished it, so the time is the device's, not the queueing's.
+  const step = async (record: boolean) => {
     const start = performance.now();
-    model.gradients(state, sampler.next(t % steps), record);
+    const r = model.gradients(state, sampler.next(t % steps), record);
+    if (isPending(r)) await r;
     optimizer.step(state, learningRateAt(study.learningRate, t, shard.batchSize), t);
     t++;
     return (performance.now() - start) / 1000;
   };
-  const repeat = (record: boolean) => {
+  const repeat = async (record: boolean) => {
     const times: number[] = [];
     const start = performance.now();
-    do times.push(step(record));
+    do times.push(await step(record));
     while (performance.now() - start < budgetMs && times.length < 50);
     times.sort((a, b) => a - b);
     return { median: times[Math.floor(times.length / 2)], n: times.length };
   };
   try {
-    step(true); // warm-up: first kernels, allocations, JIT
-    const recorded = repeat(true);
-    const plain = repeat(false);
+    await step(true); // warm-up: first kernels, allocations, JIT
+    const recorded = await repeat(true);
+    const plain = await repeat(false);
     // An evaluation over a large training set can take longer than the whole calibration; when the
     // model states both FLOP counts, it is priced at the rate its steps ran (an upper bound:
     // forward passes over large batches run at least as fast per FLOP).
@@ -145,7 +149,8 @@ async function time(container: DependencyContainer, study: StudyConfig, model: M
       return { replicas: shard.runCount, recordedStep: recorded.median, step: plain.median, evaluation, evaluationFrom: 'flops', stepsTimed: recorded.n + plain.n };
     }
     const e0 = performance.now();
-    model.scalars(state, t);
+    const s = model.scalars(state, t);
+    if (isPending(s)) await s;
     const evaluation = (performance.now() - e0) / 1000;
     return { replicas: shard.runCount, recordedStep: recorded.median, step: plain.median, evaluation, evaluationFrom: 'timed', stepsTimed: recorded.n + plain.n };
   } finally {

@@ -13,6 +13,7 @@ import { scalarBlockStats, type RunBlockStats } from '../stats/across-runs.js';
 import { Tokens } from '../tokens.js';
 import type { BlockMoments, GradientReport, Model, Optimizer, Oracle, SamplerFactory, ShardSchedule, ShardSpec } from './contracts.js';
 import { denseSgd } from './dense.js';
+import { isPending } from './maybe.js';
 
 /** Per-step statistics of a range of runs: one entry per run block, in run order. */
 export interface StepStats {
@@ -104,8 +105,15 @@ export async function runShard(ctx: ShardContext, shard: ShardSpec, o: RunShardO
       const record = t < steps && recorded(t);
       // Gradients first: a model may compute the loss in the same pass and reuse it.
       let report: GradientReport | undefined;
-      if (t < steps) report = m.gradients(state, sampler.next(t), record);
-      const scalars = evaluate(t) ? m.scalars(state, t) : undefined;
+      if (t < steps) {
+        const r = m.gradients(state, sampler.next(t), record);
+        report = isPending(r) ? await r : r;
+      }
+      let scalars: Record<string, Float64Array> | undefined;
+      if (evaluate(t)) {
+        const s = m.scalars(state, t);
+        scalars = isPending(s) ? await s : s;
+      }
       const loss = scalars?.loss ?? scalars?.['loss@train'];
       if (loss) {
         // Every run starts at θ0: the first evaluated loss is the reference of the bound.
