@@ -12,7 +12,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { ConfigError, type RowGather } from '@sgd-lab/core';
 import { loadAddon, registerNative, type NativeInfo } from '@sgd-lab/native';
-import { installWebGpu, missingWebGpuPackages, probeWebGpu, type GpuAdapterInfo } from './webgpu.js';
+import { installWebGpu, isInstalled, missingWebGpuPackages, probeWebGpu, type GpuAdapterInfo } from './webgpu.js';
 
 export type BackendName = 'native' | 'wasm' | 'cpu' | 'tensorflow' | 'tensorflow-gpu' | 'webgpu';
 
@@ -47,22 +47,13 @@ export interface BackendInfo {
 
 const require = createRequire(import.meta.url);
 
-function installed(pkg: string): boolean {
-  try {
-    require.resolve(`${pkg}/package.json`);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /**
  * Backends whose packages are installed here, in preference order (`webgpu` when its packages
  * are; whether it has an adapter, and a hardware one, is known only after `probeWebGpu`).
  */
 export function availableBackends(): BackendName[] {
   return BACKEND_PREFERENCE.filter((b) =>
-    b === 'native' ? loadAddon().ok : b === 'webgpu' ? missingWebGpuPackages().length === 0 : b === 'wasm' || b === 'cpu' || installed(NATIVE_PACKAGES[b]),
+    b === 'native' ? loadAddon().ok : b === 'webgpu' ? missingWebGpuPackages().length === 0 : b === 'wasm' || b === 'cpu' || isInstalled(NATIVE_PACKAGES[b]),
   );
 }
 
@@ -122,7 +113,7 @@ export async function useBackend(name: string | undefined, warn: (message: strin
     await import('@tensorflow/tfjs-backend-cpu');
   } else {
     const pkg = NATIVE_PACKAGES[backend];
-    if (!installed(pkg)) {
+    if (!isInstalled(pkg)) {
       throw new ConfigError('study', [
         `/backend: "${backend}" needs ${pkg}, which is not installed. Install it with \`npm install ${pkg}\` ` +
           '(its install script downloads libtensorflow from storage.googleapis.com, and the GPU build targets CUDA 11), ' +

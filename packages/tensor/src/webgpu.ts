@@ -49,7 +49,8 @@ export type WebGpuProbe = { ok: true; adapter: WebGpuAdapter; info: GpuAdapterIn
 
 const SOFTWARE = /llvmpipe|lavapipe|softpipe|swiftshader|microsoft basic render|\bwarp\b/i;
 
-function installed(pkg: string): boolean {
+/** Whether an npm package resolves from here (optional packages are loaded by name). */
+export function isInstalled(pkg: string): boolean {
   try {
     require.resolve(`${pkg}/package.json`);
     return true;
@@ -60,7 +61,7 @@ function installed(pkg: string): boolean {
 
 /** The missing packages, or an empty list. */
 export function missingWebGpuPackages(): string[] {
-  return WEBGPU_PACKAGES.filter((p) => !installed(p));
+  return WEBGPU_PACKAGES.filter((p) => !isInstalled(p));
 }
 
 function describe(adapter: WebGpuAdapter, dawnBackend: GpuAdapterInfo['dawnBackend'], featureLevel: GpuAdapterInfo['featureLevel']): GpuAdapterInfo {
