@@ -5,3 +5,5 @@ export * from './engine.js';
 export * from './optimizers.js';
 export * from './reads.js';
 export * from './webgpu.js';
+export * from './webgpu-kernels.js';
+export * from './webgpu-agreement.js';

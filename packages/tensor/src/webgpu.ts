@@ -13,6 +13,7 @@ import { createRequire } from 'node:module';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { useWebGpuKernels } from './webgpu-kernels.js';
 
 const require = createRequire(import.meta.url);
 
@@ -143,6 +144,7 @@ export async function installWebGpu(p: Extract<WebGpuProbe, { ok: true }>): Prom
   if (g.navigator === undefined) Object.defineProperty(g, 'navigator', { value: nav, configurable: true, writable: true });
   Object.defineProperty(nav, 'gpu', { value: gpu, configurable: true, writable: true });
   await import('@tensorflow/tfjs-backend-webgpu');
+  useWebGpuKernels(process.env.SGD_LAB_WEBGPU_KERNELS !== '0');
 }
 
 /** One line for the log: which device the webgpu backend runs on. */
