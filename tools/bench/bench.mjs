@@ -271,6 +271,57 @@ function deepLinearFlops(widths, b) {
   return 2 * (5 * o * h * p + b * p * p + p * p * o);
 }
 
+/**
+ * The asynchronous read path on a CPU backend: since WebGPU, gradients() may return a Promise;
+ * on native it returns plain values and studies never await. This times the native step with its
+ * default synchronous reads against the same step forced through the asynchronous path (one joined
+ * read per step, awaited), in alternating rounds: what the Promise path would cost if it were taken.
+ */
+async function benchReads(sections) {
+  const { availableBackends } = await import('@sgd-lab/tensor');
+  const backend = availableBackends().includes('native') ? 'native' : 'wasm';
+  const cases = [
+    { name: `gaussian-deeplinear step (R = 256, b = 64) on ${backend}`, script: 'deeplinear-step.mjs', args: ['256', '64', '10', '2'] },
+    { name: `mnist-mlp cpu preset step (R = 8, b = 128) on ${backend}`, script: 'mnist-step.mjs', args: ['8', '128', '30', '3'] },
+  ];
+  say(`reads: synchronous against asynchronous reads on ${backend}`);
+  const rows = [];
+  for (const c of cases) {
+    const run = (reads) => {
+      const r = spawnSync(process.execPath, [join(root, 'tools', 'bench', c.script), backend, ...c.args], { encoding: 'utf8', maxBuffer: 1 << 24, env: { ...backendEnv(backend), SGD_LAB_READS: reads } });
+      if (r.status !== 0) return undefined;
+      const out = JSON.parse(r.stdout.trim().split('\n').at(-1));
+      return out.reads === reads ? median(out.seconds) : undefined;
+    };
+    const per = [];
+    for (let i = 0; i < Math.max(1, repeats); i++) {
+      const sync = run('sync');
+      const async_ = run('async');
+      if (sync === undefined || async_ === undefined) break;
+      per.push({ sync, async: async_ });
+    }
+    if (!per.length) {
+      say(`  ${c.name}: failed`);
+      continue;
+    }
+    const ratios = per.map((x) => x.async / x.sync);
+    say(`  ${c.name}: sync ${fmt(median(per.map((x) => x.sync)))}, async ${fmt(median(per.map((x) => x.async)))}, async/sync ${ratios.map((x) => x.toFixed(3)).join(', ')}`);
+    rows.push(`| ${c.name} | ${fmt(median(per.map((x) => x.sync)))} | ${fmt(median(per.map((x) => x.async)))} | ${ratios.map((x) => x.toFixed(3)).join(', ')} (median ${median(ratios).toFixed(3)}) |`);
+  }
+  sections.push(`## reads (the asynchronous read path on ${backend}: no slowdown)
+
+Since the WebGPU backend, \`Model.gradients\` may return a Promise (WebGPU reads only
+asynchronously). On the CPU backends the engine reads synchronously and returns plain values, and
+studies await nothing. Here the same step is timed with those synchronous reads and forced through
+the asynchronous path (every chunk computed, then one joined read, awaited), in alternating rounds;
+a ratio near 1 means the Promise path costs nothing measurable even where it is not needed.
+
+| step | synchronous reads (default) | asynchronous reads (forced) | async / sync per round |
+|---|---|---|---|
+${rows.join('\n')}
+`);
+}
+
 async function benchDeepLinear(sections) {
   const R = 256;
   const b = 64;
@@ -638,16 +689,19 @@ if (wanted('linreg')) await benchLinreg(sections);
 if (wanted('mnist')) await benchMnist(sections);
 if (wanted('deeplinear')) await benchDeepLinear(sections);
 if (wanted('xlnet')) await benchXlnet(sections);
+if (wanted('reads')) await benchReads(sections);
 if (wanted('scaling')) await benchScaling(sections);
 if (wanted('start')) await benchStart(sections);
 // With --only, the other sections of the existing file stay as they were (their own earlier run).
 const keyOf = (section) => /^## (\S+)/.exec(section)?.[1];
 const kept = [];
 let keptFrom = '';
-if (only.size > 0 && existsSync(values.out)) {
+// The gpu section comes from the device check (tools/device), never from this machine: always kept.
+const measuredElsewhere = (key) => key === 'gpu';
+if ((only.size > 0 || /^## gpu\b/m.test(existsSync(values.out) ? readFileSync(values.out, 'utf8') : '')) && existsSync(values.out)) {
   const fresh = new Set(sections.map(keyOf));
   const previous = readFileSync(values.out, 'utf8');
-  const old = previous.split(/^(?=## )/m).slice(1);
+  const old = previous.split(/^(?=## )/m).slice(1).filter((sec) => only.size > 0 || measuredElsewhere(keyOf(sec)));
   // Where a kept section was measured: its own line, else the previous file's header.
   keptFrom = /^Written by `npm run bench` on (.+?)\.?\n?Peers/ms.exec(previous)?.[1]?.replace(/\n/g, ' ') ?? 'an earlier run';
   for (const sec of old) {
@@ -659,7 +713,7 @@ if (only.size > 0 && existsSync(values.out)) {
 // Every section says where it was measured, so that --only runs can mix sections honestly.
 const stamp = `_Measured on ${new Date().toISOString().slice(0, 10)}; machine: ${machine()}._`;
 for (let i = 0; i < sections.length; i++) sections[i] = sections[i].replace(/^(## .*\n)/, `$1\n${stamp}\n`);
-const order = ['admission-linreg', 'mnist-mlp', 'gaussian-deeplinear', 'yelp-xlnet', 'scaling', 'npm-start'];
+const order = ['admission-linreg', 'mnist-mlp', 'gaussian-deeplinear', 'yelp-xlnet', 'reads', 'scaling', 'npm-start', 'gpu'];
 const allSections = [...sections, ...kept].sort((a, b) => order.indexOf(keyOf(a)) - order.indexOf(keyOf(b)));
 const native = await nativeInfo();
 const text = `# Benchmarks
@@ -677,6 +731,6 @@ a ratio is printed only against a peer on the BLAS it is meant to use):
 ${[...loaded].map(([peer, libs]) => `- ${peer}: ${libs.join('; ') || 'none found'}`).join('\n') || '- (no peer ran)'}
 ${[...withheld].map(([peer, why]) => `\n**${peer} ratios withheld:** ${why}. Install \`libopenblas0-openmp\` (the bench does, as root) and run it again.`).join('')}
 
-${kept.length ? `This run (\`--only ${[...only].join(' --only ')}\`) rewrote ${sections.map(keyOf).join(', ')}; the sections ${kept.map(keyOf).join(', ')} are kept from earlier runs (each says where it was measured; their peers' library lines are in the file's git history).\n\n` : ''}${allSections.join('\n')}`;
+${only.size > 0 && kept.length ? `This run (\`--only ${[...only].join(' --only ')}\`) rewrote ${sections.map(keyOf).join(', ')}; the sections ${kept.map(keyOf).join(', ')} are kept from earlier runs (each says where it was measured; their peers' library lines are in the file's git history).\n\n` : ''}${allSections.join('\n')}`;
 writeFileSync(values.out, text);
 say(`wrote ${values.out}`);

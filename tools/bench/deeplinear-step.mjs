@@ -18,9 +18,11 @@ const R = Number(rArg);
 const b = Number(bArg);
 const widths = [64, 256, 128];
 const backend = await useBackend(backendName);
+// SGD_LAB_READS=async forces the one-read-per-step asynchronous path on a CPU backend (the bench's reads section).
+const readMode = process.env.SGD_LAB_READS === 'async' || process.env.SGD_LAB_READS === 'sync' ? process.env.SGD_LAB_READS : undefined;
 const teacher = product(drawLayers(new RandomStream([1, StreamPurpose.model, 0]), widths, 1), widths);
 const teacherT = tf.transpose(tf.tensor2d(Float32Array.from(teacher), [widths[2], widths[0]]));
-const engine = new ReplicaEngine(deepLinearProgram(widths, teacherT), { strategy: strategyFor(backend.tfjsBackend), chunkSize: R, runBlock: Math.min(16, R) });
+const engine = new ReplicaEngine(deepLinearProgram(widths, teacherT), { strategy: strategyFor(backend.tfjsBackend), chunkSize: R, runBlock: Math.min(16, R), reads: readMode });
 const theta0 = drawLayers(new RandomStream([1, StreamPurpose.init, 0]), widths, 1);
 const shard = { batchSize: b, initPoint: 0, runStart: 0, runCount: R, steps: 1 };
 const state = engine.replicate(theta0, R);
@@ -36,4 +38,4 @@ for (let t = 0; t < total; t++) {
   if (t >= Number(warmArg)) seconds.push((performance.now() - t0) / 1000);
 }
 engine.dispose(state);
-process.stdout.write(JSON.stringify({ backend: backend.name, strategy: engine.options.strategy, simd: backend.simd, seconds, maxRssMiB: process.resourceUsage().maxRSS / 1024 }) + '\n');
+process.stdout.write(JSON.stringify({ backend: backend.name, strategy: engine.options.strategy, reads: engine.reads, simd: backend.simd, seconds, maxRssMiB: process.resourceUsage().maxRSS / 1024 }) + '\n');

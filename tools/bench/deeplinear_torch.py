@@ -15,7 +15,7 @@ import time
 
 import torch
 
-from peer_torch import moments, timed, runtime
+from peer_torch import moments, timed, runtime, sync, use_device
 
 
 def sgemm_peak(reps=5):
@@ -23,10 +23,12 @@ def sgemm_peak(reps=5):
     b = torch.randn(1024, 1024)
     c = torch.empty(1024, 1024)
     torch.mm(a, b, out=c)
+    sync()
     best = []
     for _ in range(reps):
         t = time.perf_counter()
         torch.mm(a, b, out=c)
+        sync()
         best.append(time.perf_counter() - t)
     best.sort()
     return 2 * 1024**3 / best[len(best) // 2] / 1e9
@@ -36,6 +38,7 @@ def main():
     cfg = json.load(sys.stdin)
     # Every core: torch's default here is one thread.
     torch.set_num_threads(cfg.get("threads") or os.cpu_count())
+    device = use_device(cfg)
     r, b = cfg["R"], cfg["b"]
     p, h, o = cfg["widths"]
     torch.manual_seed(0)
@@ -74,7 +77,7 @@ def main():
         peak = sgemm_peak()
     config = torch.__config__.show()
     blas = "OpenBLAS" if "OpenBLAS" in config or "openblas" in config.lower() else "unknown"
-    json.dump({"seconds": seconds, "runtime": runtime(), "sgemmGflops": peak, "threads": torch.get_num_threads(), "torch": torch.__version__, "blas": blas}, sys.stdout)
+    json.dump({"seconds": seconds, "device": device, "runtime": runtime(), "sgemmGflops": peak, "threads": torch.get_num_threads(), "torch": torch.__version__, "blas": blas}, sys.stdout)
 
 
 if __name__ == "__main__":

@@ -15,8 +15,10 @@ const R = Number(rArg);
 const b = Number(bArg);
 const widths = widthsArg.split('-').map(Number);
 const backend = await useBackend(backendName);
+// SGD_LAB_READS=async forces the one-read-per-step asynchronous path on a CPU backend (the bench's reads section).
+const readMode = process.env.SGD_LAB_READS === 'async' || process.env.SGD_LAB_READS === 'sync' ? process.env.SGD_LAB_READS : undefined;
 const data = loadEmbedded(1, 0.2);
-const engine = new ReplicaEngine(mlpProgram(widths), { strategy: strategyFor(backend.tfjsBackend), chunkSize: R, runBlock: Math.min(16, R) });
+const engine = new ReplicaEngine(mlpProgram(widths), { strategy: strategyFor(backend.tfjsBackend), chunkSize: R, runBlock: Math.min(16, R), reads: readMode });
 const state = engine.replicate(initMlp(new RandomStream([1, StreamPurpose.init, 0]), widths), R);
 const sampler = epochSampler(data.train).create({ batchSize: b, initPoint: 0, runStart: 0, runCount: R, steps: 1 }, 1);
 const seconds = [];
@@ -29,4 +31,4 @@ for (let t = 0; t < total; t++) {
   if (t >= Number(warmArg)) seconds.push((performance.now() - t0) / 1000);
 }
 engine.dispose(state);
-process.stdout.write(JSON.stringify({ backend: backend.name, strategy: engine.options.strategy, simd: backend.simd, seconds, maxRssMiB: process.resourceUsage().maxRSS / 1024 }) + '\n');
+process.stdout.write(JSON.stringify({ backend: backend.name, strategy: engine.options.strategy, reads: engine.reads, simd: backend.simd, seconds, maxRssMiB: process.resourceUsage().maxRSS / 1024 }) + '\n');

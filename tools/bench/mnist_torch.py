@@ -9,12 +9,13 @@ import sys
 
 import torch
 
-from peer_torch import moments, timed, runtime
+from peer_torch import moments, timed, runtime, use_device
 
 
 def main():
     cfg = json.load(sys.stdin)
     torch.set_num_threads(cfg.get("threads") or os.cpu_count())
+    device = use_device(cfg)
     r, b, widths = cfg["R"], cfg["b"], cfg["widths"]
     torch.manual_seed(0)
     ws = [torch.empty(r, i, o).uniform_(-i**-0.5, i**-0.5) for i, o in zip(widths, widths[1:])]
@@ -50,7 +51,7 @@ def main():
         return stats
 
     seconds = timed(step, 3e-3, cfg["warmup"], cfg["steps"])
-    json.dump({"seconds": seconds, "runtime": runtime(), "threads": torch.get_num_threads(), "torch": torch.__version__}, sys.stdout)
+    json.dump({"seconds": seconds, "device": device, "runtime": runtime(), "threads": torch.get_num_threads(), "torch": torch.__version__}, sys.stdout)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from peer_torch import runtime
+from peer_torch import runtime, sync, use_device
 
 
 def rel_shift(x, klen):
@@ -80,6 +80,7 @@ class Encoder(torch.nn.Module):
 def main():
     cfg = json.load(sys.stdin)
     torch.set_num_threads(cfg.get("threads") or os.cpu_count())
+    device = use_device(cfg)
     torch.manual_seed(0)
     r, b, s = cfg["R"], cfg["b"], cfg["size"]
     replicas = [Encoder(s) for _ in range(r)]
@@ -104,12 +105,14 @@ def main():
 
     for _ in range(cfg["warmup"]):
         step()
+    sync()
     seconds = []
     for _ in range(cfg["steps"]):
         t = time.perf_counter()
         step()
+        sync()
         seconds.append(time.perf_counter() - t)
-    json.dump({"seconds": seconds, "runtime": runtime(), "threads": torch.get_num_threads(), "torch": torch.__version__}, sys.stdout)
+    json.dump({"seconds": seconds, "device": device, "runtime": runtime(), "threads": torch.get_num_threads(), "torch": torch.__version__}, sys.stdout)
 
 
 if __name__ == "__main__":
