@@ -10,8 +10,8 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { RandomStream, StreamPurpose } from '@sgd-lab/core';
-import { ReplicaEngine, strategyFor, useBackend } from '@sgd-lab/tensor';
-import { deepLinearProgram, drawLayers, gaussianSampler, product } from '@sgd-lab/plugin-deeplinear';
+import { ReplicaEngine, chunkSizeOn, strategyFor, useBackend } from '@sgd-lab/tensor';
+import { deepLinearProgram, drawLayers, gaussianSampler, largestTensorPerReplica, product } from '@sgd-lab/plugin-deeplinear';
 
 const [backendName = 'wasm', rArg = '256', bArg = '64', stepsArg = '3', warmArg = '1'] = process.argv.slice(2);
 const R = Number(rArg);
@@ -22,7 +22,7 @@ const backend = await useBackend(backendName);
 const readMode = process.env.SGD_LAB_READS === 'async' || process.env.SGD_LAB_READS === 'sync' ? process.env.SGD_LAB_READS : undefined;
 const teacher = product(drawLayers(new RandomStream([1, StreamPurpose.model, 0]), widths, 1), widths);
 const teacherT = tf.transpose(tf.tensor2d(Float32Array.from(teacher), [widths[2], widths[0]]));
-const engine = new ReplicaEngine(deepLinearProgram(widths, teacherT), { strategy: strategyFor(backend.tfjsBackend), chunkSize: R, runBlock: Math.min(16, R), reads: readMode });
+const engine = new ReplicaEngine(deepLinearProgram(widths, teacherT), { strategy: strategyFor(backend.tfjsBackend), chunkSize: chunkSizeOn(backend, R, largestTensorPerReplica(widths, b), Math.min(16, R)), runBlock: Math.min(16, R), reads: readMode });
 const theta0 = drawLayers(new RandomStream([1, StreamPurpose.init, 0]), widths, 1);
 const shard = { batchSize: b, initPoint: 0, runStart: 0, runCount: R, steps: 1 };
 const state = engine.replicate(theta0, R);
@@ -38,4 +38,4 @@ for (let t = 0; t < total; t++) {
   if (t >= Number(warmArg)) seconds.push((performance.now() - t0) / 1000);
 }
 engine.dispose(state);
-process.stdout.write(JSON.stringify({ backend: backend.name, strategy: engine.options.strategy, reads: engine.reads, simd: backend.simd, seconds, maxRssMiB: process.resourceUsage().maxRSS / 1024 }) + '\n');
+process.stdout.write(JSON.stringify({ backend: backend.name, strategy: engine.options.strategy, reads: engine.reads, chunkSize: engine.options.chunkSize, simd: backend.simd, seconds, maxRssMiB: process.resourceUsage().maxRSS / 1024 }) + '\n');

@@ -7,8 +7,8 @@
  *   node mnist-step.mjs <backend> <R> <b> <steps> [warmup] [widths as 784-256-128-10]
  */
 import { RandomStream, StreamPurpose } from '@sgd-lab/core';
-import { ReplicaEngine, strategyFor, useBackend } from '@sgd-lab/tensor';
-import { PIXELS, CLASSES, epochSampler, initMlp, loadEmbedded, mlpProgram } from '@sgd-lab/plugin-mnist';
+import { ReplicaEngine, chunkSizeOn, strategyFor, useBackend } from '@sgd-lab/tensor';
+import { PIXELS, CLASSES, epochSampler, initMlp, loadEmbedded, mlpLargestTensorPerReplica, mlpProgram } from '@sgd-lab/plugin-mnist';
 
 const [backendName = 'wasm', rArg = '8', bArg = '128', stepsArg = '10', warmArg = '2', widthsArg = '784-256-128-10'] = process.argv.slice(2);
 const R = Number(rArg);
@@ -18,7 +18,7 @@ const backend = await useBackend(backendName);
 // SGD_LAB_READS=async forces the one-read-per-step asynchronous path on a CPU backend (the bench's reads section).
 const readMode = process.env.SGD_LAB_READS === 'async' || process.env.SGD_LAB_READS === 'sync' ? process.env.SGD_LAB_READS : undefined;
 const data = loadEmbedded(1, 0.2);
-const engine = new ReplicaEngine(mlpProgram(widths), { strategy: strategyFor(backend.tfjsBackend), chunkSize: R, runBlock: Math.min(16, R), reads: readMode });
+const engine = new ReplicaEngine(mlpProgram(widths), { strategy: strategyFor(backend.tfjsBackend), chunkSize: chunkSizeOn(backend, R, mlpLargestTensorPerReplica(widths, b), Math.min(16, R)), runBlock: Math.min(16, R), reads: readMode });
 const state = engine.replicate(initMlp(new RandomStream([1, StreamPurpose.init, 0]), widths), R);
 const sampler = epochSampler(data.train).create({ batchSize: b, initPoint: 0, runStart: 0, runCount: R, steps: 1 }, 1);
 const seconds = [];
@@ -31,4 +31,4 @@ for (let t = 0; t < total; t++) {
   if (t >= Number(warmArg)) seconds.push((performance.now() - t0) / 1000);
 }
 engine.dispose(state);
-process.stdout.write(JSON.stringify({ backend: backend.name, strategy: engine.options.strategy, reads: engine.reads, simd: backend.simd, seconds, maxRssMiB: process.resourceUsage().maxRSS / 1024 }) + '\n');
+process.stdout.write(JSON.stringify({ backend: backend.name, strategy: engine.options.strategy, reads: engine.reads, chunkSize: engine.options.chunkSize, simd: backend.simd, seconds, maxRssMiB: process.resourceUsage().maxRSS / 1024 }) + '\n');

@@ -6,8 +6,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { JSONSchemaType } from 'ajv';
 import { RandomStream, StreamPurpose, Tokens, agreesWithExact, decreasingInBatchSize, definePlugin, type PresetConfig, withCost } from '@sgd-lab/core';
 import type { FigureSpec } from '@sgd-lab/core';
-import { ReplicaEngine, chunkSizeFor, engineSgd, strategyFor, useBackend, describeAdapter } from '@sgd-lab/tensor';
-import { DeepLinearModel, bytesPerReplica, deepLinearProgram, drawLayers, gaussianSampler, layerShapes, product } from './model.js';
+import { ReplicaEngine, chunkSizeFor, chunkSizeOn, engineSgd, strategyFor, useBackend, describeAdapter } from '@sgd-lab/tensor';
+import { DeepLinearModel, bytesPerReplica, deepLinearProgram, largestTensorPerReplica, drawLayers, gaussianSampler, layerShapes, product } from './model.js';
 import { exactAtZero } from './oracle.js';
 import { DEFAULT_CONSTANT_TEST, noConstantTermClaim, varianceFit, type ConstantTestOptions } from './analysis.js';
 
@@ -158,7 +158,8 @@ export default definePlugin<DeepLinearOptions>({
     const teacherT = tf.keep(tf.tidy(() => tf.transpose(tf.tensor2d(Float32Array.from(teacher), [out, p]))));
     const program = deepLinearProgram(widths, teacherT as tf.Tensor2D);
     const maxB = Math.max(...study.batchSizes);
-    const chunkSize = chunkSizeFor(study.memoryBudgetMiB * 2 ** 20, bytesPerReplica(widths, maxB), study.runsPerShard ?? study.runs, study.runBlock);
+    const byMemory = chunkSizeFor(study.memoryBudgetMiB * 2 ** 20, bytesPerReplica(widths, maxB), study.runsPerShard ?? study.runs, study.runBlock);
+    const chunkSize = chunkSizeOn(backend, byMemory, largestTensorPerReplica(widths, maxB), study.runBlock);
     const engine = new ReplicaEngine(program, { strategy: strategyFor(backend.tfjsBackend), chunkSize, runBlock: study.runBlock });
     ctx.recordFact('engine', { strategy: engine.options.strategy, chunkSize, parameters: layerShapes(widths).reduce((s, [r, c]) => s + r * c, 0) });
     const model = new DeepLinearModel({ widths, teacherScale: o.teacherScale, studentScale: o.studentScale }, engine);

@@ -124,6 +124,15 @@ export function bytesPerReplica(widths: readonly number[], b: number): number {
   return 4 * (params * 6 + maxPrefix * 2 + b * p + p * p + 4 * o * p);
 }
 
+/**
+ * Bytes of the largest tensor one replica has in a step (weights and their gradients, the batch,
+ * S_b, the prefix products): a stacked tensor holds a chunk's worth, which WebGPU binds whole.
+ */
+export function largestTensorPerReplica(widths: readonly number[], b: number): number {
+  const p = widths[0];
+  return 4 * Math.max(...layerShapes(widths).map(([r, c]) => r * c), b * p, p * p, ...widths.map((w) => p * w));
+}
+
 export class DeepLinearModel implements Model<TensorReplicaState, GaussianBatch> {
   readonly id = 'deep-linear';
   readonly blocks: readonly ParamBlock[];

@@ -4,10 +4,10 @@
 import type { JSONSchemaType } from 'ajv';
 import { Tokens, atEqualEpochsAndSteps, checkBatchSizesFit, definePlugin, referenceEpochLength, type EpochClaimSpec, type PresetConfig, withCost } from '@sgd-lab/core';
 import type { FigureSpec } from '@sgd-lab/core';
-import { ReplicaEngine, chunkSizeFor, engineSgd, strategyFor, useBackend, describeAdapter } from '@sgd-lab/tensor';
+import { ReplicaEngine, chunkSizeFor, chunkSizeOn, engineSgd, strategyFor, useBackend, describeAdapter } from '@sgd-lab/tensor';
 import { hasIdx, head, loadEmbedded, loadIdx, MNIST_DIR, HOW_TO_GET_MNIST, type MnistData } from './data.js';
 import { distortSet } from './distort.js';
-import { MlpModel, epochSampler, mlpBlocks, mlpBytesPerReplica, mlpProgram } from './model.js';
+import { MlpModel, epochSampler, mlpBlocks, mlpBytesPerReplica, mlpLargestTensorPerReplica, mlpProgram } from './model.js';
 import { epochMeanVariance } from './analysis.js';
 
 export * from './data.js';
@@ -224,7 +224,9 @@ export default definePlugin<MnistOptions>({
     const distorted = distortSet(validation, study.seed, o.distortion.alpha, o.distortion.sigma);
     ctx.recordFact('data', { source: data.source, train: train.count, validation: data.validation.count, evaluatedOn: { train: Math.min(o.evalTrainSamples || train.count, train.count), validation: validation.count } });
     const program = mlpProgram(o.widths);
-    const chunkSize = chunkSizeFor(study.memoryBudgetMiB * 2 ** 20, mlpBytesPerReplica(o.widths, Math.max(...study.batchSizes)), study.runsPerShard ?? study.runs, study.runBlock);
+    const maxB = Math.max(...study.batchSizes);
+    const byMemory = chunkSizeFor(study.memoryBudgetMiB * 2 ** 20, mlpBytesPerReplica(o.widths, maxB), study.runsPerShard ?? study.runs, study.runBlock);
+    const chunkSize = chunkSizeOn(backend, byMemory, mlpLargestTensorPerReplica(o.widths, maxB), study.runBlock);
     const engine = new ReplicaEngine(program, { strategy: strategyFor(backend.tfjsBackend), chunkSize, runBlock: study.runBlock });
     ctx.recordFact('engine', { strategy: engine.options.strategy, chunkSize, parameters: mlpBlocks(o.widths).reduce((s, b) => s + b.shape[0] * b.shape[1], 0) });
     const model = new MlpModel(o.widths, engine, train.count, {

@@ -83,6 +83,15 @@ export function mlpProgram(widths: readonly number[]): ReplicaProgram {
 }
 
 /** Bytes one replica needs during a step at batch size b (float32). */
+/**
+ * Bytes of the largest tensor one replica has (a weight block or its gradient, or the activations
+ * of a training batch or of an evaluation call of `evalRows` rows): a stacked tensor holds a
+ * chunk's worth, which WebGPU binds whole.
+ */
+export function mlpLargestTensorPerReplica(widths: readonly number[], b: number, evalRows = 1000): number {
+  return 4 * Math.max(...mlpBlocks(widths).map((blk) => blk.shape[0] * blk.shape[1]), Math.max(b, evalRows) * Math.max(...widths));
+}
+
 export function mlpBytesPerReplica(widths: readonly number[], b: number): number {
   const params = mlpBlocks(widths).reduce((s, x) => s + x.shape[0] * x.shape[1], 0);
   const acts = widths.reduce((s, w) => s + w, 0) * b;

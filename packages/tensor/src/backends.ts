@@ -12,7 +12,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { ConfigError, type RowGather } from '@sgd-lab/core';
 import { loadAddon, registerNative, type NativeInfo } from '@sgd-lab/native';
-import { installWebGpu, isInstalled, missingWebGpuPackages, probeWebGpu, type GpuAdapterInfo } from './webgpu.js';
+import { installWebGpu, isInstalled, missingWebGpuPackages, probeWebGpu, watchWebGpuDevice, type GpuAdapterInfo } from './webgpu.js';
 
 export type BackendName = 'native' | 'wasm' | 'cpu' | 'tensorflow' | 'tensorflow-gpu' | 'webgpu';
 
@@ -126,6 +126,7 @@ export async function useBackend(name: string | undefined, warn: (message: strin
   const ok = await tf.setBackend(tfjsBackend);
   if (!ok) throw new ConfigError('study', [`/backend: ${backend} failed to initialise`]);
   await tf.ready();
+  if (backend === 'webgpu') watchWebGpuDevice();
   const info: BackendInfo = { name: backend, tfjsBackend, version: tf.version_core };
   if (adapter) info.adapter = adapter;
   if (nativeInfo) {
@@ -149,4 +150,24 @@ export function rowGather(): RowGather | undefined {
   if (!load.ok) return undefined;
   const { addon } = load;
   return (src, width, rows, dst) => addon.gatherRows(src, width, rows, dst);
+}
+
+/**
+ * Replicas per chunk on `backend`: `chunk` (the memory rule's, `chunkSizeFor`) capped where the
+ * backend binds each tensor whole (webgpu: at most the adapter's maxStorageBufferBindingSize per
+ * tensor), so that the largest stacked tensor of a chunk, `largestBytesPerReplica` per replica,
+ * fits; in whole run blocks. Throws when not even one run block fits.
+ */
+export function chunkSizeOn(backend: Pick<BackendInfo, 'adapter'>, chunk: number, largestBytesPerReplica: number, runBlock: number): number {
+  const limit = backend.adapter?.maxStorageBufferBindingSize;
+  if (!limit || chunk * largestBytesPerReplica <= limit) return chunk;
+  const fit = Math.floor(limit / largestBytesPerReplica);
+  const capped = fit - (fit % runBlock);
+  if (capped < 1) {
+    const mib = (n: number) => `${(n / 2 ** 20).toFixed(1)} MiB`;
+    throw new ConfigError('study', [
+      `/runBlock: a run block of ${runBlock} replicas needs tensors of ${mib(runBlock * largestBytesPerReplica)}, over this WebGPU adapter's largest binding (${mib(limit)}); use a smaller runBlock`,
+    ]);
+  }
+  return capped;
 }

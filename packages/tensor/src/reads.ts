@@ -7,6 +7,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { andThen, type MaybePromise } from '@sgd-lab/core';
+import { takeWebGpuErrors, webGpuRejected } from './webgpu.js';
 
 export type ReadMode = 'sync' | 'async';
 
@@ -37,6 +38,9 @@ export function readAll(tensors: readonly tf.Tensor[], mode: ReadMode, keep = fa
   const pending = joined.data() as Promise<Float32Array>;
   return andThen(pending, (all) => {
     joined.dispose();
+    // The read waited for the step's kernels: any the GPU rejected gave zeros, not results.
+    const rejected = takeWebGpuErrors();
+    if (rejected.length > 0) throw webGpuRejected(rejected);
     const out: Float32Array[] = [];
     let o = 0;
     for (const n of sizes) {

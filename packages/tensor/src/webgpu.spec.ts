@@ -6,9 +6,9 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
 import { isPending } from '@sgd-lab/core';
-import { autoBackend, availableBackends, useBackend } from './backends.js';
+import { autoBackend, availableBackends, chunkSizeOn, useBackend } from './backends.js';
 import { readAll } from './reads.js';
-import { probeWebGpu } from './webgpu.js';
+import { probeWebGpu, type GpuAdapterInfo } from './webgpu.js';
 import { useWebGpuKernels, webGpuKernelsOn } from './webgpu-kernels.js';
 import { kernelAgreement } from './webgpu-agreement.js';
 import { engineAdam } from './optimizers.js';
@@ -138,6 +138,34 @@ describe('webgpu backend', () => {
       const blocks = (r: typeof fused.report) => r.stochastic.all.map((b) => [b.n, b.m2, b.m4, b.meanSq]);
       blocks(fused.report).forEach((b, j) => b.forEach((v, i) => expect(Math.abs(v - blocks(composite.report)[j][i])).toBeLessThanOrEqual(1e-5 * Math.abs(v) + 1e-12)));
       fused.params.forEach((p, r) => p.forEach((v, i) => expect(Math.abs(v - composite.params[r][i])).toBeLessThanOrEqual(1e-5 * (1 + Math.abs(v)))));
+    });
+  });
+
+  describe('the binding limit', () => {
+    const adapter = (limit: number) => ({ adapter: { maxStorageBufferBindingSize: limit } as GpuAdapterInfo });
+
+    it('caps chunks so that the largest stacked tensor fits, in whole run blocks, and says when one block does not', () => {
+      // MNIST's paper widths: the largest tensor per replica is an evaluation call, 1,000 x 1,024 floats.
+      const perReplica = 4 * 1000 * 1024;
+      expect(chunkSizeOn(adapter(2 ** 27), 50, perReplica, 16)).toBe(32);
+      expect(chunkSizeOn(adapter(2 ** 27), 50, perReplica, 10)).toBe(30);
+      expect(chunkSizeOn(adapter(2 ** 31), 50, perReplica, 16)).toBe(50);
+      // No adapter (the CPU backends): the memory rule alone.
+      expect(chunkSizeOn({}, 50, perReplica, 16)).toBe(50);
+      expect(() => chunkSizeOn(adapter(2 ** 24), 50, perReplica, 16)).toThrow(/runBlock: a run block of 16 replicas needs tensors of 62\.5 MiB, over this WebGPU adapter's largest binding \(16\.0 MiB\)/);
+    });
+
+    it('a kernel the GPU rejects fails the read with what it said, instead of giving zeros', async (ctx) => {
+      const info = await useBackend('webgpu', () => {});
+      const limit = info.adapter!.maxStorageBufferBindingSize;
+      if (limit > 2 ** 29) ctx.skip(); // a hardware adapter's limit: too large to exceed in a test
+      const big = tf.ones([Math.ceil(limit / 4 / 1e6) + 1, 1000, 1000]);
+      const sum = tf.add(big, 1);
+      const read = readAll([tf.slice(sum, [0, 0, 0], [1, 1, 4])], 'async');
+      await expect(read).rejects.toThrow(/WebGPU rejected work of this step \(Binding size \(\d+\).*maxStorageBufferBindingSize: use fewer replicas per chunk/);
+      tf.dispose([big, sum]);
+      // The next step reads cleanly: the errors were taken.
+      expect(Array.from(await readAll([tf.ones([2])], 'async').then((v) => v[0]))).toEqual([1, 1]);
     });
   });
 });

@@ -13,6 +13,7 @@ import { createRequire } from 'node:module';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
 import { useWebGpuKernels } from './webgpu-kernels.js';
 
 const require = createRequire(import.meta.url);
@@ -150,4 +151,42 @@ export async function installWebGpu(p: Extract<WebGpuProbe, { ok: true }>): Prom
 /** One line for the log: which device the webgpu backend runs on. */
 export function describeAdapter(a: GpuAdapterInfo): string {
   return `backend webgpu on ${a.device} (${a.description}; Dawn ${a.dawnBackend}, ${a.featureLevel}, ${a.software ? 'software' : 'hardware'} adapter)`;
+}
+
+/**
+ * What the GPU rejected since the last look. WebGPU reports an invalid kernel (a tensor over the
+ * binding limit, say) as an uncaptured error event and the results are zeros: without this the
+ * step would go on with garbage. The engine's reads look here after every read (reads.ts).
+ */
+const deviceErrors: string[] = [];
+const watched = new WeakSet<object>();
+
+interface WatchableDevice {
+  onuncapturederror: ((e: { error?: { message?: string } }) => void) | null;
+  limits?: { maxStorageBufferBindingSize?: number };
+}
+
+/** Starts collecting the active tfjs WebGPU device's errors (once per device). */
+export function watchWebGpuDevice(): void {
+  const device = (tf.backend() as unknown as { device?: WatchableDevice }).device;
+  if (!device || watched.has(device)) return;
+  watched.add(device);
+  device.onuncapturederror = (e) => {
+    // Kept short: one rejected kernel is followed by the invalid bind group and command buffer.
+    if (deviceErrors.length < 20) deviceErrors.push(String(e.error?.message ?? e).split('\n')[0]);
+  };
+}
+
+/** The errors collected since the last call, and clears them. */
+export function takeWebGpuErrors(): string[] {
+  return deviceErrors.splice(0, deviceErrors.length);
+}
+
+/** The error a read throws when the GPU rejected work: what it said, and what to change. */
+export function webGpuRejected(errors: string[]): Error {
+  const binding = errors.find((e) => /binding size/i.test(e));
+  const hint = binding
+    ? 'a tensor is larger than the adapter\'s maxStorageBufferBindingSize: use fewer replicas per chunk (lower memoryBudgetMiB or runBlock) or a smaller evaluation batch'
+    : 'the results of this step are not valid';
+  return new Error(`WebGPU rejected work of this step (${errors[0]}${errors.length > 1 ? `; ${errors.length - 1} more` : ''}): ${hint}`);
 }
