@@ -44,7 +44,7 @@ const key = (r: Rec) => JSON.stringify([r.metric, r.layer, r.split, r.power, r.b
 
 describe('the webgpu backend runs every tensor setting', () => {
   const settings = ['gaussian-deeplinear', 'mnist-mlp', ...(dataDir ? ['yelp-xlnet'] : [])];
-  it.each(settings)('%s: the smoke preset on webgpu agrees with cpu within float32 error', async (setting) => {
+  it.each(settings)('%s: the smoke preset on webgpu (stacked) agrees with cpu (per replica) within float32 error', async (setting) => {
     const dir = mkdtempSync(join(tmpdir(), `sgd-lab-webgpu-${setting}-`));
     const gpu = await run(setting, 'webgpu', join(dir, 'webgpu'));
     const cpu = await run(setting, 'cpu', join(dir, 'cpu'));
@@ -52,6 +52,9 @@ describe('the webgpu backend runs every tensor setting', () => {
     expect(gpu.manifest.facts.backend.name).toBe('webgpu');
     expect(typeof adapter.device).toBe('string');
     if (adapter.software) expect(gpu.stderr).toMatch(/software rasterizer/);
+    // Every setting runs stacked on webgpu (a chunk of replicas per op); cpu runs per replica.
+    expect(gpu.manifest.facts.engine.strategy).toBe('stacked');
+    expect(cpu.manifest.facts.engine.strategy).toBe('per-replica');
 
     const cpuByKey = new Map(cpu.records.filter((r) => r.estimator === 'monte_carlo').map((r) => [key(r), r]));
     const gpuMc = gpu.records.filter((r) => r.estimator === 'monte_carlo');

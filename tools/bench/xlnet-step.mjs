@@ -9,7 +9,7 @@
  */
 import { RandomStream } from '@sgd-lab/core';
 import { ReplicaEngine, useBackend } from '@sgd-lab/tensor';
-import { decays, initXlnet, xlnetOptimizer, xlnetProgram } from '@sgd-lab/plugin-xlnet';
+import { decays, initXlnet, xlnetOptimizer, xlnetProgram, xlnetStrategy } from '@sgd-lab/plugin-xlnet';
 
 const [backendName = 'native', rArg = '4', bArg = '32', stepsArg = '5', warmArg = '1', sizeArg = '2-64-4-256-32-2000'] = process.argv.slice(2);
 const [layers, dModel, heads, inner, length, vocab] = sizeArg.split('-').map(Number);
@@ -18,7 +18,9 @@ const R = Number(rArg);
 const b = Number(bArg);
 const backend = await useBackend(backendName);
 const program = xlnetProgram(size);
-const engine = new ReplicaEngine(program, { strategy: 'per-replica', chunkSize: R, runBlock: Math.min(16, R) });
+// The plugin's choice (xlnetStrategy), or SGD_LAB_STRATEGY=per-replica|stacked to compare them.
+const strategy = process.env.SGD_LAB_STRATEGY === 'stacked' || process.env.SGD_LAB_STRATEGY === 'per-replica' ? process.env.SGD_LAB_STRATEGY : xlnetStrategy(backend.tfjsBackend, size);
+const engine = new ReplicaEngine(program, { strategy, chunkSize: R, runBlock: Math.min(16, R) });
 const state = engine.replicate(initXlnet(new RandomStream([1]), size), R);
 const total = Number(stepsArg) + Number(warmArg);
 const opt = xlnetOptimizer(engine, { weightDecay: 0.01, warmup: 0.1, clip: 1, beta1: 0.9, beta2: 0.999, epsilon: 1e-8 }, (k) => decays(program.blocks[k].name), () => total);
@@ -37,4 +39,4 @@ for (let t = 0; t < total; t++) {
   if (t >= Number(warmArg)) seconds.push((performance.now() - t0) / 1000);
 }
 engine.dispose(state);
-process.stdout.write(JSON.stringify({ backend: backend.name, seconds, tokensPerStep: b * length }) + '\n');
+process.stdout.write(JSON.stringify({ backend: backend.name, strategy, seconds, tokensPerStep: b * length }) + '\n');

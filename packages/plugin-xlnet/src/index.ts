@@ -6,9 +6,9 @@
 import { join } from 'node:path';
 import { DataError, Tokens, readDataFile, studyPath, atEqualEpochsAndSteps, checkBatchSizesFit, definePlugin, epochMean, referenceEpochLength, type EpochClaimSpec, type JSONSchemaType, type PresetConfig, withCost } from '@sgd-lab/core';
 import type { FigureSpec } from '@sgd-lab/core';
-import { ReplicaEngine, chunkSizeFor, useBackend, describeAdapter } from '@sgd-lab/tensor';
+import { ReplicaEngine, chunkSizeFor, chunkSizeOn, useBackend, describeAdapter } from '@sgd-lab/tensor';
 import { HOW_TO_GET_YELP, UCI_DIR, UCI_FILE, hasPolarity, loadPolarity, loadUci, type YelpData } from './data.js';
-import { decays, parameterCount, xlnetBytesPerReplica, xlnetProgram, type XlnetSize } from './model.js';
+import { decays, parameterCount, xlnetBytesPerReplica, xlnetLargestTensorPerReplica, xlnetProgram, xlnetStrategy, type XlnetSize } from './model.js';
 import { xlnetOptimizer, type XlnetOptimizerOptions } from './optimizer.js';
 import { encodeSet, textEpochSampler } from './sampler.js';
 import { Tokenizer, type TokenizerJson } from './tokenizer.js';
@@ -237,10 +237,12 @@ export default definePlugin<XlnetOptions>({
     ctx.recordFact('data', { source: data.source, train: train.count, validation: validation.count, evaluatedOn: { train: evalTrain.count, validation: validation.count }, truncated: { train: train.truncated, validation: validation.truncated }, meanTokens: Number(train.meanTokens.toFixed(1)) });
     const program = xlnetProgram(size);
     const maxB = Math.max(...study.batchSizes);
-    const chunkSize = chunkSizeFor(study.memoryBudgetMiB * 2 ** 20, xlnetBytesPerReplica(size, maxB), study.runsPerShard ?? study.runs, study.runBlock);
-    // Per replica always: the products inside are batched over examples and heads already.
-    const engine = new ReplicaEngine(program, { strategy: 'per-replica', chunkSize, runBlock: study.runBlock });
-    ctx.recordFact('engine', { strategy: 'per-replica', chunkSize, parameters: parameterCount(size) });
+    const byMemory = chunkSizeFor(study.memoryBudgetMiB * 2 ** 20, xlnetBytesPerReplica(size, maxB), study.runsPerShard ?? study.runs, study.runBlock);
+    // Evaluation calls of evalBatch rows are batches too.
+    const chunkSize = chunkSizeOn(backend, byMemory, xlnetLargestTensorPerReplica(size, Math.max(maxB, o.evalBatch)), study.runBlock);
+    const strategy = xlnetStrategy(backend.tfjsBackend, size);
+    const engine = new ReplicaEngine(program, { strategy, chunkSize, runBlock: study.runBlock });
+    ctx.recordFact('engine', { strategy, chunkSize, parameters: parameterCount(size) });
     const model = new XlnetModel(size, engine, train, { train: evalTrain, validation, every: o.evaluateEvery, rowsPerCall: o.evalBatch }, study);
     const blocks = program.blocks;
     // Per token: 2 FLOPs per non-embedding weight forward, 4 backward; attention adds the content,

@@ -79,4 +79,69 @@ describe('XLNet encoder', () => {
     expect(checked).toBeGreaterThan(15);
     program.dispose();
   });
+
+  it('stacked (a chunk of replicas on a leading run axis) gives each replica its per-replica loss, gradient and evaluation', () => {
+    const size: XlnetSize = { vocab: 12, layers: 2, dModel: 8, heads: 2, inner: 16, length: 6 };
+    const program = xlnetProgram(size);
+    const blocks = xlnetBlocks(size);
+    const C = 3;
+    const B = 2;
+    // Each replica its own parameters and its own batch.
+    const thetas = Array.from({ length: C }, (_, c) => initXlnet(new RandomStream([10 + c]), size).map((v) => v * 20));
+    const split = (t: Float64Array) => {
+      let o = 0;
+      return blocks.map((b) => {
+        const n = b.shape[0] * b.shape[1];
+        o += n;
+        return t.subarray(o - n, o);
+      });
+    };
+    const parts = thetas.map(split);
+    const ids = Array.from({ length: C * B * size.length }, (_, i) => (i % 6 < 2 ? 0 : 2 + ((i * 7) % 10)));
+    const labels = Array.from({ length: C * B }, (_, i) => (i % 3 === 0 ? [1, 0] : [0, 1])).flat();
+    const perReplica = Array.from({ length: C }, (_, c) =>
+      tf.tidy(() => {
+        const ps = parts[c].map((v, k) => tf.tensor2d(Float32Array.from(v), blocks[k].shape));
+        const x = tf.tensor2d(ids.slice(c * B * size.length, (c + 1) * B * size.length), [B, size.length]);
+        const y = tf.tensor2d(labels.slice(c * B * 2, (c + 1) * B * 2), [B, 2]);
+        const out = program.step(ps, [x, y], false);
+        const ev = program.evaluate!(ps, [x, y]);
+        return { grads: out.grads.map((g) => g.dataSync().slice()), loss: out.loss.dataSync()[0], evalLoss: ev.loss.dataSync()[0], error: ev.error.dataSync()[0] };
+      }),
+    );
+    const before = tf.memory().numTensors;
+    const stacked = tf.tidy(() => {
+      const ps = blocks.map((b, k) => tf.tensor3d(Float32Array.from(parts.flatMap((p) => Array.from(p[k]))), [C, ...b.shape]));
+      const out = program.step(ps, [tf.tensor3d(ids, [C, B, size.length]), tf.tensor3d(labels, [C, B, 2])], false);
+      expect(out.loss.shape).toEqual([C]);
+      const loss = Array.from(out.loss.dataSync());
+      // Kept past the gradient's scope (the engine reads and frees it): nothing else is left.
+      out.loss.dispose();
+      return { grads: out.grads.map((g) => g.dataSync().slice()), loss };
+    });
+    expect(tf.memory().numTensors).toBe(before);
+    for (let c = 0; c < C; c++) {
+      expect(stacked.loss[c]).toBeCloseTo(perReplica[c].loss, 5);
+      blocks.forEach((b, k) => {
+        const n = b.shape[0] * b.shape[1];
+        const got = stacked.grads[k].subarray(c * n, (c + 1) * n);
+        const want = perReplica[c].grads[k];
+        const scale = Math.max(1e-6, ...Array.from(want, Math.abs));
+        for (let i = 0; i < n; i++) expect(Math.abs(got[i] - want[i]), `${b.name} replica ${c}`).toBeLessThanOrEqual(1e-4 * scale);
+      });
+    }
+    // Evaluation: inputs shared by the chunk, one loss and error per replica.
+    tf.tidy(() => {
+      const ps = blocks.map((b, k) => tf.tensor3d(Float32Array.from(parts.flatMap((p) => Array.from(p[k]))), [C, ...b.shape]));
+      for (let c = 0; c < C; c++) {
+        const x = tf.tensor2d(ids.slice(c * B * size.length, (c + 1) * B * size.length), [B, size.length]);
+        const y = tf.tensor2d(labels.slice(c * B * 2, (c + 1) * B * 2), [B, 2]);
+        const ev = program.evaluate!(ps, [x, y]);
+        expect(ev.loss.shape).toEqual([C]);
+        expect(ev.loss.dataSync()[c]).toBeCloseTo(perReplica[c].evalLoss, 5);
+        expect(ev.error.dataSync()[c]).toBeCloseTo(perReplica[c].error, 6);
+      }
+    });
+    program.dispose();
+  });
 });

@@ -8,13 +8,14 @@
  * last token (<cls>) through a tanh projection; a 2-way head. Post-norm, no dropout, as in
  * XLNet's fine-tuning graph with dropout off (the runs then differ by their mini-batches only).
  *
- * The step is a ReplicaProgram on 2-D parameter blocks; gradients come from TensorFlow.js's
- * autodiff (tf.grads), one replica at a time.
+ * The step is a ReplicaProgram for both of the engine's strategies (one replica on 2-D blocks,
+ * or a chunk of replicas stacked on a leading run axis); gradients come from TensorFlow.js's
+ * autodiff (tf.grads).
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { createRequire } from 'node:module';
 import type { RandomStream } from '@sgd-lab/core';
-import { matMulT, type BlockShape, type ReplicaProgram } from '@sgd-lab/tensor';
+import { matMulT, type BlockShape, type KernelStrategy, type ReplicaProgram } from '@sgd-lab/tensor';
 import { PAD } from './tokenizer.js';
 
 // The step differentiates with tf.grads, so every op's gradient must be registered. tfjs-core's
@@ -173,60 +174,89 @@ export function xlnetConstants(s: XlnetSize): XlnetConstants {
   };
 }
 
-/** Logits [B, 2] for token ids [B, L] (float-coded) at the parameters of one replica. */
+/**
+ * Logits for token ids (float-coded) at the parameters of one replica ([B, L] ids, 2-D blocks:
+ * [B, 2]) or of a chunk of C replicas stacked on a leading run axis ([C, m, n] blocks; ids
+ * [C, B, L], each replica on its own batch, or [B, L] shared by all: [C, B, 2]). Stacked, every
+ * product is one batched matMul over the C replicas and the attention runs on C * B sequences.
+ */
 export function xlnetLogits(s: XlnetSize, c: XlnetConstants, params: readonly tf.Tensor[], x: tf.Tensor): tf.Tensor {
-  const B = x.shape[0];
+  const stacked = params[0].rank === 3;
+  const C = stacked ? params[0].shape[0] : 1;
+  // Shapes below carry the run axis only when stacked: lead is [C] or [].
+  const lead = stacked ? [C] : [];
+  const o = lead.length;
+  const B = x.shape[x.rank - 2];
   const L = s.length;
   const d = s.dModel;
   const H = s.heads;
   const dh = d / H;
-  const ids = tf.cast(x, 'int32');
+  const ids = tf.cast(stacked && x.rank === 2 ? tf.tile(tf.expandDims(x, 0), [C, 1, 1]) : x, 'int32');
+  const N = C * B; // sequences in the attention
   // Keys that are padding get -1e30 before the softmax.
-  const keyMask = tf.reshape(tf.mul(tf.cast(tf.equal(ids, PAD), 'float32'), -1e30), [B, 1, 1, L]);
-  let h = tf.reshape(embed(params[0], tf.reshape(ids, [B * L])), [B * L, d]);
-  const heads = (t: tf.Tensor) => tf.transpose(tf.reshape(t, [B, L, H, dh]), [0, 2, 1, 3]); // [B, H, L, dh]
-  const byHead = (t: tf.Tensor) => tf.transpose(tf.reshape(t, [B * L, H, dh]), [1, 0, 2]); // [H, B*L, dh]
-  const fromHead = (t: tf.Tensor, n: number) => tf.transpose(tf.reshape(t, [H, B, L, n]), [1, 0, 2, 3]); // [B, H, L, n]
+  const keyMask = tf.reshape(tf.mul(tf.cast(tf.equal(ids, PAD), 'float32'), -1e30), [N, 1, 1, L]);
+  // Word embeddings: stacked, replica c's table is rows c * vocab ... of the joined tables.
+  const table = stacked ? tf.reshape(params[0], [C * s.vocab, d]) : params[0];
+  const rows = stacked ? tf.add(ids, tf.reshape(tf.range(0, C * s.vocab, s.vocab, 'int32'), [C, 1, 1])) : ids;
+  let h = tf.reshape(embed(table, tf.reshape(rows, [N * L])), [...lead, B * L, d]);
+  /** A per-replica row [C?, 1, d] as [C?, ...shape] for broadcasting. */
+  const row = (p: tf.Tensor, shape: number[]) => tf.reshape(p, [...lead, ...shape]);
+  /** [C?, B*L, d] -> [N, H, L, dh]. */
+  const heads = (t: tf.Tensor) => tf.transpose(tf.reshape(t, [N, L, H, dh]), [0, 2, 1, 3]);
+  /** [C?, B*L, d] -> [C?, H, B*L, dh]: per replica, every token's heads. */
+  const byHead = (t: tf.Tensor) => tf.transpose(tf.reshape(t, [...lead, B * L, H, dh]), [...lead.map((_, i) => i), o + 1, o, o + 2]);
+  /** [C?, H, B*L, n] -> [N, H, L, n]. */
+  const fromHead = (t: tf.Tensor, n: number) => tf.reshape(tf.transpose(tf.reshape(t, [...lead, H, B, L, n]), [...lead.map((_, i) => i), o + 1, o, o + 2, o + 3]), [N, H, L, n]);
+  /** The content queries plus a per-replica head bias [C?, 1, d], as [N, H, L, dh]. */
+  const withBias = (q: tf.Tensor, bias: tf.Tensor) =>
+    stacked ? tf.reshape(tf.add(tf.reshape(heads(q), [C, B, H, L, dh]), row(bias, [1, H, 1, dh])), [N, H, L, dh]) : tf.add(heads(q), row(bias, [1, H, 1, dh]));
   const scale = 1 / Math.sqrt(dh);
+  // The relative encodings, one copy for every replica's position projection.
+  const pos = stacked ? tf.reshape(c.pos, [1, 2 * L, d]) : c.pos;
   for (let l = 0; l < s.layers; l++) {
     const [wq, wk, wv, wo, wr, rw, rr, rs, segEmbed, g1, b1, w1, c1, w2, c2, g2, b2] = params.slice(2 + 17 * l, 2 + 17 * (l + 1));
     const q = tf.matMul(h, wq);
     const k = heads(tf.matMul(h, wk));
     const v = heads(tf.matMul(h, wv));
     // Content term: (q + r_w_bias) k^T.
-    const ac = matMulT(tf.add(heads(q), tf.reshape(rw, [1, H, 1, dh])), k, false, true);
+    const ac = matMulT(withBias(q, rw), k, false, true);
     // Position term: (q + r_r_bias) k_r^T over the 2L relative positions, then shifted.
-    const kr = tf.transpose(tf.reshape(tf.matMul(c.pos, wr), [2 * L, H, dh]), [1, 0, 2]); // [H, 2L, dh]
-    const qr = tf.add(byHead(q), tf.reshape(rr, [H, 1, dh]));
+    const kr = tf.transpose(tf.reshape(tf.matMul(pos, wr), [...lead, 2 * L, H, dh]), [...lead.map((_, i) => i), o + 1, o, o + 2]); // [C?, H, 2L, dh]
+    const qr = tf.add(byHead(q), row(rr, [H, 1, dh]));
     const bd = relShift(fromHead(matMulT(qr, kr, false, true), 2 * L) as tf.Tensor4D, L);
     // Segment term: (q + r_s_bias) . seg_embed[s_ij], s_ij = 1 when i, j are in different segments.
-    const qs = tf.add(byHead(q), tf.reshape(rs, [H, 1, dh]));
-    const segK = tf.transpose(tf.reshape(segEmbed, [2, H, dh]), [1, 0, 2]); // [H, 2, dh]
-    const ef2 = fromHead(matMulT(qs, segK, false, true), 2); // [B, H, L, 2]
-    const e0 = tf.slice(ef2, [0, 0, 0, 0], [B, H, L, 1]);
-    const e1 = tf.slice(ef2, [0, 0, 0, 1], [B, H, L, 1]);
+    const qs = tf.add(byHead(q), row(rs, [H, 1, dh]));
+    const segK = tf.transpose(tf.reshape(segEmbed, [...lead, 2, H, dh]), [...lead.map((_, i) => i), o + 1, o, o + 2]); // [C?, H, 2, dh]
+    const ef2 = fromHead(matMulT(qs, segK, false, true), 2); // [N, H, L, 2]
+    const e0 = tf.slice(ef2, [0, 0, 0, 0], [N, H, L, 1]);
+    const e1 = tf.slice(ef2, [0, 0, 0, 1], [N, H, L, 1]);
     const ef = tf.add(e0, tf.mul(tf.sub(e1, e0), c.seg));
     const score = tf.add(tf.mul(tf.add(tf.add(ac, bd), ef), scale), keyMask);
     const prob = tf.softmax(score);
-    const av = tf.reshape(tf.transpose(tf.matMul(prob, v), [0, 2, 1, 3]), [B * L, d]);
+    const av = tf.reshape(tf.transpose(tf.matMul(prob, v), [0, 2, 1, 3]), [...lead, B * L, d]);
     h = layerNorm(tf.add(tf.matMul(av, wo), h), g1, b1);
     const ff = tf.add(tf.matMul(gelu(tf.add(tf.matMul(h, w1), c1)), w2), c2);
     h = layerNorm(tf.add(ff, h), g2, b2);
   }
   const n = params.length;
-  const last = tf.reshape(tf.slice(tf.reshape(h, [B, L, d]), [0, L - 1, 0], [B, 1, d]), [B, d]);
+  const last = tf.reshape(tf.slice(tf.reshape(h, [N, L, d]), [0, L - 1, 0], [N, 1, d]), [...lead, B, d]);
   const summary = tf.tanh(tf.add(tf.matMul(last, params[n - 4]), params[n - 3]));
   return tf.add(tf.matMul(summary, params[n - 2]), params[n - 1]);
 }
 
-/** Mean softmax cross-entropy of logits [B, 2] against one-hot labels [B, 2]. */
+/**
+ * Mean softmax cross-entropy of logits [B, 2] against one-hot labels [B, 2]; stacked ([C, B, 2]),
+ * one mean per replica, [C].
+ */
 export function crossEntropy(logits: tf.Tensor, y: tf.Tensor): tf.Tensor {
-  return tf.neg(tf.mean(tf.sum(tf.mul(y, tf.logSoftmax(logits)), -1)));
+  return tf.neg(tf.mean(tf.sum(tf.mul(y, tf.logSoftmax(logits)), -1), -1));
 }
 
 /**
- * The replica program. Per replica only (the engine's `per-replica` strategy): the products
- * inside are already batched over examples and heads.
+ * The replica program, for both strategies: per replica (2-D blocks, [b, L] ids) or stacked
+ * ([C, m, n] blocks, [C, b, L] ids; the products batched over replicas too). Autodiff either
+ * way: stacked, the gradient of the sum of the replicas' losses is each replica's own gradient,
+ * since no replica's loss depends on another's parameters.
  */
 export function xlnetProgram(s: XlnetSize): ReplicaProgram & { constants: XlnetConstants; dispose(): void } {
   if (s.dModel % s.heads !== 0) throw new Error(`dModel ${s.dModel} is not a multiple of heads ${s.heads}`);
@@ -237,19 +267,24 @@ export function xlnetProgram(s: XlnetSize): ReplicaProgram & { constants: XlnetC
     blocks,
     constants,
     step(params, [x, y]) {
-      if (x.rank !== 2) throw new Error('xlnet runs per replica: expected [b, L] token ids');
+      const stacked = params[0].rank === 3;
+      if (x.rank !== (stacked ? 3 : 2)) throw new Error(`xlnet: expected ${stacked ? '[C, b, L]' : '[b, L]'} token ids for ${stacked ? 'stacked' : 'per-replica'} parameters, got [${x.shape}]`);
+      let perRun: tf.Tensor | undefined;
       const f = (...ps: tf.Tensor[]) => {
-        const loss = crossEntropy(xlnetLogits(s, constants, ps, x), y);
+        const losses = crossEntropy(xlnetLogits(s, constants, ps, x), y);
+        // The per-replica losses outlive the gradient's scope: they are the step's loss record.
+        if (stacked) perRun = tf.keep(tf.clone(losses));
         // mask_emb takes no part in classification; this keeps autodiff's bookkeeping whole.
-        return tf.add(loss, tf.mul(tf.sum(ps[1]), 0)) as tf.Scalar;
+        return tf.add(stacked ? tf.sum(losses) : losses, tf.mul(tf.sum(ps[1]), 0)) as tf.Scalar;
       };
       const { value, grads } = tf.valueAndGrads(f)(params as tf.Tensor[]);
-      return { grads, loss: value };
+      if (stacked) value.dispose();
+      return { grads, loss: stacked ? perRun! : value };
     },
     evaluate(params, [x, y]) {
       const logits = xlnetLogits(s, constants, params, x);
       const wrong = tf.cast(tf.notEqual(tf.argMax(logits, -1), tf.argMax(y, -1)), 'float32');
-      return { loss: crossEntropy(logits, y), error: tf.mean(wrong) };
+      return { loss: crossEntropy(logits, y), error: tf.mean(wrong, -1) };
     },
     dispose() {
       constants.pos.dispose();
@@ -263,4 +298,28 @@ export function xlnetBytesPerReplica(s: XlnetSize, b: number): number {
   const params = parameterCount(s);
   const perLayer = b * s.length * (8 * s.dModel + 2 * s.inner) + 6 * b * s.heads * s.length * 2 * s.length;
   return 4 * (5 * params + s.layers * perLayer);
+}
+
+/**
+ * The engine strategy for XLNet on a tfjs backend and model size. On the GPU, stacked: one
+ * dispatch per op for a whole chunk of replicas instead of one per replica. On native, stacked
+ * for small layers, where per-op overhead dominates, and per replica for large ones, whose
+ * products are batched over examples and heads already (measured here, 2 cores, alternating
+ * rounds: the cpu preset, hidden 64, R = 4, b = 32: stacked 113-144 ms against 184-195 ms per
+ * step; one paper-size layer, hidden 384, R = 2, b = 32: stacked 4.7-6.0 s against 3.5-4.7 s).
+ * wasm and cpu run per replica (their batched products are slow).
+ */
+export function xlnetStrategy(tfjsBackend: string, size?: Pick<XlnetSize, 'dModel'>): KernelStrategy {
+  if (tfjsBackend === 'webgpu') return 'stacked';
+  if (tfjsBackend === 'wasm' || tfjsBackend === 'cpu') return 'per-replica';
+  return size && size.dModel <= 128 ? 'stacked' : 'per-replica';
+}
+
+/**
+ * Bytes of the largest tensor one replica has at batch b (its embedding table or that table's
+ * gradient, the scores against the 2L relative positions, the feed-forward activations): a
+ * stacked tensor holds a chunk's worth, which WebGPU binds whole.
+ */
+export function xlnetLargestTensorPerReplica(s: XlnetSize, b: number): number {
+  return 4 * Math.max(s.vocab * s.dModel, b * s.heads * s.length * 2 * s.length, b * s.length * s.inner);
 }
