@@ -104,6 +104,16 @@ function endToEnd(setting, backend) {
   }
 }
 
+/**
+ * The CPU backends to time here, fastest first. webgpu is left out: on this machine its adapter
+ * is llvmpipe (a software rasterizer, for tests); GPU numbers come from the device check
+ * (tools/device), whose section the bench keeps.
+ */
+async function cpuBackends() {
+  const { availableBackends } = await import('@sgd-lab/tensor');
+  return availableBackends().filter((b) => b !== 'webgpu');
+}
+
 /** OpenBLAS build line and thread count of the native backend, for the report. */
 async function nativeInfo() {
   const { availableBackends } = await import('@sgd-lab/tensor');
@@ -330,7 +340,6 @@ async function benchDeepLinear(sections) {
   say(`gaussian-deeplinear: R = ${R}, b = ${b}, widths ${widths.join('-')}`);
   const stepScript = join(root, 'tools', 'bench', 'deeplinear-step.mjs');
   const rows = [];
-  const { availableBackends } = await import('@sgd-lab/tensor');
   const step = (backend) => {
     const r = spawnSync(process.execPath, [stepScript, backend, String(R), String(b), String(stepsFor(backend, 10)), '2'], { encoding: 'utf8', maxBuffer: 1 << 24, env: backendEnv(backend) });
     if (r.status !== 0) {
@@ -341,7 +350,7 @@ async function benchDeepLinear(sections) {
     say(`  ${out.backend}: ${fmt(median(out.seconds))} per step`);
     return out;
   };
-  const backends = availableBackends();
+  const backends = await cpuBackends();
   // The fastest backend against PyTorch in alternating rounds; the others once.
   const { rounds, timed } = pairedRounds(() => step(backends[0]), () => torchPeer('deeplinear_torch.py', { R, b, widths, steps: 10, warmup: 2 }));
   for (const backend of backends) {
@@ -419,7 +428,6 @@ async function benchMnist(sections) {
   say(`mnist-mlp: cpu preset step, R = ${R}, b = ${b}, widths ${widths.join('-')}`);
   const script = join(root, 'tools', 'bench', 'mnist-step.mjs');
   const rows = [];
-  const { availableBackends } = await import('@sgd-lab/tensor');
   const step = (backend) => {
     const r = spawnSync(process.execPath, [script, backend, String(R), String(b), String(stepsFor(backend, 60)), '5', widths.join('-')], { encoding: 'utf8', env: backendEnv(backend) });
     if (r.status !== 0) {
@@ -430,7 +438,7 @@ async function benchMnist(sections) {
     say(`  ${out.backend}: ${fmt(median(out.seconds))} per step`);
     return out;
   };
-  const backends = availableBackends();
+  const backends = await cpuBackends();
   // The fastest backend against PyTorch in alternating rounds; the others once.
   const paired = pairedRounds(() => step(backends[0]), () => torchPeer('mnist_torch.py', { R, b, widths, steps: 60, warmup: 5 }));
   const { rounds, timed } = paired;
@@ -480,7 +488,6 @@ async function benchXlnet(sections) {
   say(`yelp-xlnet: cpu preset encoder step, R = ${R}, b = ${b}, ${sizeArg}`);
   const script = join(root, 'tools', 'bench', 'xlnet-step.mjs');
   const rows = [];
-  const { availableBackends } = await import('@sgd-lab/tensor');
   const step = (backend) => {
     const r = spawnSync(process.execPath, [script, backend, String(R), String(b), backend === 'native' ? '8' : '3', '1', sizeArg], { encoding: 'utf8', env: backendEnv(backend) });
     if (r.status !== 0) {
@@ -491,14 +498,14 @@ async function benchXlnet(sections) {
     say(`  ${out.backend}: ${fmt(median(out.seconds))} per step`);
     return out;
   };
-  const backends = availableBackends().filter((x) => x !== 'cpu');
+  const backends = (await cpuBackends()).filter((x) => x !== 'cpu');
   // The fastest backend against PyTorch in alternating rounds, as the other settings; the others once.
   const { rounds, timed } = pairedRounds(() => step(backends[0]), () => torchPeer('xlnet_torch.py', { R, b, size, steps: 8, warmup: 2 }));
   for (const backend of backends) {
     const out = backend === backends[0] ? rounds[0]?.oursInfo : step(backend);
     if (!out) continue;
     const sec = backend === backends[0] ? median(rounds.map((x) => x.ours)) : median(out.seconds);
-    rows.push({ backend: out.backend, name: `sgd-lab ${out.backend} (per replica, autodiff)`, sec });
+    rows.push({ backend: out.backend, name: `sgd-lab ${out.backend} (${out.strategy === "stacked" ? "stacked" : "per replica"}, autodiff)`, sec });
   }
   const torch = timed[0]?.torchInfo;
   const e2e = {};
@@ -589,8 +596,7 @@ function logLogSvg(title, xLabel, yLabel, series) {
  * (b fixed) and against b (R fixed), each point its own process, with the fitted exponents.
  */
 async function benchScaling(sections) {
-  const { availableBackends } = await import('@sgd-lab/tensor');
-  const backend = availableBackends()[0];
+  const backend = (await cpuBackends())[0];
   const Rs = [8, 16, 32, 64, 128, 256, 512, 1024];
   const bs = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512];
   const settings = [

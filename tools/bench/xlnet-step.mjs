@@ -8,8 +8,8 @@
  *   node xlnet-step.mjs <backend> <R> <b> <steps> [warmup] [layers-dModel-heads-inner-length-vocab]
  */
 import { RandomStream } from '@sgd-lab/core';
-import { ReplicaEngine, useBackend } from '@sgd-lab/tensor';
-import { decays, initXlnet, xlnetOptimizer, xlnetProgram, xlnetStrategy } from '@sgd-lab/plugin-xlnet';
+import { ReplicaEngine, chunkSizeOn, useBackend } from '@sgd-lab/tensor';
+import { decays, initXlnet, xlnetLargestTensorPerReplica, xlnetOptimizer, xlnetProgram, xlnetStrategy } from '@sgd-lab/plugin-xlnet';
 
 const [backendName = 'native', rArg = '4', bArg = '32', stepsArg = '5', warmArg = '1', sizeArg = '2-64-4-256-32-2000'] = process.argv.slice(2);
 const [layers, dModel, heads, inner, length, vocab] = sizeArg.split('-').map(Number);
@@ -19,8 +19,8 @@ const b = Number(bArg);
 const backend = await useBackend(backendName);
 const program = xlnetProgram(size);
 // The plugin's choice (xlnetStrategy), or SGD_LAB_STRATEGY=per-replica|stacked to compare them.
-const strategy = process.env.SGD_LAB_STRATEGY === 'stacked' || process.env.SGD_LAB_STRATEGY === 'per-replica' ? process.env.SGD_LAB_STRATEGY : xlnetStrategy(backend.tfjsBackend, size);
-const engine = new ReplicaEngine(program, { strategy, chunkSize: R, runBlock: Math.min(16, R) });
+const strategy = process.env.SGD_LAB_STRATEGY === 'stacked' || process.env.SGD_LAB_STRATEGY === 'per-replica' ? process.env.SGD_LAB_STRATEGY : xlnetStrategy(backend.tfjsBackend);
+const engine = new ReplicaEngine(program, { strategy, chunkSize: chunkSizeOn(backend, R, xlnetLargestTensorPerReplica(size, b), Math.min(16, R)), runBlock: Math.min(16, R) });
 const state = engine.replicate(initXlnet(new RandomStream([1]), size), R);
 const total = Number(stepsArg) + Number(warmArg);
 const opt = xlnetOptimizer(engine, { weightDecay: 0.01, warmup: 0.1, clip: 1, beta1: 0.9, beta2: 0.999, epsilon: 1e-8 }, (k) => decays(program.blocks[k].name), () => total);

@@ -240,7 +240,7 @@ export default definePlugin<XlnetOptions>({
     const byMemory = chunkSizeFor(study.memoryBudgetMiB * 2 ** 20, xlnetBytesPerReplica(size, maxB), study.runsPerShard ?? study.runs, study.runBlock);
     // Evaluation calls of evalBatch rows are batches too.
     const chunkSize = chunkSizeOn(backend, byMemory, xlnetLargestTensorPerReplica(size, Math.max(maxB, o.evalBatch)), study.runBlock);
-    const strategy = xlnetStrategy(backend.tfjsBackend, size);
+    const strategy = xlnetStrategy(backend.tfjsBackend);
     const engine = new ReplicaEngine(program, { strategy, chunkSize, runBlock: study.runBlock });
     ctx.recordFact('engine', { strategy, chunkSize, parameters: parameterCount(size) });
     const model = new XlnetModel(size, engine, train, { train: evalTrain, validation, every: o.evaluateEvery, rowsPerCall: o.evalBatch }, study);

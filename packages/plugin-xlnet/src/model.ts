@@ -301,18 +301,15 @@ export function xlnetBytesPerReplica(s: XlnetSize, b: number): number {
 }
 
 /**
- * The engine strategy for XLNet on a tfjs backend and model size. On the GPU, stacked: one
- * dispatch per op for a whole chunk of replicas instead of one per replica. On native, stacked
- * for small layers, where per-op overhead dominates, and per replica for large ones, whose
- * products are batched over examples and heads already (measured here, 2 cores, alternating
- * rounds: the cpu preset, hidden 64, R = 4, b = 32: stacked 113-144 ms against 184-195 ms per
- * step; one paper-size layer, hidden 384, R = 2, b = 32: stacked 4.7-6.0 s against 3.5-4.7 s).
- * wasm and cpu run per replica (their batched products are slow).
+ * The engine strategy for XLNet on a tfjs backend: stacked on the GPU (one dispatch per op for a
+ * whole chunk of replicas instead of one per replica), per replica on the CPU backends. Measured
+ * here on native (2 cores): stacked made the cpu preset's step (R = 4, b = 32) faster (113-144
+ * ms against 184-195 ms), equal at R = 16, slower for one paper-size layer (4.7-6.0 s against
+ * 3.5-4.7 s), and the cpu preset study end to end 3x slower with 4x the memory (233 s and
+ * 3.1 GiB against 77 s and 0.8 GiB), so the CPU backends keep per replica.
  */
-export function xlnetStrategy(tfjsBackend: string, size?: Pick<XlnetSize, 'dModel'>): KernelStrategy {
-  if (tfjsBackend === 'webgpu') return 'stacked';
-  if (tfjsBackend === 'wasm' || tfjsBackend === 'cpu') return 'per-replica';
-  return size && size.dModel <= 128 ? 'stacked' : 'per-replica';
+export function xlnetStrategy(tfjsBackend: string): KernelStrategy {
+  return tfjsBackend === 'webgpu' ? 'stacked' : 'per-replica';
 }
 
 /**
