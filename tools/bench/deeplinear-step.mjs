@@ -22,7 +22,11 @@ const backend = await useBackend(backendName);
 const readMode = process.env.SGD_LAB_READS === 'async' || process.env.SGD_LAB_READS === 'sync' ? process.env.SGD_LAB_READS : undefined;
 const teacher = product(drawLayers(new RandomStream([1, StreamPurpose.model, 0]), widths, 1), widths);
 const teacherT = tf.transpose(tf.tensor2d(Float32Array.from(teacher), [widths[2], widths[0]]));
-const engine = new ReplicaEngine(deepLinearProgram(widths, teacherT), { strategy: strategyFor(backend.tfjsBackend), chunkSize: chunkSizeOn(backend, R, largestTensorPerReplica(widths, b), Math.min(16, R)), runBlock: Math.min(16, R), reads: readMode });
+// Chunks whose stacked tensors fit the adapter's binding limit (webgpu), in run blocks of up to 16.
+const fit = chunkSizeOn(backend, R, largestTensorPerReplica(widths, b), 1);
+const runBlock = Math.min(16, fit);
+const chunkSize = fit < R ? fit - (fit % runBlock) : R;
+const engine = new ReplicaEngine(deepLinearProgram(widths, teacherT), { strategy: strategyFor(backend.tfjsBackend), chunkSize, runBlock, reads: readMode });
 const theta0 = drawLayers(new RandomStream([1, StreamPurpose.init, 0]), widths, 1);
 const shard = { batchSize: b, initPoint: 0, runStart: 0, runCount: R, steps: 1 };
 const state = engine.replicate(theta0, R);

@@ -18,7 +18,11 @@ const backend = await useBackend(backendName);
 // SGD_LAB_READS=async forces the one-read-per-step asynchronous path on a CPU backend (the bench's reads section).
 const readMode = process.env.SGD_LAB_READS === 'async' || process.env.SGD_LAB_READS === 'sync' ? process.env.SGD_LAB_READS : undefined;
 const data = loadEmbedded(1, 0.2);
-const engine = new ReplicaEngine(mlpProgram(widths), { strategy: strategyFor(backend.tfjsBackend), chunkSize: chunkSizeOn(backend, R, mlpLargestTensorPerReplica(widths, b), Math.min(16, R)), runBlock: Math.min(16, R), reads: readMode });
+// Chunks whose stacked tensors fit the adapter's binding limit (webgpu), in run blocks of up to 16.
+const fit = chunkSizeOn(backend, R, mlpLargestTensorPerReplica(widths, b), 1);
+const runBlock = Math.min(16, fit);
+const chunkSize = fit < R ? fit - (fit % runBlock) : R;
+const engine = new ReplicaEngine(mlpProgram(widths), { strategy: strategyFor(backend.tfjsBackend), chunkSize, runBlock, reads: readMode });
 const state = engine.replicate(initMlp(new RandomStream([1, StreamPurpose.init, 0]), widths), R);
 const sampler = epochSampler(data.train).create({ batchSize: b, initPoint: 0, runStart: 0, runCount: R, steps: 1 }, 1);
 const seconds = [];

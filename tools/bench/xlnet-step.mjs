@@ -20,7 +20,11 @@ const backend = await useBackend(backendName);
 const program = xlnetProgram(size);
 // The plugin's choice (xlnetStrategy), or SGD_LAB_STRATEGY=per-replica|stacked to compare them.
 const strategy = process.env.SGD_LAB_STRATEGY === 'stacked' || process.env.SGD_LAB_STRATEGY === 'per-replica' ? process.env.SGD_LAB_STRATEGY : xlnetStrategy(backend.tfjsBackend);
-const engine = new ReplicaEngine(program, { strategy, chunkSize: chunkSizeOn(backend, R, xlnetLargestTensorPerReplica(size, b), Math.min(16, R)), runBlock: Math.min(16, R) });
+// Chunks whose stacked tensors fit the adapter's binding limit (webgpu), in run blocks of up to 16.
+const fit = chunkSizeOn(backend, R, xlnetLargestTensorPerReplica(size, b), 1);
+const runBlock = Math.min(16, fit);
+const chunkSize = fit < R ? fit - (fit % runBlock) : R;
+const engine = new ReplicaEngine(program, { strategy, chunkSize, runBlock });
 const state = engine.replicate(initXlnet(new RandomStream([1]), size), R);
 const total = Number(stepsArg) + Number(warmArg);
 const opt = xlnetOptimizer(engine, { weightDecay: 0.01, warmup: 0.1, clip: 1, beta1: 0.9, beta2: 0.999, epsilon: 1e-8 }, (k) => decays(program.blocks[k].name), () => total);

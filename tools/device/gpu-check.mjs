@@ -16,10 +16,11 @@
  * BENCHMARKS.md; `node tools/device/merge.mjs OUT/gpu-section.md` puts it there).
  *
  *   node tools/device/gpu-check.mjs --out DIR [--smoke] [--python python3] [--device cuda|cpu]
- *        [--rounds 3] [--budget-s 420] [--data-dir DIR]
+ *        [--rounds 3] [--steps N] [--budget-s 420] [--data-dir DIR]
  *
  * --smoke: the same sequence at the smallest sizes and one step (what npm test runs on llvmpipe,
- * with the peers on the CPU). Exit code: 0 when the agreement checks pass and every part ran, 1
+ * with the peers on the CPU). --steps N times N steps per round instead of 10 (5 for XLNet), e.g. a
+ * paper-size dry run on a slow adapter. Exit code: 0 when the agreement checks pass and every part ran, 1
  * when a check failed, 2 when no WebGPU adapter was found, 3 when a part was skipped or failed.
  */
 import { spawnSync } from 'node:child_process';
@@ -37,12 +38,13 @@ const { values } = parseArgs({
     python: { type: 'string', default: 'python3' },
     device: { type: 'string' },
     rounds: { type: 'string', default: '3' },
+    steps: { type: 'string' },
     'budget-s': { type: 'string', default: '420' },
     'data-dir': { type: 'string', default: process.env.SGD_LAB_DATA_DIR ?? join(root, 'data') },
   },
 });
 if (!values.out) {
-  process.stderr.write('usage: node tools/device/gpu-check.mjs --out DIR [--smoke] [--python python3] [--device cuda|cpu] [--rounds 3] [--budget-s 420] [--data-dir DIR]\n');
+  process.stderr.write('usage: node tools/device/gpu-check.mjs --out DIR [--smoke] [--python python3] [--device cuda|cpu] [--rounds 3] [--steps N] [--budget-s 420] [--data-dir DIR]\n');
   process.exit(64);
 }
 const out = resolve(values.out);
@@ -144,6 +146,7 @@ const CASES = [
 
 report.parts.steps = [];
 for (const c of CASES) {
+  if (values.steps) c.steps = Math.max(1, Number(values.steps));
   if (Date.now() > deadline) {
     problem(`${c.what}: skipped, the time budget was spent`);
     continue;
