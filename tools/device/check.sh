@@ -24,7 +24,11 @@ fi
 work=$(mktemp -d "${TMPDIR:-/tmp}/sgd-lab-device.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 t0=$(date +%s)
-tar -xaf "$kit" -C "$work" || { echo "check.sh: could not unpack $kit" >&2; exit 66; }
+# tar with xz where the machine has it, else Python's tarfile (the machine has Python for PyTorch).
+if ! tar -xaf "$kit" -C "$work" 2>/dev/null; then
+  "${SGD_LAB_PYTHON:-python3}" -c 'import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2])' "$kit" "$work" ||
+    { echo "check.sh: could not unpack $kit (neither tar with xz nor Python's tarfile)" >&2; exit 66; }
+fi
 export PATH="$work/node/bin:$PATH"
 
 # The Vulkan loader: the system's when it has one, else the kit's.
