@@ -4,7 +4,7 @@
  * whole check at smoke sizes with the kit's own Node.js, and merge.mjs puts its section into a
  * copy of BENCHMARKS.md. What runs on the GPU machine is this same sequence at paper sizes.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -14,17 +14,36 @@ const root = resolve(__dirname, '..');
 const scratch = mkdtempSync(join(tmpdir(), 'sgd-lab-device-spec-'));
 const kit = join(scratch, 'kit.tar.gz');
 const out = join(scratch, 'out');
-let pack: ReturnType<typeof spawnSync>;
-let check: ReturnType<typeof spawnSync>;
+interface Ran {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+}
+let pack: Ran;
+let check: Ran;
 
-beforeAll(() => {
-  pack = spawnSync(process.execPath, [join(root, 'tools', 'device', 'pack.mjs'), '--fast', '--out', kit], { encoding: 'utf8', cwd: root, maxBuffer: 1 << 26 });
+/**
+ * A child process awaited by its exit event: packing and the check take minutes on a busy
+ * machine, and a synchronous spawn would block the test worker past vitest's RPC timeout.
+ */
+function run(cmd: string, args: string[], opts: { cwd: string; env?: NodeJS.ProcessEnv }): Promise<Ran> {
+  return new Promise((done, fail) => {
+    const child = spawn(cmd, args, { ...opts, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    child.on('error', fail);
+    child.on('close', (status) => done({ status, stdout, stderr }));
+  });
+}
+
+beforeAll(async () => {
+  pack = await run(process.execPath, [join(root, 'tools', 'device', 'pack.mjs'), '--fast', '--out', kit], { cwd: root });
   // check.sh from a folder of its own, as on the device (the repository is not where the kit runs).
   cpSync(join(root, 'tools', 'device'), join(scratch, 'device'), { recursive: true, filter: (f) => !f.includes('/build') });
-  check = spawnSync('bash', [join(scratch, 'device', 'check.sh'), '--smoke'], {
-    encoding: 'utf8',
+  check = await run('bash', [join(scratch, 'device', 'check.sh'), '--smoke'], {
     cwd: scratch,
-    maxBuffer: 1 << 26,
     env: { ...process.env, OUT: out, SGD_LAB_KIT: kit, SGD_LAB_PYTHON: existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3' },
   });
 }, 900_000);

@@ -77,7 +77,7 @@ function runJson(cmd, args, { input, env, timeoutS }) {
       }
     }
   }
-  const why = r.error?.message ?? (r.signal ? `killed by ${r.signal} after ${left.toFixed(0)} s` : (r.stderr || r.stdout || '').trim().split('\n').filter((l) => !/^Warning:|^\s*$/.test(l)).at(-1) ?? `exit ${r.status}`);
+  const why = r.error?.code === 'ETIMEDOUT' ? `timed out after ${left.toFixed(0)} s` : r.error?.message ?? (r.signal ? `killed by ${r.signal} after ${left.toFixed(0)} s` : (r.stderr || r.stdout || '').trim().split('\n').filter((l) => !/^Warning:|^\s*$/.test(l)).at(-1) ?? `exit ${r.status}`);
   const label = [cmd, ...args.slice(0, 2)].map((a) => (a.length > 60 ? `${a.slice(0, 40)}...` : a)).join(' ');
   return { ok: false, why: `${label}: ${why}` };
 }
