@@ -207,7 +207,7 @@ function section() {
     return lines.join('\n') + '\n';
   }
   const t = report.parts.torch;
-  lines.push(`WebGPU adapter: ${a.device} (${a.description}; vendor ${a.vendor}, Dawn ${a.dawnBackend}, ${a.featureLevel}, ${a.software ? 'software' : 'hardware'}). PyTorch: ${t?.unavailable ? `unavailable (${t.unavailable})` : `${t.torch} on ${t.peerDevice}${t.device ? ` (${t.device}, CUDA ${t.cudaVersion})` : ''}`}.`, '');
+  lines.push(`WebGPU adapter: ${a.device} (${a.description}; ${a.vendor ? `vendor ${a.vendor}, ` : ''}Dawn ${a.dawnBackend}, ${a.featureLevel}, ${a.software ? 'software' : 'hardware'}). PyTorch: ${t?.unavailable ? `unavailable (${t.unavailable})` : `${t.torch} on ${t.peerDevice}${t.device ? ` (${t.device}, CUDA ${t.cudaVersion})` : ''}`}.`, '');
   const ag = report.parts.agreement ?? [];
   lines.push(`Kernel agreement (float32 on the device against float64 references; a check passes when every element is within its error bound): ${ag.filter((c) => c.ok).length} of ${ag.length} pass.`, '');
   lines.push('| check | elements | largest error | worst error / bound |', '|---|---|---|---|');
