@@ -13,7 +13,7 @@ import { dirname, join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { loadAddon } from './addon.js';
 import { registerNative } from './backend.js';
-import { NATIVE, kernelCalls, planMatMul } from './kernels.js';
+import { ADAMW, NATIVE, kernelCalls, planMatMul } from './kernels.js';
 
 const required = process.env.SGD_LAB_NATIVE !== '0';
 
@@ -185,6 +185,25 @@ describe.skipIf(!loadAddon().ok)('native kernels', () => {
     } finally {
       addon.setThreads(threads);
     }
+  });
+
+  it('ADAMW clips per group (per replica of a stacked block) as separate calls on each slice would', async () => {
+    const [C, r, c] = [3, 4, 5];
+    const n = r * c;
+    const ins = ['w', 'g', 'm', 'v'].map((_, i) => values(C * n, 10 + i).map((x) => (i === 3 ? Math.abs(x) : i === 1 ? 4 * x : x)));
+    const h = { lr: 0.01, beta1: 0.9, beta2: 0.999, epsilon: 1e-8, c1: 0.1, c2: 0.002, decay: 0.01, clip: 1 };
+    const [grouped, sliced] = await on(NATIVE, () => {
+      const t = (a: Float32Array, shape: number[]) => tf.tensor(a, shape);
+      const [w, g, m, v] = ins.map((a) => t(a, [C, r, c]));
+      const all = (tf.engine().runKernel(ADAMW, { w, g, m, v }, { ...h, groups: C }) as tf.Tensor[]).map((x) => x.dataSync().slice());
+      const parts = Array.from({ length: C }, (_, k) => {
+        const [wk, gk, mk, vk] = ins.map((a) => t(a.slice(k * n, (k + 1) * n), [r, c]));
+        return (tf.engine().runKernel(ADAMW, { w: wk, g: gk, m: mk, v: vk }, h) as tf.Tensor[]).map((x) => x.dataSync().slice());
+      });
+      return [all, [0, 1, 2].map((j) => Float32Array.from(parts.flatMap((p) => Array.from(p[j]))))] as const;
+    });
+    // The same arithmetic on the same elements: equal to the bit.
+    for (let j = 0; j < 3; j++) expect(Array.from(grouped[j])).toEqual(Array.from(sliced[j]));
   });
 
   it('rejects arrays too short for the sizes it is given, instead of reading past them', () => {

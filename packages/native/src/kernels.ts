@@ -71,8 +71,9 @@ export const RUN_MOMENTS = 'SgdLabRunMoments';
 export const MUL_STEP = 'SgdLabMulStep';
 export const AXPY = 'SgdLabAxpy';
 /**
- * ADAMW: inputs { w, g, m, v } (one shape), attrs { lr, beta1, beta2, epsilon, c1, c2, decay, clip }
- * -> [w', m', v']: one AdamW step, the gradient clipped to norm `clip` over the whole tensor first.
+ * ADAMW: inputs { w, g, m, v } (one shape), attrs { lr, beta1, beta2, epsilon, c1, c2, decay, clip,
+ * groups } -> [w', m', v']: one AdamW step, the gradient clipped first to norm `clip` over each of
+ * `groups` (default 1) equal runs of consecutive elements: per replica of a stacked block.
  */
 export const ADAMW = 'SgdLabAdamW';
 
@@ -332,7 +333,7 @@ export function nativeKernels(addon: NativeAddon): KernelConfig[] {
 
   const adamw: KernelFunc = (args) => {
     const { w, g, m, v } = args.inputs as { w: TensorInfo; g: TensorInfo; m: TensorInfo; v: TensorInfo };
-    const a = args.attrs as unknown as { lr: number; beta1: number; beta2: number; epsilon: number; c1: number; c2: number; decay: number; clip: number };
+    const a = args.attrs as unknown as { lr: number; beta1: number; beta2: number; epsilon: number; c1: number; c2: number; decay: number; clip: number; groups?: number };
     const backend = args.backend as MathBackendCPU;
     for (const t of [g, m, v]) {
       if (t.dtype !== 'float32' || w.dtype !== 'float32' || !util.arraysEqual(t.shape, w.shape)) throw new Error(`${ADAMW}: expected four float32 tensors of one shape`);
@@ -340,7 +341,17 @@ export function nativeKernels(addon: NativeAddon): KernelConfig[] {
     count(ADAMW, true);
     const n = util.sizeFromShape(w.shape);
     const [wo, mo, vo] = [alloc(backend, n), alloc(backend, n), alloc(backend, n)];
-    addon.adamw(values(backend, w), values(backend, g), values(backend, m), values(backend, v), wo, mo, vo, [a.lr, a.beta1, a.beta2, a.epsilon, a.c1, a.c2, a.decay, a.clip]);
+    const ins = [w, g, m, v].map((t) => values(backend, t));
+    const hyper = [a.lr, a.beta1, a.beta2, a.epsilon, a.c1, a.c2, a.decay, a.clip];
+    // The clipping norm per group of n / groups consecutive elements (per replica of a stacked
+    // block): one call per group on views; without clipping the groups change nothing.
+    const groups = a.clip > 0 ? (a.groups ?? 1) : 1;
+    if (n % groups !== 0) throw new Error(`${ADAMW}: ${groups} clipping groups do not divide ${n} elements`);
+    const size = n / groups;
+    for (let k = 0; k < groups; k++) {
+      const [w1, g1, m1, v1, wo1, mo1, vo1] = [...ins, wo, mo, vo].map((x) => x.subarray(k * size, (k + 1) * size));
+      addon.adamw(w1, g1, m1, v1, wo1, mo1, vo1, hyper);
+    }
     return [wo, mo, vo].map((o) => backend.makeTensorInfo(w.shape, 'float32', o));
   };
 

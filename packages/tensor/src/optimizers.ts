@@ -57,14 +57,12 @@ export function engineAdam(engine: ReplicaEngine, o: AdamOptions = ADAM_DEFAULTS
       const c1 = 1 - o.beta1 ** t;
       const c2 = 1 - o.beta2 ** t;
       const fused = tf.getKernel(ADAMW, tf.getBackend()) !== undefined;
-      const groupedClip = tf.getBackend() === 'webgpu';
       engine.update(state, (w, gRaw, slot) => {
         const block = Number(slot.slice(slot.lastIndexOf('/') + 1));
         const decay = o.weightDecay && (o.decay?.(block) ?? true) ? o.weightDecay : 0;
-        // Clipping per replica: one group per leading slice of a stacked block (webgpu's kernel
-        // takes groups; native's clips over the whole tensor, so only 2-D blocks there).
+        // Clipping per replica: one group per leading slice of a stacked block.
         const groups = w.rank === 3 ? w.shape[0] : 1;
-        if (fused && (groups === 1 || !o.clipNorm || groupedClip)) {
+        if (fused) {
           const [w1, m1, v1] = tf.engine().runKernel(ADAMW, { w, g: gRaw, m: m.get(slot) ?? tf.zerosLike(w), v: v.get(slot) ?? tf.zerosLike(w) }, { lr, beta1: o.beta1, beta2: o.beta2, epsilon: o.epsilon, c1, c2, decay, clip: o.clipNorm ?? 0, groups }) as tf.Tensor[];
           m.get(slot)?.dispose();
           v.get(slot)?.dispose();
