@@ -18,6 +18,8 @@
 #include <thread>
 #include <vector>
 
+#include "normals.h"
+
 extern "C" {
 // OpenBLAS extensions (declared in cblas.h of OpenBLAS; repeated for other cblas.h headers).
 void openblas_set_num_threads(int num_threads);
@@ -843,6 +845,43 @@ Napi::Value GatherRows(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// fillNormals(state, hasSpare, spare, out, perStream, std): for each stream i (its xoshiro128**
+// state at state[4i..4i+4), its Box-Muller spare at hasSpare[i], spare[i]), out[i perStream ..
+// (i + 1) perStream) = std * its next deviates, the bits RandomStream.fillNormal gives
+// (normals.h); the states and spares move on. Streams run in parallel on the pool.
+Napi::Value FillNormals(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 6) throw Napi::TypeError::New(env, "fillNormals takes 6 arguments");
+  if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array) throw Napi::TypeError::New(env, "state must be a Uint32Array");
+  if (!info[1].IsTypedArray() || info[1].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) throw Napi::TypeError::New(env, "hasSpare must be a Uint8Array");
+  if (!info[2].IsTypedArray() || info[2].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array) throw Napi::TypeError::New(env, "spare must be a Float64Array");
+  Napi::Uint32Array state = info[0].As<Napi::Uint32Array>();
+  Napi::Uint8Array hasSpare = info[1].As<Napi::Uint8Array>();
+  Napi::Float64Array spare = info[2].As<Napi::Float64Array>();
+  Napi::Float32Array out = F32(info, 3, "out");
+  const int64_t perStream = Int(info, 4, "perStream");
+  if (!info[5].IsNumber()) throw Napi::TypeError::New(env, "std must be a number");
+  const double std = info[5].As<Napi::Number>().DoubleValue();
+  const int64_t streams = static_cast<int64_t>(state.ElementLength()) / 4;
+  if (static_cast<int64_t>(state.ElementLength()) != 4 * streams) throw Napi::RangeError::New(env, "state must hold 4 words per stream");
+  if (static_cast<int64_t>(hasSpare.ElementLength()) < streams || static_cast<int64_t>(spare.ElementLength()) < streams) throw Napi::RangeError::New(env, "hasSpare and spare need one entry per stream");
+  if (static_cast<int64_t>(out.ElementLength()) < streams * perStream) throw Napi::RangeError::New(env, "out is too short");
+  uint32_t* ps = state.Data();
+  uint8_t* ph = hasSpare.Data();
+  double* pp = spare.Data();
+  float* po = out.Data();
+  // A deviate costs about as much as 16 elements of a memory-bound pass.
+  Parallel(streams, 16 * streams * perStream, [&](int64_t i0, int64_t i1, int) {
+    for (int64_t i = i0; i < i1; ++i) {
+      sgdlab_normals::Stream st;
+      std::memcpy(st.s, ps + 4 * i, sizeof st.s);
+      sgdlab_normals::FillNormal(st, ph[i], pp[i], po + i * perStream, perStream, std);
+      std::memcpy(ps + 4 * i, st.s, sizeof st.s);
+    }
+  });
+  return env.Undefined();
+}
+
 // adamw(w, g, m, v, wOut, mOut, vOut, [lr, beta1, beta2, eps, c1, c2, decay, clip]): one AdamW
 // step of a parameter block with decoupled weight decay `decay` (w <- w (1 - lr decay) - ...),
 // bias corrections c1 = 1 - beta1^t, c2 = 1 - beta2^t, and the gradient first clipped to norm
@@ -942,6 +981,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("gatherRows", Napi::Function::New(env, GatherRows));
   exports.Set("runMoments", Napi::Function::New(env, RunMoments));
   exports.Set("adamw", Napi::Function::New(env, AdamW));
+  exports.Set("fillNormals", Napi::Function::New(env, FillNormals));
   exports.Set("axpy", Napi::Function::New(env, Axpy));
   exports.Set("setThreads", Napi::Function::New(env, SetThreads));
   exports.Set("getThreads", Napi::Function::New(env, GetThreads));

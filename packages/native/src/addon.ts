@@ -55,6 +55,12 @@ export interface NativeAddon {
   runMoments(x: Float32Array, meanOut: Float32Array, devOut: Float32Array, runs: number, cols: number): void;
   /** One AdamW step of a block into wOut, mOut, vOut; h = [lr, beta1, beta2, eps, c1, c2, decay, clip]. */
   adamw(w: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, wOut: Float32Array, mOut: Float32Array, vOut: Float32Array, h: number[]): void;
+  /**
+   * For each stream i of a PackedStreams (state: 4 words per stream; hasSpare, spare: its
+   * Box-Muller spare), out[i perStream .. (i + 1) perStream) = std * its next standard normal
+   * deviates, equal to the bit to RandomStream.fillNormal; states and spares advance.
+   */
+  fillNormals(state: Uint32Array, hasSpare: Uint8Array, spare: Float64Array, out: Float32Array, perStream: number, std: number): void;
   /** out = x + alpha y. */
   axpy(x: Float32Array, y: Float32Array, out: Float32Array, alpha: number): void;
   setThreads(threads: number): void;

@@ -8,8 +8,8 @@
  * (W_d ... W_{k+1})^T Delta S_b (W_{k-1} ... W_1)^T, and the full gradient the same with I for S_b.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { RandomStream, StreamPurpose, andThen, type MaybePromise, type GradientReport, type Model, type ParamBlock, type Sampler, type SamplerFactory, type ShardSpec } from '@sgd-lab/core';
-import { ReplicaEngine, matMulT, sumSquaresLast2, type ReplicaProgram, type TensorReplicaState } from '@sgd-lab/tensor';
+import { PackedStreams, RandomStream, StreamPurpose, andThen, type MaybePromise, type GradientReport, type Model, type ParamBlock, type Sampler, type SamplerFactory, type ShardSpec } from '@sgd-lab/core';
+import { ReplicaEngine, matMulT, normalFill, sumSquaresLast2, type ReplicaProgram, type TensorReplicaState } from '@sgd-lab/tensor';
 
 /** The mini-batches of all runs of a shard for one step: run r's [b, p] block at r*b*p. */
 export interface GaussianBatch {
@@ -172,12 +172,14 @@ export function gaussianSampler(p: number): SamplerFactory<GaussianBatch> {
     // Fresh i.i.d. samples: the mean of b has covariance Sigma / b.
     samplingFactor: (b) => 1 / b,
     create(shard: ShardSpec, seed: number): Sampler<GaussianBatch> {
-      const streams = Array.from({ length: shard.runCount }, (_, r) => new RandomStream([seed, StreamPurpose.batch, shard.initPoint, shard.batchSize, shard.runStart + r]));
+      const streams = new PackedStreams(Array.from({ length: shard.runCount }, (_, r) => [seed, StreamPurpose.batch, shard.initPoint, shard.batchSize, shard.runStart + r]));
       const len = shard.batchSize * p;
       const batch: GaussianBatch = { x: new Float32Array(shard.runCount * len), b: shard.batchSize, p };
+      // In the native addon where it is built (every stream on its threads, the same bits).
+      const fill = normalFill();
       return {
         next() {
-          streams.forEach((rng, r) => rng.fillNormal(batch.x.subarray(r * len, (r + 1) * len)));
+          streams.fillNormals(batch.x, len, 1, fill);
           return batch;
         },
       };

@@ -3,8 +3,9 @@ import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { ConfigError } from '@sgd-lab/core';
-import { autoBackend, availableBackends, rowGather, useBackend } from './backends.js';
+import { ConfigError, PackedStreams } from '@sgd-lab/core';
+import { loadAddon } from '@sgd-lab/native';
+import { autoBackend, availableBackends, normalFill, rowGather, useBackend } from './backends.js';
 
 describe('backends', () => {
   it('always has wasm and cpu, wasm with SIMD', async () => {
@@ -53,6 +54,33 @@ describe('backends', () => {
     for (let i = 0; i < rows.length; i++) expect(dst.subarray(i * width, (i + 1) * width)).toEqual(src.subarray(rows[i] * width, (rows[i] + 1) * width));
     expect(() => gather!(src, width, Int32Array.from([3, 300]), dst)).toThrow(/row 300 is outside the table's 300 rows/);
     expect(() => gather!(src, width, rows, new Float32Array(10))).toThrow(/dst is too short/);
+  });
+
+  it('draws Gaussian batches in the addon with the bits of the JavaScript streams, spares carried, and checks its arrays', () => {
+    const fill = normalFill();
+    if (process.env.SGD_LAB_NATIVE === '0') {
+      expect(fill).toBeUndefined();
+      return;
+    }
+    expect(fill).toBeDefined();
+    // Enough streams and deviates for the addon's threads to split them; odd counts leave spares.
+    const keys = Array.from({ length: 67 }, (_, r) => [2026, 2, 0, 64, r]);
+    const inAddon = new PackedStreams(keys);
+    const inJs = new PackedStreams(keys);
+    for (const perStream of [4097, 1, 64 * 64, 3]) {
+      const a = inAddon.fillNormals(new Float32Array(keys.length * perStream), perStream, 0.75, fill);
+      const b = inJs.fillNormals(new Float32Array(keys.length * perStream), perStream, 0.75);
+      let mismatches = 0;
+      for (let i = 0; i < a.length; i++) if (!Object.is(a[i], b[i])) mismatches++;
+      expect(mismatches).toBe(0);
+    }
+    expect(Array.from(inAddon.state)).toEqual(Array.from(inJs.state));
+    expect(Array.from(inAddon.hasSpare)).toEqual(Array.from(inJs.hasSpare));
+    const addon = loadAddon();
+    if (!addon.ok) throw new Error(addon.reason);
+    expect(() => addon.addon.fillNormals(new Uint32Array(5), new Uint8Array(2), new Float64Array(2), new Float32Array(4), 1, 1)).toThrow(/4 words per stream/);
+    expect(() => addon.addon.fillNormals(new Uint32Array(8), new Uint8Array(2), new Float64Array(2), new Float32Array(3), 2, 1)).toThrow(/out is too short/);
+    expect(() => addon.addon.fillNormals(new Uint32Array(8), new Uint8Array(1), new Float64Array(2), new Float32Array(4), 2, 1)).toThrow(/one entry per stream/);
   });
 
   it('without the addon, says once why native is unavailable and uses wasm', async () => {

@@ -10,7 +10,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
-import { ConfigError, type RowGather } from '@sgd-lab/core';
+import { ConfigError, type NormalFill, type RowGather } from '@sgd-lab/core';
 import { loadAddon, registerNative, type NativeInfo } from '@sgd-lab/native';
 import { installWebGpu, isInstalled, missingWebGpuPackages, probeWebGpu, watchWebGpuDevice, type GpuAdapterInfo } from './webgpu.js';
 
@@ -150,6 +150,18 @@ export function rowGather(): RowGather | undefined {
   if (!load.ok) return undefined;
   const { addon } = load;
   return (src, width, rows, dst) => addon.gatherRows(src, width, rows, dst);
+}
+
+/**
+ * The native addon's Gaussian draws for `PackedStreams.fillNormals` (the same bits as the
+ * JavaScript streams, streams in parallel on its threads), whatever the tensor backend;
+ * undefined without the addon.
+ */
+export function normalFill(): NormalFill | undefined {
+  const load = loadAddon();
+  if (!load.ok) return undefined;
+  const { addon } = load;
+  return (streams, out, perStream, std) => addon.fillNormals(streams.state, streams.hasSpare, streams.spare, out, perStream, std);
 }
 
 /**

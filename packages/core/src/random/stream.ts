@@ -18,6 +18,8 @@ export const StreamPurpose = {
   analysis: 5,
 } as const;
 
+import { log, sinCos } from './fdlibm.js';
+
 const TWO_32 = 4294967296;
 const TWO_NEG_53 = 1 / 9007199254740992;
 const TWO_NEG_32 = 1 / TWO_32;
@@ -55,6 +57,8 @@ export function stateForKey(key: readonly number[], out = new Uint32Array(4)): U
   if ((out[0] | out[1] | out[2] | out[3]) === 0) out[0] = 1;
   return out;
 }
+
+const SIN_COS = new Float64Array(2);
 
 /** One random stream: xoshiro128** over a key-derived state. */
 export class RandomStream {
@@ -117,9 +121,12 @@ export class RandomStream {
     let u = 0;
     while (u === 0) u = this.nextDouble();
     const v = this.nextDouble();
-    const r = Math.sqrt(-2 * Math.log(u));
-    this.spareNormal = r * Math.sin(2 * Math.PI * v);
-    return r * Math.cos(2 * Math.PI * v);
+    // log, sin and cos in basic IEEE arithmetic (fdlibm.ts): the same bits on every engine and
+    // in the native addon's draws; on Node.js 20 equal to Math.log, Math.sin and Math.cos.
+    const r = Math.sqrt(-2 * log(u));
+    const sc = sinCos(2 * Math.PI * v, SIN_COS);
+    this.spareNormal = r * sc[0];
+    return r * sc[1];
   }
 
   /** Fills `out` with N(0, std^2) deviates. */
@@ -133,6 +140,9 @@ function rotl(x: number, k: number): number {
   return (x << k) | (x >>> (32 - k));
 }
 
+/** A faster fill of `PackedStreams.fillNormals` (same bits), e.g. on the native addon's threads. */
+export type NormalFill = (streams: PackedStreams, out: Float32Array, perStream: number, std: number) => void;
+
 /**
  * The states of many streams packed in one Uint32Array (4 words per stream), for hot loops that
  * step R runs side by side without allocating a RandomStream per run. `next` is xoshiro128** and
@@ -141,12 +151,58 @@ function rotl(x: number, k: number): number {
 export class PackedStreams {
   readonly state: Uint32Array;
   readonly count: number;
+  /** Per stream: whether it holds the second deviate of a Box-Muller pair, and that deviate. */
+  readonly hasSpare: Uint8Array;
+  readonly spare: Float64Array;
 
   constructor(keys: readonly (readonly number[])[]) {
     this.count = keys.length;
     this.state = new Uint32Array(4 * keys.length);
+    this.hasSpare = new Uint8Array(keys.length);
+    this.spare = new Float64Array(keys.length);
     const tmp = new Uint32Array(4);
     keys.forEach((key, i) => this.state.set(stateForKey(key, tmp), 4 * i));
+  }
+
+  /** Uniform double in [0, 1) from stream `i` (as RandomStream.nextDouble). */
+  nextDouble(i: number): number {
+    const hi = this.nextU32(i) >>> 5;
+    const lo = this.nextU32(i) >>> 6;
+    return (hi * 67108864 + lo) * TWO_NEG_53;
+  }
+
+  /** Standard normal deviate from stream `i` (as RandomStream.nextNormal, spare included). */
+  nextNormal(i: number): number {
+    if (this.hasSpare[i]) {
+      this.hasSpare[i] = 0;
+      return this.spare[i];
+    }
+    let u = 0;
+    while (u === 0) u = this.nextDouble(i);
+    const v = this.nextDouble(i);
+    const r = Math.sqrt(-2 * log(u));
+    const sc = sinCos(2 * Math.PI * v, SIN_COS);
+    this.spare[i] = r * sc[0];
+    this.hasSpare[i] = 1;
+    return r * sc[1];
+  }
+
+  /**
+   * out[i perStream .. (i + 1) perStream) = std * the next `perStream` deviates of stream i, for
+   * every stream: what `fillNormal` of a RandomStream with stream i's key gives. `fill`, when given
+   * (the native addon's, `normalFill()` of @sgd-lab/tensor), does the same work, to the bit.
+   */
+  fillNormals(out: Float32Array, perStream: number, std = 1, fill?: NormalFill): Float32Array {
+    if (out.length < this.count * perStream) throw new RangeError(`fillNormals: out holds ${out.length} values, ${this.count} streams x ${perStream} need ${this.count * perStream}`);
+    if (fill) {
+      fill(this, out, perStream, std);
+      return out;
+    }
+    for (let i = 0; i < this.count; i++) {
+      const o = i * perStream;
+      for (let j = 0; j < perStream; j++) out[o + j] = std * this.nextNormal(i);
+    }
+    return out;
   }
 
   /** Next 32-bit output of stream `i`. */
