@@ -39,6 +39,8 @@ const LG5 = fromWords(0x3fc74664, 0x96cb03de);
 const LG6 = fromWords(0x3fc39a09, 0xd078c69f);
 const LG7 = fromWords(0x3fc2f112, 0xdf3e5244);
 const TWO54 = fromWords(0x43500000, 0);
+/** The double nearest 1/3 (fdlibm writes it 0.33333333333333333). */
+const THIRD = fromWords(0x3fd55555, 0x55555555);
 
 /**
  * Natural logarithm of a positive finite double: x = 2^k (1 + f), 1 + f in [sqrt(2)/2, sqrt(2)),
@@ -64,7 +66,7 @@ export function log(x: number): number {
   const dk = k;
   if ((0x000fffff & (2 + hx)) < 3) {
     if (f === 0) return k === 0 ? 0 : dk * LN2_HI + dk * LN2_LO;
-    const r = f * f * (0.5 - 0.33333333333333333 * f);
+    const r = f * f * (0.5 - THIRD * f);
     return k === 0 ? f - r : dk * LN2_HI - ((r - dk * LN2_LO) - f);
   }
   const s = f / (2.0 + f);
