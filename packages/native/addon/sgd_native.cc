@@ -820,6 +820,107 @@ Napi::Value RunMoments(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// (x[j] - y[j]) in float32, as a materialised difference tensor would hold it.
+HOT void ColumnSumsDiff(const float* __restrict x, const float* __restrict y, int64_t stride, int64_t rows, int64_t w, double* __restrict s) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* a = x + r * stride;
+    const float* b = y + r * stride;
+    for (int64_t j = 0; j < w; ++j) s[j] += static_cast<float>(a[j] - b[j]);
+  }
+}
+
+HOT double SquaredDeviationsDiff(const float* __restrict a, const float* __restrict b, const float* __restrict m, int64_t n) {
+  constexpr int L = 8;
+  double lane[L] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int64_t j = 0;
+  for (; j + L <= n; j += L) {
+    for (int l = 0; l < L; ++l) {
+      const double d = static_cast<double>(static_cast<float>(a[j + l] - b[j + l])) - m[j + l];
+      lane[l] += d * d;
+    }
+  }
+  double s = 0;
+  for (; j < n; ++j) {
+    const double d = static_cast<double>(static_cast<float>(a[j] - b[j])) - m[j];
+    s += d * d;
+  }
+  for (int l = 0; l < L; ++l) s += lane[l];
+  return s;
+}
+
+// runBlockMoments(x, y, devOut, sqOut, runs, cols, block): the across-run moments of a
+// [runs, cols] block by run blocks of `block` consecutive runs (the last may be shorter), of x or,
+// with y (not null), of the float32 difference x - y without materialising it. For run block k
+// with mean m_k (double sums rounded to float32): devOut[r] = sum_j (x[r, j] - m_k[j])^2 for its
+// runs r and sqOut[k] = sum_j m_k[j]^2, both in double. One read of x (and y); threads take
+// column tiles small enough that a run block's rows stay in cache between the two passes.
+Napi::Value RunBlockMoments(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 7) throw Napi::TypeError::New(env, "runBlockMoments takes 7 arguments");
+  Napi::Float32Array x = F32(info, 0, "x");
+  const bool hasY = !info[1].IsNull() && !info[1].IsUndefined();
+  Napi::Float32Array y = hasY ? F32(info, 1, "y") : Napi::Float32Array();
+  Napi::Float32Array dev = F32(info, 2, "devOut"), sq = F32(info, 3, "sqOut");
+  const int64_t runs = Int(info, 4, "runs"), cols = Int(info, 5, "cols"), block = Int(info, 6, "block");
+  if (block == 0) throw Napi::RangeError::New(env, "block must be >= 1");
+  const int64_t nBlocks = (runs + block - 1) / block;
+  if (static_cast<int64_t>(x.ElementLength()) < runs * cols) throw Napi::RangeError::New(env, "x is too short");
+  if (hasY && static_cast<int64_t>(y.ElementLength()) < runs * cols) throw Napi::RangeError::New(env, "y is too short");
+  if (static_cast<int64_t>(dev.ElementLength()) < runs) throw Napi::RangeError::New(env, "devOut is too short");
+  if (static_cast<int64_t>(sq.ElementLength()) < nBlocks) throw Napi::RangeError::New(env, "sqOut is too short");
+  if (runs == 0) return env.Undefined();
+  const float* px = x.Data();
+  const float* py = hasY ? y.Data() : nullptr;
+  float* pd = dev.Data();
+  float* pq = sq.Data();
+  const int64_t rowsPerBlock = std::min(block, runs);
+  // About 128 KiB of one run block's rows (of x and y) per tile.
+  const int64_t width = std::max<int64_t>(64, std::min<int64_t>(4096, (32768 / (rowsPerBlock * (hasY ? 2 : 1))) & ~int64_t(7)));
+  const int64_t tiles = (cols + width - 1) / width;
+  const int parts = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(g_threads, tiles)));
+  std::vector<double> devAcc(static_cast<size_t>(parts * runs), 0.0), sqAcc(static_cast<size_t>(parts * nBlocks), 0.0);
+  const int saved = g_threads;
+  g_threads = parts;
+  Parallel(tiles, runs * cols * (hasY ? 2 : 1), [&](int64_t t0, int64_t t1, int part) {
+    std::vector<double> sum(static_cast<size_t>(width));
+    std::vector<float> mean(static_cast<size_t>(width));
+    double* __restrict s = sum.data();
+    float* __restrict m = mean.data();
+    double* __restrict da = devAcc.data() + part * runs;
+    double* __restrict qa = sqAcc.data() + part * nBlocks;
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t j0 = t * width, w = std::min(cols, j0 + width) - j0;
+      for (int64_t k = 0; k < nBlocks; ++k) {
+        const int64_t r0 = k * block, n = std::min(runs, r0 + block) - r0;
+        for (int64_t j = 0; j < w; ++j) s[j] = 0;
+        if (py) ColumnSumsDiff(px + r0 * cols + j0, py + r0 * cols + j0, cols, n, w, s);
+        else ColumnSums(px + r0 * cols + j0, cols, n, w, s);
+        const double scale = 1.0 / static_cast<double>(n);
+        double q = 0;
+        for (int64_t j = 0; j < w; ++j) {
+          m[j] = static_cast<float>(s[j] * scale);
+          q += static_cast<double>(m[j]) * m[j];
+        }
+        qa[k] += q;
+        for (int64_t r = r0; r < r0 + n; ++r)
+          da[r] += py ? SquaredDeviationsDiff(px + r * cols + j0, py + r * cols + j0, m, w) : SquaredDeviations(px + r * cols + j0, m, w);
+      }
+    }
+  });
+  g_threads = saved;
+  for (int64_t r = 0; r < runs; ++r) {
+    double t = 0;
+    for (int p = 0; p < parts; ++p) t += devAcc[p * runs + r];
+    pd[r] = static_cast<float>(t);
+  }
+  for (int64_t k = 0; k < nBlocks; ++k) {
+    double t = 0;
+    for (int p = 0; p < parts; ++p) t += sqAcc[p * nBlocks + k];
+    pq[k] = static_cast<float>(t);
+  }
+  return env.Undefined();
+}
+
 // gatherRows(src, width, rows, dst): dst row i = src row rows[i] (rows of `width` floats); the
 // copies of a mini-batch from a training set. Threads take slices of the rows: random rows of a
 // table larger than the cache are latency-bound, and two streams of misses overlap.
@@ -980,6 +1081,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("sqdevSum", Napi::Function::New(env, SqdevSum));
   exports.Set("gatherRows", Napi::Function::New(env, GatherRows));
   exports.Set("runMoments", Napi::Function::New(env, RunMoments));
+  exports.Set("runBlockMoments", Napi::Function::New(env, RunBlockMoments));
   exports.Set("adamw", Napi::Function::New(env, AdamW));
   exports.Set("fillNormals", Napi::Function::New(env, FillNormals));
   exports.Set("axpy", Napi::Function::New(env, Axpy));

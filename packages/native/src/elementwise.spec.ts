@@ -11,7 +11,7 @@ import '@tensorflow/tfjs-core/dist/register_all_gradients.js';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { loadAddon } from './addon.js';
 import { registerNative, type NativeBackend } from './backend.js';
-import { AXPY, MUL_STEP, NATIVE, RUN_MOMENTS, SQUARED_DEVIATION_SUM, kernelCalls } from './kernels.js';
+import { AXPY, MUL_STEP, NATIVE, RUN_BLOCK_MOMENTS, RUN_MOMENTS, SQUARED_DEVIATION_SUM, kernelCalls } from './kernels.js';
 
 const U = 2 ** -24;
 
@@ -228,6 +228,41 @@ describe.skipIf(!loadAddon().ok)('native element-wise and reduction kernels agre
       tf.dispose([x, mean, dev]);
     }
     expect(() => tf.engine().runKernel(RUN_MOMENTS, { x: tf.tensor1d([1, 2], 'int32') }, {})).toThrow(/expected a float32 x/);
+  });
+
+  it('run-block moments equal RUN_MOMENTS on each run block, of x and of x - y unmaterialised', async () => {
+    await tf.setBackend(NATIVE);
+    // Uneven last blocks, one block, one run per block, and tiles narrower than the columns.
+    for (const [runs, cols, block] of [[50, 700, 16], [7, 5, 7], [9, 33, 1], [40, 20000, 16], [3, 4, 8]]) {
+      const x = tf.tensor2d(values(runs * cols, runs + cols), [runs, cols]);
+      const y = tf.tensor2d(values(runs * cols, block), [runs, cols]);
+      for (const withY of [false, true]) {
+        const [dev, sq] = tf.engine().runKernel(RUN_BLOCK_MOMENTS, withY ? { x, y } : { x }, { block }) as tf.Tensor[];
+        expect(dev.shape).toEqual([runs]);
+        expect(sq.shape).toEqual([Math.ceil(runs / block)]);
+        const target = withY ? tf.sub(x, y) : x;
+        const dv = dev.dataSync();
+        const qv = sq.dataSync();
+        for (let k = 0, r0 = 0; r0 < runs; k++, r0 += block) {
+          const n = Math.min(block, runs - r0);
+          const part = tf.slice(target, r0, n);
+          const [mean, ref] = tf.engine().runKernel(RUN_MOMENTS, { x: part }, {}) as tf.Tensor[];
+          const rv = ref.dataSync();
+          // The same float32 block mean; the deviations' double sums differ by the order of the tiles only.
+          for (let r = 0; r < n; r++) expect(Math.abs(dv[r0 + r] - rv[r])).toBeLessThanOrEqual(rv[r] * 2 ** -22 + 1e-30);
+          const mv = mean.dataSync();
+          let q = 0;
+          for (let j = 0; j < cols; j++) q += mv[j] * mv[j];
+          expect(Math.abs(qv[k] - q)).toBeLessThanOrEqual(q * 2 ** -23 + 1e-30);
+          tf.dispose([part, mean, ref]);
+        }
+        tf.dispose(withY ? [dev, sq, target] : [dev, sq]);
+      }
+      tf.dispose([x, y]);
+    }
+    const x = tf.tensor2d([1, 2, 3, 4], [2, 2]);
+    expect(() => tf.engine().runKernel(RUN_BLOCK_MOMENTS, { x, y: tf.tensor1d([1, 2]) }, { block: 1 })).toThrow(/y must be float32 of x's shape/);
+    expect(() => tf.engine().runKernel(RUN_BLOCK_MOMENTS, { x }, { block: 0 })).toThrow(/block must be a positive integer/);
   });
 
   it('a * step(b) equals the composed ops, NaN included, with broadcasting', async () => {

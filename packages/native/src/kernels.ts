@@ -67,6 +67,13 @@ export const SQUARED_DEVIATION_SUM = 'SgdLabSquaredDeviationSum';
  * (shape x.shape[1:]), deviations [C] = sum of (x_c - mean)^2 with that (float32) mean; one read of x.
  */
 export const RUN_MOMENTS = 'SgdLabRunMoments';
+/**
+ * RUN_BLOCK_MOMENTS: inputs { x: [C, ...], y?: x's shape }, attrs { block } -> [deviations [C],
+ * meanSquares [ceil(C / block)]]: the moments of x (or of x - y, never materialised) by run
+ * blocks of `block` consecutive runs: each run's squared deviation from its block's (float32)
+ * mean and each block's squared mean norm; one read, no slices. Native only.
+ */
+export const RUN_BLOCK_MOMENTS = 'SgdLabRunBlockMoments';
 /** MUL_STEP: inputs { a, b } (broadcasting) -> a * step(b): a ReLU's backward pass from its output. */
 export const MUL_STEP = 'SgdLabMulStep';
 export const AXPY = 'SgdLabAxpy';
@@ -308,6 +315,23 @@ export function nativeKernels(addon: NativeAddon): KernelConfig[] {
     return [backend.makeTensorInfo(x.shape.slice(1), 'float32', mean), backend.makeTensorInfo([runs], 'float32', dev)];
   };
 
+  const runBlockMoments: KernelFunc = (args) => {
+    const { x, y } = args.inputs as { x: TensorInfo; y?: TensorInfo };
+    const { block } = args.attrs as unknown as { block: number };
+    const backend = args.backend as MathBackendCPU;
+    if (x.dtype !== 'float32' || x.shape.length < 1) throw new Error(`${RUN_BLOCK_MOMENTS}: expected a float32 x [C, ...], got ${x.dtype} ${JSON.stringify(x.shape)}`);
+    if (y && (y.dtype !== 'float32' || !util.arraysEqual(x.shape, y.shape))) throw new Error(`${RUN_BLOCK_MOMENTS}: y must be float32 of x's shape ${JSON.stringify(x.shape)}, got ${y.dtype} ${JSON.stringify(y.shape)}`);
+    if (!Number.isInteger(block) || block < 1) throw new Error(`${RUN_BLOCK_MOMENTS}: block must be a positive integer, got ${block}`);
+    count(RUN_BLOCK_MOMENTS, true);
+    const runs = x.shape[0];
+    const cols = util.sizeFromShape(x.shape.slice(1));
+    const blocks = Math.ceil(runs / block);
+    const dev = alloc(backend, runs);
+    const sq = alloc(backend, blocks);
+    addon.runBlockMoments(values(backend, x), y ? values(backend, y) : null, dev, sq, runs, cols, block);
+    return [backend.makeTensorInfo([runs], 'float32', dev), backend.makeTensorInfo([blocks], 'float32', sq)];
+  };
+
   const axpy: KernelFunc = (args) => {
     const { x, y } = args.inputs as { x: TensorInfo; y: TensorInfo };
     const { alpha, inPlace } = args.attrs as unknown as { alpha: number; inPlace?: boolean };
@@ -467,6 +491,7 @@ export function nativeKernels(addon: NativeAddon): KernelConfig[] {
     k(PadV2, pad),
     k(SQUARED_DEVIATION_SUM, sqdev),
     k(RUN_MOMENTS, runMoments),
+    k(RUN_BLOCK_MOMENTS, runBlockMoments),
     k(MUL_STEP, mulStep),
     k(AXPY, axpy),
     k(ADAMW, adamw),

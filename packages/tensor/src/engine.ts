@@ -12,7 +12,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { blockStatsFromDeviations, chunkSizeFor, andThen, type BlockMoments, type GradientReport, type MaybePromise, type RunBlockStats } from '@sgd-lab/core';
-import { AXPY, RUN_MOMENTS, SQUARED_DEVIATION_SUM } from '@sgd-lab/native';
+import { AXPY, RUN_BLOCK_MOMENTS, RUN_MOMENTS, SQUARED_DEVIATION_SUM } from '@sgd-lab/native';
 import type { ReplicaInput, ReplicaProgram, StepOutput } from './program.js';
 import { readAll, readModeFor, type ReadMode } from './reads.js';
 
@@ -132,7 +132,12 @@ export class ReplicaEngine {
         const rb = this.options.runBlock;
         const g = blockDeviations(grads, state.strategy, nb, rb);
         const f = wantFull ? blockDeviations(results.map((r) => r.full!), state.strategy, nb, rb) : undefined;
-        const d = wantFull ? blockDeviations(results.map((r, i) => r.full!.map((fk, k) => tf.sub(grads[i][k], fk))), state.strategy, nb, rb) : undefined;
+        // g - grad L: on native (stacked) its moments come from g and grad L in one read, unmaterialised.
+        const d = !wantFull
+          ? undefined
+          : state.strategy === 'stacked' && hasKernel(RUN_BLOCK_MOMENTS)
+            ? blockDeviations(grads, state.strategy, nb, rb, results.map((r) => r.full!))
+            : blockDeviations(results.map((r, i) => r.full!.map((fk, k) => tf.sub(grads[i][k], fk))), state.strategy, nb, rb);
         const l = state.strategy === 'stacked' ? results[0].loss : tf.stack(results.map((r) => r.loss));
         out = { grads: grads.map((gs) => gs.map((t) => tf.keep(t))), g, f, d, l: tf.keep(l) };
       });
@@ -333,11 +338,26 @@ function meanAndDeviations(g: tf.Tensor): { mean: tf.Tensor; dev: tf.Tensor } {
   return { mean, dev };
 }
 
-function blockDeviations(perResult: tf.Tensor[][], strategy: KernelStrategy, nb: number, runBlock: number): Deviations {
+/**
+ * The deviations of `perResult`'s blocks (of perResult - minus where `minus` is given: stacked,
+ * with RUN_BLOCK_MOMENTS only).
+ */
+function blockDeviations(perResult: tf.Tensor[][], strategy: KernelStrategy, nb: number, runBlock: number, minus?: tf.Tensor[][]): Deviations {
   const d: tf.Tensor[] = [];
   const meanSq: tf.Tensor[] = [];
   const count = strategy === 'stacked' ? perResult[0][0].shape[0] : perResult.length;
   const ranges = runBlockRanges(count, runBlock);
+  if (strategy === 'stacked' && hasKernel(RUN_BLOCK_MOMENTS)) {
+    // Every run block of a parameter block in one read, without slicing it out.
+    for (let k = 0; k < nb; k++) {
+      const inputs: tf.NamedTensorMap = minus ? { x: perResult[0][k], y: minus[0][k] } : { x: perResult[0][k] };
+      const [dev, sq] = tf.engine().runKernel(RUN_BLOCK_MOMENTS, inputs, { block: runBlock }) as tf.Tensor[];
+      d.push(tf.keep(dev));
+      meanSq.push(tf.keep(sq));
+    }
+    return { d, meanSq, count, ranges };
+  }
+  if (minus) throw new Error(`blockDeviations: a difference needs ${RUN_BLOCK_MOMENTS}`);
   for (let k = 0; k < nb; k++) {
     const devs: tf.Tensor[] = [];
     const sq: tf.Tensor[] = [];
