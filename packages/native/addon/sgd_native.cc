@@ -848,26 +848,80 @@ HOT double SquaredDeviationsDiff(const float* __restrict a, const float* __restr
   return s;
 }
 
-// runBlockMoments(x, y, devOut, sqOut, runs, cols, block): the across-run moments of a
-// [runs, cols] block by run blocks of `block` consecutive runs (the last may be shorter), of x or,
-// with y (not null), of the float32 difference x - y without materialising it. For run block k
-// with mean m_k (double sums rounded to float32): devOut[r] = sum_j (x[r, j] - m_k[j])^2 for its
-// runs r and sqOut[k] = sum_j m_k[j]^2, both in double. One read of x (and y); threads take
-// column tiles small enough that a run block's rows stay in cache between the two passes.
+// Column sums of x, of y and of the float32 difference x - y over `rows` rows, in one read.
+HOT void ColumnSums3(const float* __restrict x, const float* __restrict y, int64_t stride, int64_t rows, int64_t w, double* __restrict sx,
+                     double* __restrict sy, double* __restrict sd) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* a = x + r * stride;
+    const float* b = y + r * stride;
+    for (int64_t j = 0; j < w; ++j) {
+      sx[j] += a[j];
+      sy[j] += b[j];
+      sd[j] += static_cast<float>(a[j] - b[j]);
+    }
+  }
+}
+
+// The squared deviations of a row of x, of y and of x - y from their means, in one read.
+HOT void SquaredDeviations3(const float* __restrict a, const float* __restrict b, const float* __restrict mx, const float* __restrict my,
+                            const float* __restrict md, int64_t n, double out[3]) {
+  constexpr int L = 8;
+  double lx[L] = {0, 0, 0, 0, 0, 0, 0, 0}, ly[L] = {0, 0, 0, 0, 0, 0, 0, 0}, ld[L] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int64_t j = 0;
+  for (; j + L <= n; j += L) {
+    for (int l = 0; l < L; ++l) {
+      const double dx = static_cast<double>(a[j + l]) - mx[j + l];
+      const double dy = static_cast<double>(b[j + l]) - my[j + l];
+      const double dd = static_cast<double>(static_cast<float>(a[j + l] - b[j + l])) - md[j + l];
+      lx[l] += dx * dx;
+      ly[l] += dy * dy;
+      ld[l] += dd * dd;
+    }
+  }
+  double tx = 0, ty = 0, td = 0;
+  for (; j < n; ++j) {
+    const double dx = static_cast<double>(a[j]) - mx[j];
+    const double dy = static_cast<double>(b[j]) - my[j];
+    const double dd = static_cast<double>(static_cast<float>(a[j] - b[j])) - md[j];
+    tx += dx * dx;
+    ty += dy * dy;
+    td += dd * dd;
+  }
+  for (int l = 0; l < L; ++l) {
+    tx += lx[l];
+    ty += ly[l];
+    td += ld[l];
+  }
+  out[0] += tx;
+  out[1] += ty;
+  out[2] += td;
+}
+
+// runBlockMoments(x, y, devOut, sqOut, runs, cols, block, mode): the across-run moments of a
+// [runs, cols] block by run blocks of `block` consecutive runs (the last may be shorter).
+// mode 0: of x (y is ignored); mode 1: of the float32 difference x - y, never materialised;
+// mode 2: of x, of y and of x - y together, from one read of x and y (devOut holds 3 runs values,
+// sqOut 3 block values, in that order). For run block k with mean m_k (double sums rounded to
+// float32): dev[r] = sum_j (v[r, j] - m_k[j])^2 for its runs r and sq[k] = sum_j m_k[j]^2, in
+// double. Threads take column tiles small enough that a run block's rows stay in cache between
+// the two passes.
 Napi::Value RunBlockMoments(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() != 7) throw Napi::TypeError::New(env, "runBlockMoments takes 7 arguments");
+  if (info.Length() != 8) throw Napi::TypeError::New(env, "runBlockMoments takes 8 arguments");
   Napi::Float32Array x = F32(info, 0, "x");
-  const bool hasY = !info[1].IsNull() && !info[1].IsUndefined();
+  const int64_t mode = Int(info, 7, "mode");
+  if (mode > 2) throw Napi::RangeError::New(env, "mode must be 0, 1 or 2");
+  const bool hasY = mode > 0;
   Napi::Float32Array y = hasY ? F32(info, 1, "y") : Napi::Float32Array();
   Napi::Float32Array dev = F32(info, 2, "devOut"), sq = F32(info, 3, "sqOut");
   const int64_t runs = Int(info, 4, "runs"), cols = Int(info, 5, "cols"), block = Int(info, 6, "block");
   if (block == 0) throw Napi::RangeError::New(env, "block must be >= 1");
   const int64_t nBlocks = (runs + block - 1) / block;
+  const int64_t outs = mode == 2 ? 3 : 1;
   if (static_cast<int64_t>(x.ElementLength()) < runs * cols) throw Napi::RangeError::New(env, "x is too short");
   if (hasY && static_cast<int64_t>(y.ElementLength()) < runs * cols) throw Napi::RangeError::New(env, "y is too short");
-  if (static_cast<int64_t>(dev.ElementLength()) < runs) throw Napi::RangeError::New(env, "devOut is too short");
-  if (static_cast<int64_t>(sq.ElementLength()) < nBlocks) throw Napi::RangeError::New(env, "sqOut is too short");
+  if (static_cast<int64_t>(dev.ElementLength()) < outs * runs) throw Napi::RangeError::New(env, "devOut is too short");
+  if (static_cast<int64_t>(sq.ElementLength()) < outs * nBlocks) throw Napi::RangeError::New(env, "sqOut is too short");
   if (runs == 0) return env.Undefined();
   const float* px = x.Data();
   const float* py = hasY ? y.Data() : nullptr;
@@ -878,45 +932,60 @@ Napi::Value RunBlockMoments(const Napi::CallbackInfo& info) {
   const int64_t width = std::max<int64_t>(64, std::min<int64_t>(4096, (32768 / (rowsPerBlock * (hasY ? 2 : 1))) & ~int64_t(7)));
   const int64_t tiles = (cols + width - 1) / width;
   const int parts = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(g_threads, tiles)));
-  std::vector<double> devAcc(static_cast<size_t>(parts * runs), 0.0), sqAcc(static_cast<size_t>(parts * nBlocks), 0.0);
+  // Per thread: outs x runs deviations and outs x blocks mean norms.
+  std::vector<double> devAcc(static_cast<size_t>(parts * outs * runs), 0.0), sqAcc(static_cast<size_t>(parts * outs * nBlocks), 0.0);
   const int saved = g_threads;
   g_threads = parts;
   Parallel(tiles, runs * cols * (hasY ? 2 : 1), [&](int64_t t0, int64_t t1, int part) {
-    std::vector<double> sum(static_cast<size_t>(width));
-    std::vector<float> mean(static_cast<size_t>(width));
+    std::vector<double> sum(static_cast<size_t>(3 * width));
+    std::vector<float> mean(static_cast<size_t>(3 * width));
     double* __restrict s = sum.data();
     float* __restrict m = mean.data();
-    double* __restrict da = devAcc.data() + part * runs;
-    double* __restrict qa = sqAcc.data() + part * nBlocks;
+    double* __restrict da = devAcc.data() + part * outs * runs;
+    double* __restrict qa = sqAcc.data() + part * outs * nBlocks;
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t j0 = t * width, w = std::min(cols, j0 + width) - j0;
       for (int64_t k = 0; k < nBlocks; ++k) {
         const int64_t r0 = k * block, n = std::min(runs, r0 + block) - r0;
-        for (int64_t j = 0; j < w; ++j) s[j] = 0;
-        if (py) ColumnSumsDiff(px + r0 * cols + j0, py + r0 * cols + j0, cols, n, w, s);
+        for (int64_t j = 0; j < outs * width; ++j) s[j] = 0;
+        if (mode == 2) ColumnSums3(px + r0 * cols + j0, py + r0 * cols + j0, cols, n, w, s, s + width, s + 2 * width);
+        else if (mode == 1) ColumnSumsDiff(px + r0 * cols + j0, py + r0 * cols + j0, cols, n, w, s);
         else ColumnSums(px + r0 * cols + j0, cols, n, w, s);
         const double scale = 1.0 / static_cast<double>(n);
-        double q = 0;
-        for (int64_t j = 0; j < w; ++j) {
-          m[j] = static_cast<float>(s[j] * scale);
-          q += static_cast<double>(m[j]) * m[j];
+        for (int64_t o = 0; o < outs; ++o) {
+          double q = 0;
+          for (int64_t j = 0; j < w; ++j) {
+            const float v = static_cast<float>(s[o * width + j] * scale);
+            m[o * width + j] = v;
+            q += static_cast<double>(v) * v;
+          }
+          qa[o * nBlocks + k] += q;
         }
-        qa[k] += q;
-        for (int64_t r = r0; r < r0 + n; ++r)
-          da[r] += py ? SquaredDeviationsDiff(px + r * cols + j0, py + r * cols + j0, m, w) : SquaredDeviations(px + r * cols + j0, m, w);
+        for (int64_t r = r0; r < r0 + n; ++r) {
+          const float* xr = px + r * cols + j0;
+          if (mode == 2) {
+            double d3[3] = {0, 0, 0};
+            SquaredDeviations3(xr, py + r * cols + j0, m, m + width, m + 2 * width, w, d3);
+            da[r] += d3[0];
+            da[runs + r] += d3[1];
+            da[2 * runs + r] += d3[2];
+          } else {
+            da[r] += mode == 1 ? SquaredDeviationsDiff(xr, py + r * cols + j0, m, w) : SquaredDeviations(xr, m, w);
+          }
+        }
       }
     }
   });
   g_threads = saved;
-  for (int64_t r = 0; r < runs; ++r) {
+  for (int64_t i = 0; i < outs * runs; ++i) {
     double t = 0;
-    for (int p = 0; p < parts; ++p) t += devAcc[p * runs + r];
-    pd[r] = static_cast<float>(t);
+    for (int p = 0; p < parts; ++p) t += devAcc[p * outs * runs + i];
+    pd[i] = static_cast<float>(t);
   }
-  for (int64_t k = 0; k < nBlocks; ++k) {
+  for (int64_t i = 0; i < outs * nBlocks; ++i) {
     double t = 0;
-    for (int p = 0; p < parts; ++p) t += sqAcc[p * nBlocks + k];
-    pq[k] = static_cast<float>(t);
+    for (int p = 0; p < parts; ++p) t += sqAcc[p * outs * nBlocks + i];
+    pq[i] = static_cast<float>(t);
   }
   return env.Undefined();
 }

@@ -54,11 +54,12 @@ export interface NativeAddon {
   /** meanOut[j] = mean_r x[r, j] and devOut[r] = sum_j (x[r, j] - meanOut[j])^2 over a [runs, cols] view, in one read. */
   runMoments(x: Float32Array, meanOut: Float32Array, devOut: Float32Array, runs: number, cols: number): void;
   /**
-   * The across-run moments of a [runs, cols] view (or of the float32 difference x - y, never
-   * materialised) by run blocks of `block` runs: devOut[r] = squared deviation of run r from its
-   * block's mean, sqOut[k] = squared norm of block k's mean (double sums). One read.
+   * The across-run moments of a [runs, cols] view by run blocks of `block` runs: devOut[r] =
+   * squared deviation of run r from its block's mean, sqOut[k] = squared norm of block k's mean
+   * (double sums). mode 0: of x; 1: of the float32 difference x - y, never materialised; 2: of x,
+   * y and x - y from one read of both (devOut 3 runs, sqOut 3 blocks, in that order).
    */
-  runBlockMoments(x: Float32Array, y: Float32Array | null, devOut: Float32Array, sqOut: Float32Array, runs: number, cols: number, block: number): void;
+  runBlockMoments(x: Float32Array, y: Float32Array | null, devOut: Float32Array, sqOut: Float32Array, runs: number, cols: number, block: number, mode: 0 | 1 | 2): void;
   /** One AdamW step of a block into wOut, mOut, vOut; h = [lr, beta1, beta2, eps, c1, c2, decay, clip]. */
   adamw(w: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, wOut: Float32Array, mOut: Float32Array, vOut: Float32Array, h: number[]): void;
   /**

@@ -258,11 +258,23 @@ describe.skipIf(!loadAddon().ok)('native element-wise and reduction kernels agre
         }
         tf.dispose(withY ? [dev, sq, target] : [dev, sq]);
       }
+      // all: the three pairs (x, y, x - y) from one read equal the separate calls.
+      const three = tf.engine().runKernel(RUN_BLOCK_MOMENTS, { x, y }, { block, all: true }) as tf.Tensor[];
+      expect(three).toHaveLength(6);
+      const separate = [{ x }, { x: y }, { x, y }].flatMap((inputs) => tf.engine().runKernel(RUN_BLOCK_MOMENTS, inputs, { block }) as tf.Tensor[]);
+      three.forEach((t, i) => {
+        expect(t.shape).toEqual(separate[i].shape);
+        const a = t.dataSync();
+        const b = separate[i].dataSync();
+        for (let j = 0; j < a.length; j++) expect(Math.abs(a[j] - b[j])).toBeLessThanOrEqual(Math.abs(b[j]) * 2 ** -22 + 1e-30);
+      });
+      tf.dispose([...three, ...separate]);
       tf.dispose([x, y]);
     }
     const x = tf.tensor2d([1, 2, 3, 4], [2, 2]);
     expect(() => tf.engine().runKernel(RUN_BLOCK_MOMENTS, { x, y: tf.tensor1d([1, 2]) }, { block: 1 })).toThrow(/y must be float32 of x's shape/);
     expect(() => tf.engine().runKernel(RUN_BLOCK_MOMENTS, { x }, { block: 0 })).toThrow(/block must be a positive integer/);
+    expect(() => tf.engine().runKernel(RUN_BLOCK_MOMENTS, { x }, { block: 1, all: true })).toThrow(/all needs y/);
   });
 
   it('a * step(b) equals the composed ops, NaN included, with broadcasting', async () => {

@@ -68,10 +68,12 @@ export const SQUARED_DEVIATION_SUM = 'SgdLabSquaredDeviationSum';
  */
 export const RUN_MOMENTS = 'SgdLabRunMoments';
 /**
- * RUN_BLOCK_MOMENTS: inputs { x: [C, ...], y?: x's shape }, attrs { block } -> [deviations [C],
- * meanSquares [ceil(C / block)]]: the moments of x (or of x - y, never materialised) by run
- * blocks of `block` consecutive runs: each run's squared deviation from its block's (float32)
- * mean and each block's squared mean norm; one read, no slices. Native only.
+ * RUN_BLOCK_MOMENTS: inputs { x: [C, ...], y?: x's shape }, attrs { block, all? } -> the moments
+ * by run blocks of `block` consecutive runs: each run's squared deviation from its block's
+ * (float32) mean [C], and each block's squared mean norm [ceil(C / block)]. Without y: of x, as
+ * [deviations, meanSquares]. With y: of x - y (never materialised); with y and `all`: of x, of y
+ * and of x - y from one read of both, as six outputs (x's pair, y's, the difference's). No slices.
+ * Native only.
  */
 export const RUN_BLOCK_MOMENTS = 'SgdLabRunBlockMoments';
 /** MUL_STEP: inputs { a, b } (broadcasting) -> a * step(b): a ReLU's backward pass from its output. */
@@ -317,19 +319,27 @@ export function nativeKernels(addon: NativeAddon): KernelConfig[] {
 
   const runBlockMoments: KernelFunc = (args) => {
     const { x, y } = args.inputs as { x: TensorInfo; y?: TensorInfo };
-    const { block } = args.attrs as unknown as { block: number };
+    const { block, all } = args.attrs as unknown as { block: number; all?: boolean };
     const backend = args.backend as MathBackendCPU;
     if (x.dtype !== 'float32' || x.shape.length < 1) throw new Error(`${RUN_BLOCK_MOMENTS}: expected a float32 x [C, ...], got ${x.dtype} ${JSON.stringify(x.shape)}`);
     if (y && (y.dtype !== 'float32' || !util.arraysEqual(x.shape, y.shape))) throw new Error(`${RUN_BLOCK_MOMENTS}: y must be float32 of x's shape ${JSON.stringify(x.shape)}, got ${y.dtype} ${JSON.stringify(y.shape)}`);
     if (!Number.isInteger(block) || block < 1) throw new Error(`${RUN_BLOCK_MOMENTS}: block must be a positive integer, got ${block}`);
+    if (all && !y) throw new Error(`${RUN_BLOCK_MOMENTS}: all needs y`);
     count(RUN_BLOCK_MOMENTS, true);
     const runs = x.shape[0];
     const cols = util.sizeFromShape(x.shape.slice(1));
     const blocks = Math.ceil(runs / block);
-    const dev = alloc(backend, runs);
-    const sq = alloc(backend, blocks);
-    addon.runBlockMoments(values(backend, x), y ? values(backend, y) : null, dev, sq, runs, cols, block);
-    return [backend.makeTensorInfo([runs], 'float32', dev), backend.makeTensorInfo([blocks], 'float32', sq)];
+    const outs = all ? 3 : 1;
+    // Three results are cut from one array (small: one value per run and per block).
+    const dev = outs === 1 ? alloc(backend, runs) : new Float32Array(outs * runs);
+    const sq = outs === 1 ? alloc(backend, blocks) : new Float32Array(outs * blocks);
+    addon.runBlockMoments(values(backend, x), y ? values(backend, y) : null, dev, sq, runs, cols, block, all ? 2 : y ? 1 : 0);
+    const out: TensorInfo[] = [];
+    for (let o = 0; o < outs; o++) {
+      out.push(backend.makeTensorInfo([runs], 'float32', outs === 1 ? dev : dev.slice(o * runs, (o + 1) * runs)));
+      out.push(backend.makeTensorInfo([blocks], 'float32', outs === 1 ? sq : sq.slice(o * blocks, (o + 1) * blocks)));
+    }
+    return out;
   };
 
   const axpy: KernelFunc = (args) => {

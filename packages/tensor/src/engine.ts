@@ -130,14 +130,17 @@ export class ReplicaEngine {
         }
         const grads = results.map((r) => r.grads);
         const rb = this.options.runBlock;
-        const g = blockDeviations(grads, state.strategy, nb, rb);
-        const f = wantFull ? blockDeviations(results.map((r) => r.full!), state.strategy, nb, rb) : undefined;
-        // g - grad L: on native (stacked) its moments come from g and grad L in one read, unmaterialised.
-        const d = !wantFull
-          ? undefined
-          : state.strategy === 'stacked' && hasKernel(RUN_BLOCK_MOMENTS)
-            ? blockDeviations(grads, state.strategy, nb, rb, results.map((r) => r.full!))
-            : blockDeviations(results.map((r, i) => r.full!.map((fk, k) => tf.sub(grads[i][k], fk))), state.strategy, nb, rb);
+        let g: Deviations;
+        let f: Deviations | undefined;
+        let d: Deviations | undefined;
+        if (wantFull && state.strategy === 'stacked' && hasKernel(RUN_BLOCK_MOMENTS)) {
+          // On native: the moments of g, grad L and g - grad L from one read of g and grad L.
+          [g, f, d] = blockDeviations3(grads[0], results[0].full!, nb, rb);
+        } else {
+          g = blockDeviations(grads, state.strategy, nb, rb);
+          f = wantFull ? blockDeviations(results.map((r) => r.full!), state.strategy, nb, rb) : undefined;
+          d = wantFull ? blockDeviations(results.map((r, i) => r.full!.map((fk, k) => tf.sub(grads[i][k], fk))), state.strategy, nb, rb) : undefined;
+        }
         const l = state.strategy === 'stacked' ? results[0].loss : tf.stack(results.map((r) => r.loss));
         out = { grads: grads.map((gs) => gs.map((t) => tf.keep(t))), g, f, d, l: tf.keep(l) };
       });
@@ -338,11 +341,22 @@ function meanAndDeviations(g: tf.Tensor): { mean: tf.Tensor; dev: tf.Tensor } {
   return { mean, dev };
 }
 
-/**
- * The deviations of `perResult`'s blocks (of perResult - minus where `minus` is given: stacked,
- * with RUN_BLOCK_MOMENTS only).
- */
-function blockDeviations(perResult: tf.Tensor[][], strategy: KernelStrategy, nb: number, runBlock: number, minus?: tf.Tensor[][]): Deviations {
+/** The deviations of stacked g, of grad L and of g - grad L, per block, in one read each (RUN_BLOCK_MOMENTS). */
+function blockDeviations3(g: tf.Tensor[], full: tf.Tensor[], nb: number, runBlock: number): [Deviations, Deviations, Deviations] {
+  const count = g[0].shape[0];
+  const ranges = runBlockRanges(count, runBlock);
+  const out = [0, 1, 2].map(() => ({ d: [] as tf.Tensor[], meanSq: [] as tf.Tensor[], count, ranges }));
+  for (let k = 0; k < nb; k++) {
+    const t = tf.engine().runKernel(RUN_BLOCK_MOMENTS, { x: g[k], y: full[k] }, { block: runBlock, all: true }) as tf.Tensor[];
+    out.forEach((o, i) => {
+      o.d.push(tf.keep(t[2 * i]));
+      o.meanSq.push(tf.keep(t[2 * i + 1]));
+    });
+  }
+  return out as [Deviations, Deviations, Deviations];
+}
+
+function blockDeviations(perResult: tf.Tensor[][], strategy: KernelStrategy, nb: number, runBlock: number): Deviations {
   const d: tf.Tensor[] = [];
   const meanSq: tf.Tensor[] = [];
   const count = strategy === 'stacked' ? perResult[0][0].shape[0] : perResult.length;
@@ -350,14 +364,12 @@ function blockDeviations(perResult: tf.Tensor[][], strategy: KernelStrategy, nb:
   if (strategy === 'stacked' && hasKernel(RUN_BLOCK_MOMENTS)) {
     // Every run block of a parameter block in one read, without slicing it out.
     for (let k = 0; k < nb; k++) {
-      const inputs: tf.NamedTensorMap = minus ? { x: perResult[0][k], y: minus[0][k] } : { x: perResult[0][k] };
-      const [dev, sq] = tf.engine().runKernel(RUN_BLOCK_MOMENTS, inputs, { block: runBlock }) as tf.Tensor[];
+      const [dev, sq] = tf.engine().runKernel(RUN_BLOCK_MOMENTS, { x: perResult[0][k] }, { block: runBlock }) as tf.Tensor[];
       d.push(tf.keep(dev));
       meanSq.push(tf.keep(sq));
     }
     return { d, meanSq, count, ranges };
   }
-  if (minus) throw new Error(`blockDeviations: a difference needs ${RUN_BLOCK_MOMENTS}`);
   for (let k = 0; k < nb; k++) {
     const devs: tf.Tensor[] = [];
     const sq: tf.Tensor[] = [];
