@@ -990,6 +990,123 @@ Napi::Value RunBlockMoments(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// deepLinearStep(x, teacher, weights[], widths[], b, grads[], full[] | null, lossOut): the whole
+// step of a stacked deep linear network f(x) = W_d ... W_1 x for every replica r, on the pool's
+// threads, a replica at a time so that its products stay in cache:
+//   S = X_r^T X_r / b, Q_1 = W_1, Q_k = W_k Q_{k-1}, Delta = Q_d - M (M = teacher, o x p),
+//   lossOut[r] = 1/2 ||Delta||^2, H = [E | Delta] with E = Delta S (Delta only with full),
+//   from the top layer down: grad_k = H Q_{k-1}^T (H itself for k = 1), H <- W_k^T H;
+// the stochastic gradient from E's columns of H, the full gradient from Delta's. E and Delta
+// side by side make each W_k^T H one product of twice the width. weights[k], grads[k], full[k]:
+// [R, widths[k+1], widths[k]] stacked; x: [R, b, p].
+Napi::Value DeepLinearStep(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 8) throw Napi::TypeError::New(env, "deepLinearStep takes 8 arguments");
+  Napi::Float32Array x = F32(info, 0, "x"), teacher = F32(info, 1, "teacher");
+  if (!info[2].IsArray() || !info[5].IsArray()) throw Napi::TypeError::New(env, "weights and grads must be arrays of Float32Arrays");
+  const std::vector<int64_t> widths = Ints(info, 3, "widths");
+  const int64_t b = Int(info, 4, "b");
+  const size_t d = widths.size() - 1;
+  if (widths.size() < 2) throw Napi::RangeError::New(env, "widths needs an input and an output width");
+  for (int64_t w : widths)
+    if (w <= 0 || w > INT32_MAX) throw Napi::RangeError::New(env, "widths must be positive");
+  if (b == 0) throw Napi::RangeError::New(env, "b must be >= 1");
+  const bool wantFull = !info[6].IsNull() && !info[6].IsUndefined();
+  Napi::Array wArr = info[2].As<Napi::Array>(), gArr = info[5].As<Napi::Array>();
+  if (wArr.Length() != d || gArr.Length() != d || (wantFull && (!info[6].IsArray() || info[6].As<Napi::Array>().Length() != d)))
+    throw Napi::RangeError::New(env, "weights, grads (and full) need one array per layer");
+  Napi::Float32Array loss = F32(info, 7, "lossOut");
+  const int64_t p = widths[0], o = widths[d];
+  const int64_t runs = static_cast<int64_t>(loss.ElementLength());
+  if (static_cast<int64_t>(x.ElementLength()) < runs * b * p) throw Napi::RangeError::New(env, "x is too short");
+  if (static_cast<int64_t>(teacher.ElementLength()) < o * p) throw Napi::RangeError::New(env, "teacher is too short");
+  std::vector<const float*> W(d);
+  std::vector<float*> G(d), F(d, nullptr);
+  for (size_t k = 0; k < d; ++k) {
+    const int64_t size = runs * widths[k + 1] * widths[k];
+    Napi::Value wv = wArr.Get(static_cast<uint32_t>(k)), gv = gArr.Get(static_cast<uint32_t>(k));
+    if (!wv.IsTypedArray() || wv.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array || !gv.IsTypedArray() || gv.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
+      throw Napi::TypeError::New(env, "weights and grads must hold Float32Arrays");
+    if (static_cast<int64_t>(wv.As<Napi::Float32Array>().ElementLength()) < size) throw Napi::RangeError::New(env, "weights[" + std::to_string(k) + "] is too short");
+    if (static_cast<int64_t>(gv.As<Napi::Float32Array>().ElementLength()) < size) throw Napi::RangeError::New(env, "grads[" + std::to_string(k) + "] is too short");
+    W[k] = wv.As<Napi::Float32Array>().Data();
+    G[k] = gv.As<Napi::Float32Array>().Data();
+    if (wantFull) {
+      Napi::Value fv = info[6].As<Napi::Array>().Get(static_cast<uint32_t>(k));
+      if (!fv.IsTypedArray() || fv.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) throw Napi::TypeError::New(env, "full must hold Float32Arrays");
+      if (static_cast<int64_t>(fv.As<Napi::Float32Array>().ElementLength()) < size) throw Napi::RangeError::New(env, "full[" + std::to_string(k) + "] is too short");
+      F[k] = fv.As<Napi::Float32Array>().Data();
+    }
+  }
+  const float* px = x.Data();
+  const float* pm = teacher.Data();
+  float* pl = loss.Data();
+  // Q_k offsets in one scratch array; H holds [E | Delta] for the widest layer.
+  std::vector<int64_t> qOff(d + 1, 0);
+  for (size_t k = 0; k < d; ++k) qOff[k + 1] = qOff[k] + widths[k + 1] * p;
+  int64_t widest = 0;
+  for (int64_t w : widths) widest = std::max(widest, w);
+  const int64_t hw = wantFull ? 2 * p : p;  // H's row length
+  const float bf = static_cast<float>(b);
+  double flops = 2.0 * b * p * p;
+  for (size_t k = 0; k < d; ++k) flops += 2.0 * widths[k + 1] * widths[k] * p * (wantFull ? 3 : 2);
+  // Replicas split over the pool's threads when the work pays for waking them.
+  const int threads = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(g_threads, runs)));
+  const int nparts = threads > 1 && flops * runs > 2e6 ? threads : 1;
+  const std::function<void(int)> job = [&](int part) {
+    std::vector<float> S(static_cast<size_t>(p * p)), Q(static_cast<size_t>(qOff[d])), H(static_cast<size_t>(widest * hw)), H2(static_cast<size_t>(widest * hw));
+    for (int64_t r = runs * part / nparts; r < runs * (part + 1) / nparts; ++r) {
+      // S = X^T X / b (the division as the composed program does it).
+      Gemm(true, false, p, p, b, 1.0f, px + r * b * p, static_cast<int>(p), px + r * b * p, static_cast<int>(p), 0.0f, S.data(), static_cast<int>(p));
+      for (int64_t i = 0; i < p * p; ++i) S[i] = S[i] / bf;
+      // Prefix products Q_1 .. Q_d.
+      std::memcpy(Q.data(), W[0] + r * widths[1] * widths[0], sizeof(float) * static_cast<size_t>(widths[1] * p));
+      for (size_t k = 1; k < d; ++k)
+        Gemm(false, false, widths[k + 1], p, widths[k], 1.0f, W[k] + r * widths[k + 1] * widths[k], static_cast<int>(widths[k]), Q.data() + qOff[k - 1], static_cast<int>(p), 0.0f,
+             Q.data() + qOff[k], static_cast<int>(p));
+      // Delta (in the spare H), the loss from it.
+      float* delta = H2.data();
+      const float* qd = Q.data() + qOff[d - 1];
+      double l = 0;
+      for (int64_t i = 0; i < o; ++i)
+        for (int64_t j = 0; j < p; ++j) {
+          const float v = qd[i * p + j] - pm[i * p + j];
+          delta[i * p + j] = v;
+          l += static_cast<double>(v) * v;
+        }
+      pl[r] = static_cast<float>(0.5 * static_cast<float>(l));
+      // H = [E | Delta], E = Delta S.
+      Gemm(false, false, o, p, p, 1.0f, delta, static_cast<int>(p), S.data(), static_cast<int>(p), 0.0f, H.data(), static_cast<int>(hw));
+      if (wantFull)
+        for (int64_t i = 0; i < o; ++i) std::memcpy(H.data() + i * hw + p, delta + i * p, sizeof(float) * static_cast<size_t>(p));
+      float* h = H.data();
+      float* spare = H2.data();
+      for (size_t kk = d; kk-- > 0;) {
+        const int64_t out = widths[kk + 1], in = widths[kk];
+        float* g = G[kk] + r * out * in;
+        float* f = wantFull ? F[kk] + r * out * in : nullptr;
+        if (kk == 0) {
+          // grad_1 = H's halves (in = p).
+          for (int64_t i = 0; i < out; ++i) {
+            std::memcpy(g + i * p, h + i * hw, sizeof(float) * static_cast<size_t>(p));
+            if (f) std::memcpy(f + i * p, h + i * hw + p, sizeof(float) * static_cast<size_t>(p));
+          }
+          break;
+        }
+        const float* qPrev = Q.data() + qOff[kk - 1];  // in x p
+        Gemm(false, true, out, in, p, 1.0f, h, static_cast<int>(hw), qPrev, static_cast<int>(p), 0.0f, g, static_cast<int>(in));
+        if (f) Gemm(false, true, out, in, p, 1.0f, h + p, static_cast<int>(hw), qPrev, static_cast<int>(p), 0.0f, f, static_cast<int>(in));
+        // H <- W_k^T H: (in x out) (out x hw), both halves in one product.
+        Gemm(true, false, in, hw, out, 1.0f, W[kk] + r * out * in, static_cast<int>(in), h, static_cast<int>(hw), 0.0f, spare, static_cast<int>(hw));
+        std::swap(h, spare);
+      }
+    }
+  };
+  if (nparts > 1) ThePool().Run(nparts, job);
+  else job(0);
+  return env.Undefined();
+}
+
 // gatherRows(src, width, rows, dst): dst row i = src row rows[i] (rows of `width` floats); the
 // copies of a mini-batch from a training set. Threads take slices of the rows: random rows of a
 // table larger than the cache are latency-bound, and two streams of misses overlap.
@@ -1154,6 +1271,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("adamw", Napi::Function::New(env, AdamW));
   exports.Set("fillNormals", Napi::Function::New(env, FillNormals));
   exports.Set("axpy", Napi::Function::New(env, Axpy));
+  exports.Set("deepLinearStep", Napi::Function::New(env, DeepLinearStep));
   exports.Set("setThreads", Napi::Function::New(env, SetThreads));
   exports.Set("getThreads", Napi::Function::New(env, GetThreads));
   exports.Set("getProcs", Napi::Function::New(env, GetProcs));

@@ -68,6 +68,13 @@ export interface NativeAddon {
    * deviates, equal to the bit to RandomStream.fillNormal; states and spares advance.
    */
   fillNormals(state: Uint32Array, hasSpare: Uint8Array, spare: Float64Array, out: Float32Array, perStream: number, std: number): void;
+  /**
+   * The whole step of a stacked deep linear network for every replica (lossOut's length): from
+   * x [R, b, p], the teacher M [o, p] and weights[k] [R, widths[k+1], widths[k]], the stochastic
+   * gradients into grads[k], the full gradients into full[k] (null: none) and 1/2 ||W_d..W_1 - M||^2
+   * into lossOut, a replica at a time on the addon's threads.
+   */
+  deepLinearStep(x: Float32Array, teacher: Float32Array, weights: Float32Array[], widths: number[], b: number, grads: Float32Array[], full: Float32Array[] | null, lossOut: Float32Array): void;
   /** out = x + alpha y. */
   axpy(x: Float32Array, y: Float32Array, out: Float32Array, alpha: number): void;
   setThreads(threads: number): void;

@@ -76,6 +76,13 @@ export const RUN_MOMENTS = 'SgdLabRunMoments';
  * Native only.
  */
 export const RUN_BLOCK_MOMENTS = 'SgdLabRunBlockMoments';
+/**
+ * DEEP_LINEAR_STEP: inputs { x: [C, b, p], teacher: [o, p], w0 .. w(d-1): [C, widths[k+1],
+ * widths[k]] }, attrs { widths, wantFull } -> [grad_0 .. grad_(d-1), (full_0 .. full_(d-1),) loss
+ * [C]]: the deep linear program's step (plugin-deeplinear) in one call, a replica at a time so its
+ * products stay in cache, E and Delta side by side in each backward product. Native only.
+ */
+export const DEEP_LINEAR_STEP = 'SgdLabDeepLinearStep';
 /** MUL_STEP: inputs { a, b } (broadcasting) -> a * step(b): a ReLU's backward pass from its output. */
 export const MUL_STEP = 'SgdLabMulStep';
 export const AXPY = 'SgdLabAxpy';
@@ -342,6 +349,37 @@ export function nativeKernels(addon: NativeAddon): KernelConfig[] {
     return out;
   };
 
+  const deepLinearStep: KernelFunc = (args) => {
+    const inputs = args.inputs as Record<string, TensorInfo>;
+    const { widths, wantFull } = args.attrs as unknown as { widths: number[]; wantFull: boolean };
+    const backend = args.backend as MathBackendCPU;
+    const d = widths.length - 1;
+    const { x, teacher } = inputs;
+    const p = widths[0];
+    const o = widths[d];
+    if (!x || x.dtype !== 'float32' || x.shape.length !== 3 || x.shape[2] !== p) throw new Error(`${DEEP_LINEAR_STEP}: expected a float32 x [C, b, ${p}], got ${x?.dtype} ${JSON.stringify(x?.shape)}`);
+    const runs = x.shape[0];
+    const b = x.shape[1];
+    if (!teacher || teacher.dtype !== 'float32' || !util.arraysEqual(teacher.shape, [o, p])) throw new Error(`${DEEP_LINEAR_STEP}: expected a float32 teacher [${o}, ${p}], got ${JSON.stringify(teacher?.shape)}`);
+    const weights = Array.from({ length: d }, (_, k) => {
+      const w = inputs[`w${k}`];
+      const shape = [runs, widths[k + 1], widths[k]];
+      if (!w || w.dtype !== 'float32' || !util.arraysEqual(w.shape, shape)) throw new Error(`${DEEP_LINEAR_STEP}: expected a float32 w${k} ${JSON.stringify(shape)}, got ${JSON.stringify(w?.shape)}`);
+      return values(backend, w);
+    });
+    count(DEEP_LINEAR_STEP, true);
+    const grads = weights.map((w) => alloc(backend, w.length));
+    const full = wantFull ? weights.map((w) => alloc(backend, w.length)) : null;
+    const loss = alloc(backend, runs);
+    addon.deepLinearStep(values(backend, x), values(backend, teacher), weights, widths, b, grads, full, loss);
+    const shapeOf = (k: number) => [runs, widths[k + 1], widths[k]];
+    return [
+      ...grads.map((g, k) => backend.makeTensorInfo(shapeOf(k), 'float32', g)),
+      ...(full ?? []).map((f, k) => backend.makeTensorInfo(shapeOf(k), 'float32', f)),
+      backend.makeTensorInfo([runs], 'float32', loss),
+    ];
+  };
+
   const axpy: KernelFunc = (args) => {
     const { x, y } = args.inputs as { x: TensorInfo; y: TensorInfo };
     const { alpha, inPlace } = args.attrs as unknown as { alpha: number; inPlace?: boolean };
@@ -502,6 +540,7 @@ export function nativeKernels(addon: NativeAddon): KernelConfig[] {
     k(SQUARED_DEVIATION_SUM, sqdev),
     k(RUN_MOMENTS, runMoments),
     k(RUN_BLOCK_MOMENTS, runBlockMoments),
+    k(DEEP_LINEAR_STEP, deepLinearStep),
     k(MUL_STEP, mulStep),
     k(AXPY, axpy),
     k(ADAMW, adamw),

@@ -92,3 +92,54 @@ describe('exact variance at t = 0', () => {
     expect(loss).toBeCloseTo(0.5 * n2(delta), 12);
   });
 });
+
+describe('the fused step on native (DEEP_LINEAR_STEP)', () => {
+  it.each([
+    [[3, 4, 2], 3, 2],
+    [[5, 7, 6, 4], 4, 5],
+    [[64, 256, 128], 12, 64],
+  ])('equals the composed program, stacked (widths %j, R = %i, b = %i), with and without full gradients', async (widths, runs, b) => {
+    if (process.env.SGD_LAB_NATIVE === '0') return;
+    await useBackend('native');
+    try {
+      const rng = new RandomStream([2, widths.length, runs]);
+      const teacher = product(drawLayers(rng, widths, 1), widths);
+      const o = widths[widths.length - 1];
+      const p = widths[0];
+      const teacherT = tf.transpose(tf.tensor2d(Float32Array.from(teacher), [o, p])) as tf.Tensor2D;
+      const prog = deepLinearProgram(widths, teacherT);
+      // Every replica its own weights and batch.
+      const params = layerShapes(widths).map(([r, c]) => tf.tensor3d(Float32Array.from({ length: runs * r * c }, () => rng.nextNormal() / Math.sqrt(c)), [runs, r, c]));
+      const x = tf.tensor3d(Float32Array.from({ length: runs * b * p }, () => rng.nextNormal()), [runs, b, p]);
+      for (const wantFull of [true, false]) {
+        const before = tf.memory().numTensors;
+        const fused = prog.step(params, [x], wantFull);
+        // One call: its outputs are the only new tensors (gradients, full gradients, losses).
+        expect(tf.memory().numTensors - before).toBe((wantFull ? 2 : 1) * (widths.length - 1) + 1);
+        process.env.SGD_LAB_FUSED_STEP = '0';
+        const composed = prog.step(params, [x], wantFull);
+        delete process.env.SGD_LAB_FUSED_STEP;
+        const pairs: [tf.Tensor, tf.Tensor][] = [...fused.grads.map((g, k) => [g, composed.grads[k]] as [tf.Tensor, tf.Tensor]), [fused.loss, composed.loss]];
+        if (wantFull) pairs.push(...fused.full!.map((f, k) => [f, composed.full![k]] as [tf.Tensor, tf.Tensor]));
+        else expect(fused.full).toBeUndefined();
+        for (const [a, c] of pairs) {
+          expect(a.shape).toEqual(c.shape);
+          const av = a.dataSync();
+          const cv = c.dataSync();
+          // float32 products of at most max(width) terms, in another order: bound by the scale.
+          const scale = cv.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+          let worst = 0;
+          for (let i = 0; i < av.length; i++) worst = Math.max(worst, Math.abs(av[i] - cv[i]));
+          expect(worst).toBeLessThanOrEqual(1e-5 * scale);
+          expect(scale).toBeGreaterThan(0);
+        }
+        tf.dispose([...fused.grads, ...(fused.full ?? []), fused.loss, ...composed.grads, ...(composed.full ?? []), composed.loss]);
+      }
+      // A wrong shape names the input.
+      expect(() => tf.engine().runKernel('SgdLabDeepLinearStep', { x, teacher: teacherT, w0: params[0] }, { widths, wantFull: true })).toThrow(/expected a float32 teacher/);
+      tf.dispose([teacherT, x, ...params]);
+    } finally {
+      await useBackend('wasm');
+    }
+  });
+});

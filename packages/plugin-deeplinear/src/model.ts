@@ -9,7 +9,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { PackedStreams, RandomStream, StreamPurpose, andThen, type MaybePromise, type GradientReport, type Model, type ParamBlock, type Sampler, type SamplerFactory, type ShardSpec } from '@sgd-lab/core';
-import { ReplicaEngine, matMulT, normalFill, sumSquaresLast2, type ReplicaProgram, type TensorReplicaState } from '@sgd-lab/tensor';
+import { DEEP_LINEAR_STEP, ReplicaEngine, matMulT, normalFill, sumSquaresLast2, type ReplicaProgram, type TensorReplicaState } from '@sgd-lab/tensor';
 
 /** The mini-batches of all runs of a shard for one step: run r's [b, p] block at r*b*p. */
 export interface GaussianBatch {
@@ -70,6 +70,11 @@ export function product(flat: Float64Array, widths: readonly number[]): Float64A
   return acc!;
 }
 
+/** Whether the native fused step is registered and not turned off (SGD_LAB_FUSED_STEP=0: the composed ops, for comparison). */
+function fusedStep(): boolean {
+  return process.env.SGD_LAB_FUSED_STEP !== '0' && tf.getKernel(DEEP_LINEAR_STEP, tf.getBackend()) !== undefined;
+}
+
 /**
  * The step of one replica (2-D) or of a chunk ([C, ...]), rank-polymorphic. With Q_k = W_k ... W_1,
  * Delta = Q_d - M* and E = Delta S_b (S_b = X^T X / b), the stochastic gradient of layer k is
@@ -99,6 +104,14 @@ export function deepLinearProgram(widths: readonly number[], teacherT: tf.Tensor
   return {
     blocks,
     step(params, [x], wantFull) {
+      if (x.rank === 3 && fusedStep()) {
+        // native, stacked: the whole step in one addon call (the same products, a replica at a
+        // time in cache, E and Delta side by side in the backward products).
+        const inputs: tf.NamedTensorMap = { x, teacher };
+        params.forEach((w, k) => (inputs[`w${k}`] = w));
+        const out = tf.engine().runKernel(DEEP_LINEAR_STEP, inputs, { widths: [...widths], wantFull }) as tf.Tensor[];
+        return { grads: out.slice(0, d), full: wantFull ? out.slice(d, 2 * d) : undefined, loss: out[out.length - 1] };
+      }
       const { q, delta } = forward(params);
       const b = x.shape[x.rank - 2];
       const s = tf.div(matMulT(x, x, true, false), b);

@@ -7,3 +7,5 @@ export * from './reads.js';
 export * from './webgpu.js';
 export * from './webgpu-kernels.js';
 export * from './webgpu-agreement.js';
+/** The native addon's fused deep-linear step (registered on `native` only; plugin-deeplinear uses it). */
+export { DEEP_LINEAR_STEP } from '@sgd-lab/native';
