@@ -365,7 +365,7 @@ async function benchDeepLinear(sections) {
   const profiled = rows.some((r) => r.backend === 'native') ? 'native' : 'wasm';
   const profDir = join(root, 'results', 'bench-profile');
   spawnSync('rm', ['-rf', profDir]);
-  spawnSync(process.execPath, ['--cpu-prof', `--cpu-prof-dir=${profDir}`, stepScript, profiled, String(R), String(b), '3', '1'], { encoding: 'utf8', env: backendEnv(profiled) });
+  spawnSync(process.execPath, ['--cpu-prof', `--cpu-prof-dir=${profDir}`, stepScript, profiled, String(R), String(b), '12', '1'], { encoding: 'utf8', env: backendEnv(profiled) });
   const { readdirSync } = await import('node:fs');
   const profFile = readdirSync(profDir).find((f) => f.endsWith('.cpuprofile'));
   const prof = profFile ? JSON.parse(spawnSync('python3', [join(root, 'tools', 'bench', 'profile-summary.py'), join(profDir, profFile)], { encoding: 'utf8' }).stdout) : undefined;
@@ -383,6 +383,10 @@ async function benchDeepLinear(sections) {
     `| ${name} | ${fmt(sec)} | ${(R / sec).toFixed(0)} | ${((flops * R) / sec / 1e9).toFixed(1)} | ${torchSec ? (torchSec / sec).toFixed(2) : '-'} |`;
   const table = [...rows.map((r) => line(r.name, r.sec)), ...(torchSec ? [line(`PyTorch ${torch.torch} CPU, bmm into reused buffers, ${torch.threads} threads`, torchSec)] : [])].join('\n');
   const pct = (x) => `${(x * 100).toFixed(1)}%`;
+  const peakShares = (ts) => {
+    const shares = ts.map((x) => (flops * R) / x.ours / 1e9 / x.torchInfo.sgemmGflops);
+    return `${shares.map(pct).join(', ')} (median ${pct(median(shares))})`;
+  };
   const e2eTable = e2eRows(e2e);
   const speedup = e2e.native && e2e.wasm ? e2e.wasm.seconds / e2e.native.seconds : undefined;
   sections.push(`## gaussian-deeplinear (R = ${R} replicas, b = ${b}, widths ${widths.join('-')})
@@ -398,10 +402,17 @@ ${table}
 ${timed.length ? `sgd-lab ${rows[0]?.backend} and PyTorch ran alternately, ${timed.length} rounds of 10 steps each (medians of the
 round medians above); ratio per round: ${roundRatios(timed)}.
 ` : ''}
-Machine float32 GEMM peak, measured the same way (torch.mm 1024^3 on ${torch?.threads ?? '?'} threads, OpenMP OpenBLAS):
-**${torch ? torch.sgemmGflops.toFixed(0) : '?'} GFLOP/s**. Targets: wasm ratio >= 0.15; native ratio >= 0.9.
+Machine float32 GEMM peak, measured the same way (torch.mm 1024^3 on ${torch?.threads ?? '?'} threads, OpenMP OpenBLAS), in each round:
+${timed.map((x) => x.torchInfo.sgemmGflops.toFixed(0)).join(', ')} GFLOP/s (**${torch ? median(timed.map((x) => x.torchInfo.sgemmGflops)).toFixed(0) : '?'} GFLOP/s** median).
+${timed.length ? `The ${rows[0]?.backend} step's share of that peak, per round (its GFLOP/s over the peak measured in the same round):
+${peakShares(timed)}. Target: >= 50%.` : ''} Targets: wasm ratio >= 0.15; native ratio >= 0.9.
 
-Where the ${profiled} step spends its time (V8 CPU profile of 4 steps, self time; addon calls are
+On native the Gaussian batches are drawn in the addon (every run's stream on its threads, equal
+to the bit to the JavaScript streams) and the step is one fused call (\`DEEP_LINEAR_STEP\`, a
+replica at a time in cache); the moments of g, grad L and g - grad L come from one read of g and
+grad L (\`RUN_BLOCK_MOMENTS\`). \`SGD_LAB_FUSED_STEP=0\` runs the composed TensorFlow.js ops instead.
+
+Where the ${profiled} step spends its time (V8 CPU profile of 13 steps, self time; addon calls are
 inside the kernel functions of kernels.js):
 
 | TensorFlow.js kernel (wasm time by caller) | share |
@@ -449,6 +460,31 @@ async function benchMnist(sections) {
     rows.push({ backend: out.backend, name: `sgd-lab ${out.backend} (${out.strategy}${out.simd ? ', SIMD' : ''})`, sec });
   }
   const torch = timed[0]?.torchInfo;
+  // The paper's replica (784-1024-512-10, R = 50, b = 128: one arm of Fig. 5 per chunk), native
+  // against PyTorch in alternating rounds.
+  const paperWidths = [784, 1024, 512, 10];
+  const paperR = 50;
+  say(`mnist-mlp: paper-size step, R = ${paperR}, b = ${b}, widths ${paperWidths.join('-')}`);
+  const paperStep = () => {
+    const r = spawnSync(process.execPath, [script, backends[0], String(paperR), String(b), '8', '2', paperWidths.join('-')], { encoding: 'utf8', env: backendEnv(backends[0]) });
+    if (r.status !== 0) {
+      say(`  ${backends[0]} paper step: failed: ${r.stderr.trim().split('\n').at(-1)}`);
+      return undefined;
+    }
+    const out = JSON.parse(r.stdout.trim().split('\n').at(-1));
+    say(`  ${out.backend} paper step: ${fmt(median(out.seconds))} per step, peak RSS ${out.maxRssMiB.toFixed(0)} MiB`);
+    return out;
+  };
+  const paper = pairedRounds(paperStep, () => torchPeer('mnist_torch.py', { R: paperR, b, widths: paperWidths, steps: 8, warmup: 2 }));
+  // Forward and weight-gradient products of every layer, and the backward products of all but the first.
+  const layerMacs = paperWidths.slice(1).map((w, i) => paperWidths[i] * w);
+  const paperFlops = 2 * b * (2 * layerMacs.reduce((s, x) => s + x, 0) + layerMacs.slice(1).reduce((s, x) => s + x, 0)) * paperR;
+  const paperRows = paper.rounds.length
+    ? [
+        `| sgd-lab ${paper.rounds[0].oursInfo.backend} (${paper.rounds[0].oursInfo.strategy}) | ${fmt(median(paper.rounds.map((x) => x.ours)))} | ${((b * paperR) / median(paper.rounds.map((x) => x.ours))).toFixed(0)} | ${(paperFlops / median(paper.rounds.map((x) => x.ours)) / 1e9).toFixed(1)} | ${paper.timed.length ? (median(paper.timed.map((x) => x.torch)) / median(paper.timed.map((x) => x.ours))).toFixed(2) : '-'} |`,
+        ...(paper.timed.length ? [`| PyTorch ${paper.timed[0].torchInfo.torch} CPU, bmm/baddbmm, ${paper.timed[0].torchInfo.threads} threads | ${fmt(median(paper.timed.map((x) => x.torch)))} | ${((b * paperR) / median(paper.timed.map((x) => x.torch))).toFixed(0)} | ${(paperFlops / median(paper.timed.map((x) => x.torch)) / 1e9).toFixed(1)} | 1.00 |`] : []),
+      ].join('\n')
+    : '';
   const e2e = {};
   for (const backend of rows.map((r) => r.backend).filter((x) => x === 'native' || x === 'wasm')) {
     say(`  cpu preset end to end on ${backend}...`);
@@ -470,7 +506,16 @@ MLP, the across-run moments of all six gradient blocks, and the SGD update.
 ${table}
 
 ${timed.length ? `sgd-lab ${rows[0]?.backend} and PyTorch ran alternately, ${timed.length} rounds of 60 steps each (medians of the
-round medians above); ratio per round: ${roundRatios(timed)}. Target: native ratio >= 0.9.
+round medians above); ratio per round: ${roundRatios(timed)}. Target: native ratio >= 1.3.
+` : ''}
+${paperRows ? `The paper's replica step (widths ${paperWidths.join('-')}, R = ${paperR}, b = ${b}; ${(paperFlops / paperR / 1e6).toFixed(0)} MFLOP per replica-step, the
+products of forward and backward):
+
+| code | time per step (median) | samples/s (all replicas) | GFLOP/s | ratio to PyTorch |
+|---|---|---|---|---|
+${paperRows}
+
+${paper.timed.length ? `Alternating rounds of 8 steps; ratio per round: ${roundRatios(paper.timed)}. Peak RSS of the sgd-lab step: ${paper.rounds[0].oursInfo.maxRssMiB.toFixed(0)} MiB.` : ''}
 ` : ''}
 End to end, \`sgd-lab run mnist-mlp --preset cpu\` (embedded MNIST subset when the IDX files are absent):
 
