@@ -14,13 +14,18 @@ export class ArrayPool {
   private readonly owned = new WeakSet<Float32Array>();
   private bytes = 0;
   /** Counters for tests and benchmarks. */
-  readonly stats = { reused: 0, allocated: 0, returned: 0, escaped: 0 };
+  readonly stats = { reused: 0, allocated: 0, returned: 0, escaped: 0, evicted: 0 };
 
   constructor(readonly maxBytes: number) {}
 
   /** An array of n floats with unspecified contents (the caller overwrites all of it). */
   take(n: number): Float32Array {
     const list = this.free.get(n);
+    if (list) {
+      // Most recently used length last: eviction takes the lengths unused the longest first.
+      this.free.delete(n);
+      this.free.set(n, list);
+    }
     const a = list?.pop();
     if (a) {
       this.bytes -= a.byteLength;
@@ -35,7 +40,19 @@ export class ArrayPool {
   give(values: unknown): void {
     if (!(values instanceof Float32Array) || !this.owned.has(values)) return;
     this.owned.delete(values);
-    if (values.length === 0 || this.bytes + values.byteLength > this.maxBytes) return;
+    if (values.length === 0 || values.byteLength > this.maxBytes) return;
+    // Full: arrays of the lengths unused the longest make room (a study's shapes change between
+    // shards and phases; keeping stale lengths would turn every new one into a fresh allocation).
+    for (const [len, stale] of this.free) {
+      if (this.bytes + values.byteLength <= this.maxBytes) break;
+      if (len === values.length) continue;
+      while (stale.length > 0 && this.bytes + values.byteLength > this.maxBytes) {
+        this.bytes -= stale.pop()!.byteLength;
+        this.stats.evicted++;
+      }
+      if (stale.length === 0) this.free.delete(len);
+    }
+    if (this.bytes + values.byteLength > this.maxBytes) return;
     let list = this.free.get(values.length);
     if (!list) this.free.set(values.length, (list = []));
     list.push(values);

@@ -7,7 +7,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { RandomStream } from '@sgd-lab/core';
 import { useBackend } from '@sgd-lab/tensor';
 import { PAPER_PARAMETERS, PAPER_SIZE, countNote } from './index.js';
-import { initXlnet, parameterCount, relShift, xlnetBlocks, xlnetProgram, type XlnetSize } from './model.js';
+import { initXlnet, parameterCount, relShift, replicaGroups, xlnetBlocks, xlnetProgram, type XlnetSize } from './model.js';
 
 beforeAll(async () => {
   await useBackend('auto', () => {});
@@ -80,9 +80,10 @@ describe('XLNet encoder', () => {
     program.dispose();
   });
 
-  it('stacked (a chunk of replicas on a leading run axis) gives each replica its per-replica loss, gradient and evaluation', () => {
+  it.each([undefined, 2, 4])('stacked (a chunk of replicas on a leading run axis) gives each replica its per-replica loss, gradient and evaluation (groups of at most %s sequences)', (limit) => {
     const size: XlnetSize = { vocab: 12, layers: 2, dModel: 8, heads: 2, inner: 16, length: 6 };
-    const program = xlnetProgram(size);
+    // 2 and 4 sequences: the chunk of 3 replicas of 2 runs in groups of 1 and of 2 (+ 1).
+    const program = xlnetProgram(size, { stackedSequences: limit });
     const blocks = xlnetBlocks(size);
     const C = 3;
     const B = 2;
@@ -143,5 +144,15 @@ describe('XLNet encoder', () => {
       }
     });
     program.dispose();
+  });
+});
+
+describe('replicaGroups', () => {
+  it('splits a chunk into groups of at most `limit` sequences, whole replicas, at least one each', () => {
+    expect(replicaGroups(16, 64)).toEqual([[0, 8], [8, 8]]);
+    expect(replicaGroups(16, 32)).toEqual([[0, 16]]);
+    expect(replicaGroups(5, 100)).toEqual([[0, 5]]);
+    expect(replicaGroups(6, 100)).toEqual([[0, 5], [5, 1]]);
+    expect(replicaGroups(3, 1000)).toEqual([[0, 1], [1, 1], [2, 1]]);
   });
 });

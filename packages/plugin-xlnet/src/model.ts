@@ -258,17 +258,35 @@ export function crossEntropy(logits: tf.Tensor, y: tf.Tensor): tf.Tensor {
  * way: stacked, the gradient of the sum of the replicas' losses is each replica's own gradient,
  * since no replica's loss depends on another's parameters.
  */
-export function xlnetProgram(s: XlnetSize): ReplicaProgram & { constants: XlnetConstants; dispose(): void } {
+export function xlnetProgram(s: XlnetSize, options: { stackedSequences?: number } = {}): ReplicaProgram & { constants: XlnetConstants; dispose(): void } {
+  const limit = options.stackedSequences ?? STACKED_SEQUENCES;
   if (s.dModel % s.heads !== 0) throw new Error(`dModel ${s.dModel} is not a multiple of heads ${s.heads}`);
   if ((s.dModel / 2) % 1 !== 0) throw new Error('dModel must be even (sinusoidal encodings)');
   const blocks = xlnetBlocks(s);
   const constants = xlnetConstants(s);
-  return {
+  const program: ReplicaProgram & { constants: XlnetConstants; dispose(): void } = {
     blocks,
     constants,
     step(params, [x, y]) {
       const stacked = params[0].rank === 3;
       if (x.rank !== (stacked ? 3 : 2)) throw new Error(`xlnet: expected ${stacked ? '[C, b, L]' : '[b, L]'} token ids for ${stacked ? 'stacked' : 'per-replica'} parameters, got [${x.shape}]`);
+      const parts = stacked ? replicaGroups(params[0].shape[0] as number, x.shape[1] as number, limit) : [];
+      if (parts.length > 1) {
+        // A chunk of more sequences than fit the caches at once: its replicas in groups, each
+        // group's gradients its own (no replica's loss depends on another's parameters).
+        // A scope per group: its slices and intermediates are freed before the next group runs.
+        const outs = parts.map(([start, n]) =>
+          tf.tidy(() => {
+            const sub = (t: tf.Tensor) => tf.slice(t, start, n);
+            const o = program.step(params.map(sub), [sub(x), sub(y)], false);
+            return { grads: o.grads, loss: o.loss };
+          }),
+        );
+        // Each group's loss record was kept past its scope; the joined one is the step's.
+        const loss = tf.keep(tf.concat(outs.map((o) => o.loss)));
+        outs.forEach((o) => o.loss.dispose());
+        return { grads: params.map((_, k) => tf.concat(outs.map((o) => o.grads[k]))), loss };
+      }
       let perRun: tf.Tensor | undefined;
       const f = (...ps: tf.Tensor[]) => {
         const losses = crossEntropy(xlnetLogits(s, constants, ps, x), y);
@@ -282,6 +300,18 @@ export function xlnetProgram(s: XlnetSize): ReplicaProgram & { constants: XlnetC
       return { grads, loss: stacked ? perRun! : value };
     },
     evaluate(params, [x, y]) {
+      const stacked = params[0].rank === 3;
+      const parts = stacked ? replicaGroups(params[0].shape[0] as number, x.shape[x.rank - 2] as number, limit) : [];
+      if (parts.length > 1) {
+        const outs = parts.map(([start, n]) =>
+          tf.tidy(() => {
+            const sub = (t: tf.Tensor) => tf.slice(t, start, n);
+            const o = program.evaluate!(params.map(sub), [x.rank === 3 ? sub(x) : x, y.rank === 3 ? sub(y) : y]) as Record<string, tf.Tensor>;
+            return { loss: o.loss, error: o.error };
+          }),
+        );
+        return { loss: tf.concat(outs.map((o) => o.loss)), error: tf.concat(outs.map((o) => o.error)) };
+      }
       const logits = xlnetLogits(s, constants, params, x);
       const wrong = tf.cast(tf.notEqual(tf.argMax(logits, -1), tf.argMax(y, -1)), 'float32');
       return { loss: crossEntropy(logits, y), error: tf.mean(wrong, -1) };
@@ -291,6 +321,22 @@ export function xlnetProgram(s: XlnetSize): ReplicaProgram & { constants: XlnetC
       constants.seg.dispose();
     },
   };
+  return program;
+}
+
+/**
+ * Sequences a stacked call runs at once (replicas x batch) before its activations outgrow the
+ * caches: measured on native (cpu preset encoder), stacked beat per replica by 1.5-1.9x at 512
+ * sequences (R = 8, b = 64; R = 16, b = 32) and only tied at 1,024 (R = 16, b = 64).
+ */
+export const STACKED_SEQUENCES = 512;
+
+/** [start, count] groups of a chunk's C replicas with at most STACKED_SEQUENCES sequences each. */
+export function replicaGroups(replicas: number, batch: number, limit = STACKED_SEQUENCES): [number, number][] {
+  const per = Math.max(1, Math.floor(limit / Math.max(1, batch)));
+  const out: [number, number][] = [];
+  for (let start = 0; start < replicas; start += per) out.push([start, Math.min(per, replicas - start)]);
+  return out;
 }
 
 /** Bytes one replica's step needs at batch b (float32 activations kept for the backward pass). */
@@ -301,15 +347,17 @@ export function xlnetBytesPerReplica(s: XlnetSize, b: number): number {
 }
 
 /**
- * The engine strategy for XLNet on a tfjs backend: stacked on the GPU (one dispatch per op for a
- * whole chunk of replicas instead of one per replica), per replica on the CPU backends. Measured
- * here on native (2 cores): stacked made the cpu preset's step (R = 4, b = 32) faster (113-144
- * ms against 184-195 ms), equal at R = 16, slower for one paper-size layer (4.7-6.0 s against
- * 3.5-4.7 s), and the cpu preset study end to end 3x slower with 4x the memory (233 s and
- * 3.1 GiB against 77 s and 0.8 GiB), so the CPU backends keep per replica.
+ * The engine strategy for XLNet on a tfjs backend: stacked on the GPU and on native (one op per
+ * product for a group of replicas instead of one per replica, in groups of at most
+ * STACKED_SEQUENCES sequences), per replica on wasm and cpu (XNNPACK's fast path is 2-D).
+ * Measured on native before the groups: stacked made the cpu preset's step faster at 512
+ * sequences (R = 8, b = 64: 317 against 490 ms) and tied at 1,024 (R = 16, b = 64), where the
+ * cpu preset study ran 273 s and 3.1 GiB against 171 s and 0.55 GiB per replica.
  */
-export function xlnetStrategy(tfjsBackend: string): KernelStrategy {
-  return tfjsBackend === 'webgpu' ? 'stacked' : 'per-replica';
+export function xlnetStrategy(tfjsBackend: string, env: NodeJS.ProcessEnv = process.env): KernelStrategy {
+  // SGD_LAB_STRATEGY=stacked|per-replica overrides the choice (for comparisons).
+  if (env.SGD_LAB_STRATEGY === 'stacked' || env.SGD_LAB_STRATEGY === 'per-replica') return env.SGD_LAB_STRATEGY;
+  return tfjsBackend === 'webgpu' || tfjsBackend === 'native' ? 'stacked' : 'per-replica';
 }
 
 /**
