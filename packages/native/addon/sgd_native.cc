@@ -1255,6 +1255,8 @@ Napi::Value GetConfig(const Napi::CallbackInfo& info) {
   return Napi::String::New(info.Env(), openblas_get_config());
 }
 
+#include "transformer.h"
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   openblas_set_num_threads(1);
   exports.Set("gemmBatched", Napi::Function::New(env, GemmBatched));
@@ -1272,6 +1274,13 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("fillNormals", Napi::Function::New(env, FillNormals));
   exports.Set("axpy", Napi::Function::New(env, Axpy));
   exports.Set("deepLinearStep", Napi::Function::New(env, DeepLinearStep));
+  exports.Set("scatterAddRows", Napi::Function::New(env, ScatterAddRows));
+  exports.Set("biasGelu", Napi::Function::New(env, BiasGelu));
+  exports.Set("biasGeluGrad", Napi::Function::New(env, BiasGeluGrad));
+  exports.Set("addLayerNorm", Napi::Function::New(env, AddLayerNorm));
+  exports.Set("layerNormGrad", Napi::Function::New(env, LayerNormGrad));
+  exports.Set("relAttention", Napi::Function::New(env, RelAttention));
+  exports.Set("relAttentionGrad", Napi::Function::New(env, RelAttentionGrad));
   exports.Set("setThreads", Napi::Function::New(env, SetThreads));
   exports.Set("getThreads", Napi::Function::New(env, GetThreads));
   exports.Set("getProcs", Napi::Function::New(env, GetProcs));

@@ -75,6 +75,20 @@ export interface NativeAddon {
    * into lossOut, a replica at a time on the addon's threads.
    */
   deepLinearStep(x: Float32Array, teacher: Float32Array, weights: Float32Array[], widths: number[], b: number, grads: Float32Array[], full: Float32Array[] | null, lossOut: Float32Array): void;
+  /** dst = 0, then dst row rows[i] += src row i (rows of `width` floats; repeated rows sum); throws on a row outside dst. */
+  scatterAddRows(src: Float32Array, width: number, rows: Int32Array, dst: Float32Array): void;
+  /** out = gelu(x + bias) (exact GELU), x [groups, rows, n], bias [groups, n]. */
+  biasGelu(x: Float32Array, bias: Float32Array, out: Float32Array, n: number): void;
+  /** dx = dy gelu'(x + bias); dbias [groups, n] = dx summed over each group's rows. */
+  biasGeluGrad(dy: Float32Array, x: Float32Array, bias: Float32Array, dx: Float32Array, dbias: Float32Array, n: number): void;
+  /** Layer norm of (a + bias) + b over rows of n: y, xhat and rstd (one per row); a, b [groups, rows, n], bias, gamma, beta [groups, n]. */
+  addLayerNorm(a: Float32Array, b: Float32Array, bias: Float32Array | null, gamma: Float32Array, beta: Float32Array, y: Float32Array, xhat: Float32Array, rstd: Float32Array, n: number, eps: number): void;
+  /** addLayerNorm's backward pass: dx, and per group dgamma, dbeta and (when given) dbias = the column sums of dx. */
+  layerNormGrad(dy: Float32Array, xhat: Float32Array, rstd: Float32Array, gamma: Float32Array, dx: Float32Array, dgamma: Float32Array, dbeta: Float32Array, dbias: Float32Array | null, n: number): void;
+  /** XLNet's attention probabilities from the content, position (relative-shifted) and segment terms, mask and softmax. */
+  relAttention(ac: Float32Array, bd: Float32Array, ef: Float32Array, seg: Float32Array, mask: Float32Array, prob: Float32Array, heads: number, length: number, scale: number): void;
+  /** relAttention's backward pass: the gradients of ac, bd and ef from that of prob. */
+  relAttentionGrad(dprob: Float32Array, prob: Float32Array, seg: Float32Array, dac: Float32Array, dbd: Float32Array, def: Float32Array, heads: number, length: number, scale: number): void;
   /** out = x + alpha y. */
   axpy(x: Float32Array, y: Float32Array, out: Float32Array, alpha: number): void;
   setThreads(threads: number): void;

@@ -93,6 +93,29 @@ export const AXPY = 'SgdLabAxpy';
  */
 export const ADAMW = 'SgdLabAdamW';
 
+/**
+ * The transformer kernels (plugin-xlnet's fused layer pieces; native only). A stacked activation
+ * is [G, rows, n] with a parameter row [G, 1, n] per replica; per replica, [rows, n] and [1, n]:
+ * - SCATTER_ADD_ROWS: inputs { x: [k, w], indices: int32 [k] }, attrs { rows } -> [rows, w], row
+ *   indices[i] the sum of the x rows i that name it (an embedding table's gradient);
+ * - BIAS_GELU: inputs { x, bias } -> gelu(x + bias); BIAS_GELU_GRAD: { dy, x, bias } -> [dx, dbias];
+ * - ADD_LAYER_NORM: inputs { a, b, bias?, gamma, beta }, attrs { epsilon } -> [y, xhat, rstd]: the
+ *   layer norm of (a + bias) + b, with what its backward pass needs (rstd: one per row, x's shape
+ *   with a last axis of 1); LAYER_NORM_GRAD: { dy, xhat, rstd, gamma }, attrs { withBias } ->
+ *   [dx, dgamma, dbeta(, dbias)];
+ * - REL_ATTENTION: inputs { ac: [N, H, L, L], bd: [N, H, L, 2L], ef: [N, H, L, 2], seg: [L, L],
+ *   mask: [N, L] }, attrs { scale } -> the softmax over keys of ((ac + shift(bd)) + (ef0 + (ef1 -
+ *   ef0) seg)) scale + mask, shift being XLNet's relative shift (key j of query i reads bd at
+ *   L - i + j); REL_ATTENTION_GRAD: { dprob, prob, seg }, attrs { scale } -> [dac, dbd, def].
+ */
+export const SCATTER_ADD_ROWS = 'SgdLabScatterAddRows';
+export const BIAS_GELU = 'SgdLabBiasGelu';
+export const BIAS_GELU_GRAD = 'SgdLabBiasGeluGrad';
+export const ADD_LAYER_NORM = 'SgdLabAddLayerNorm';
+export const LAYER_NORM_GRAD = 'SgdLabLayerNormGrad';
+export const REL_ATTENTION = 'SgdLabRelAttention';
+export const REL_ATTENTION_GRAD = 'SgdLabRelAttentionGrad';
+
 interface Plan {
   outShape: number[];
   batch: number;
@@ -506,6 +529,137 @@ export function nativeKernels(addon: NativeAddon): KernelConfig[] {
     return backend.makeTensorInfo([...indices.shape, ...x.shape.slice(1)], 'float32', out);
   };
 
+  /** float32 inputs, or an error that names the kernel, the input and what it got. */
+  const need = (kernel: string, inputs: Record<string, TensorInfo | undefined>): void => {
+    for (const [name, t] of Object.entries(inputs)) {
+      if (!t || t.dtype !== 'float32') throw new Error(`${kernel}: expected a float32 ${name}, got ${t ? `${t.dtype} ${JSON.stringify(t.shape)}` : 'none'}`);
+    }
+  };
+  /** The rows a parameter row [G?, 1, n] is repeated over in x [G?, rows, n]: checks that they fit. */
+  const rowOf = (kernel: string, x: TensorInfo, row: TensorInfo, name: string): number => {
+    const n = x.shape[x.shape.length - 1] ?? 0;
+    const size = util.sizeFromShape(row.shape);
+    const groups = n > 0 ? size / n : 0;
+    const lead = x.shape.length === 3 ? x.shape[0] : 1;
+    if (x.shape.length < 2 || row.shape[row.shape.length - 1] !== n || groups !== lead || (x.shape.length === 3 && row.shape[0] !== lead)) {
+      throw new Error(`${kernel}: ${name} ${JSON.stringify(row.shape)} is not a row per replica of x ${JSON.stringify(x.shape)}`);
+    }
+    return n;
+  };
+
+  const scatterAddRows: KernelFunc = (args) => {
+    const { x, indices } = args.inputs as { x: TensorInfo; indices: TensorInfo };
+    const { rows } = args.attrs as unknown as { rows: number };
+    const backend = args.backend as MathBackendCPU;
+    need(SCATTER_ADD_ROWS, { x });
+    if (indices.dtype !== 'int32' || util.sizeFromShape(indices.shape) !== x.shape[0]) throw new Error(`${SCATTER_ADD_ROWS}: expected int32 indices, one per row of x ${JSON.stringify(x.shape)}, got ${indices.dtype} ${JSON.stringify(indices.shape)}`);
+    count(SCATTER_ADD_ROWS, true);
+    const width = util.sizeFromShape(x.shape.slice(1));
+    const out = alloc(backend, rows * width);
+    addon.scatterAddRows(values(backend, x), width, backend.data.get(indices.dataId).values as Int32Array, out);
+    return backend.makeTensorInfo([rows, ...x.shape.slice(1)], 'float32', out);
+  };
+
+  const biasGelu: KernelFunc = (args) => {
+    const { x, bias } = args.inputs as { x: TensorInfo; bias: TensorInfo };
+    const backend = args.backend as MathBackendCPU;
+    need(BIAS_GELU, { x, bias });
+    const n = rowOf(BIAS_GELU, x, bias, 'bias');
+    count(BIAS_GELU, true);
+    const out = alloc(backend, util.sizeFromShape(x.shape));
+    addon.biasGelu(values(backend, x), values(backend, bias), out, n);
+    return backend.makeTensorInfo(x.shape, 'float32', out);
+  };
+
+  const biasGeluGrad: KernelFunc = (args) => {
+    const { dy, x, bias } = args.inputs as { dy: TensorInfo; x: TensorInfo; bias: TensorInfo };
+    const backend = args.backend as MathBackendCPU;
+    need(BIAS_GELU_GRAD, { dy, x, bias });
+    const n = rowOf(BIAS_GELU_GRAD, x, bias, 'bias');
+    if (!util.arraysEqual(dy.shape, x.shape)) throw new Error(`${BIAS_GELU_GRAD}: dy ${JSON.stringify(dy.shape)} is not x's shape ${JSON.stringify(x.shape)}`);
+    count(BIAS_GELU_GRAD, true);
+    const dx = alloc(backend, util.sizeFromShape(x.shape));
+    const db = alloc(backend, util.sizeFromShape(bias.shape));
+    addon.biasGeluGrad(values(backend, dy), values(backend, x), values(backend, bias), dx, db, n);
+    return [backend.makeTensorInfo(x.shape, 'float32', dx), backend.makeTensorInfo(bias.shape, 'float32', db)];
+  };
+
+  const addLayerNorm: KernelFunc = (args) => {
+    const { a, b, bias, gamma, beta } = args.inputs as { a: TensorInfo; b: TensorInfo; bias?: TensorInfo; gamma: TensorInfo; beta: TensorInfo };
+    const { epsilon } = args.attrs as unknown as { epsilon: number };
+    const backend = args.backend as MathBackendCPU;
+    need(ADD_LAYER_NORM, { a, b, gamma, beta, ...(bias ? { bias } : {}) });
+    if (!util.arraysEqual(a.shape, b.shape)) throw new Error(`${ADD_LAYER_NORM}: a ${JSON.stringify(a.shape)} and b ${JSON.stringify(b.shape)} differ`);
+    const n = rowOf(ADD_LAYER_NORM, a, gamma, 'gamma');
+    rowOf(ADD_LAYER_NORM, a, beta, 'beta');
+    if (bias) rowOf(ADD_LAYER_NORM, a, bias, 'bias');
+    count(ADD_LAYER_NORM, true);
+    const size = util.sizeFromShape(a.shape);
+    const [y, xhat, rstd] = [alloc(backend, size), alloc(backend, size), alloc(backend, n > 0 ? size / n : 0)];
+    addon.addLayerNorm(values(backend, a), values(backend, b), bias ? values(backend, bias) : null, values(backend, gamma), values(backend, beta), y, xhat, rstd, n, epsilon);
+    return [backend.makeTensorInfo(a.shape, 'float32', y), backend.makeTensorInfo(a.shape, 'float32', xhat), backend.makeTensorInfo([...a.shape.slice(0, -1), 1], 'float32', rstd)];
+  };
+
+  const layerNormGrad: KernelFunc = (args) => {
+    const { dy, xhat, rstd, gamma } = args.inputs as { dy: TensorInfo; xhat: TensorInfo; rstd: TensorInfo; gamma: TensorInfo };
+    const { withBias } = args.attrs as unknown as { withBias?: boolean };
+    const backend = args.backend as MathBackendCPU;
+    need(LAYER_NORM_GRAD, { dy, xhat, rstd, gamma });
+    const n = rowOf(LAYER_NORM_GRAD, dy, gamma, 'gamma');
+    if (!util.arraysEqual(dy.shape, xhat.shape) || util.sizeFromShape(rstd.shape) * n !== util.sizeFromShape(dy.shape)) throw new Error(`${LAYER_NORM_GRAD}: dy ${JSON.stringify(dy.shape)}, xhat ${JSON.stringify(xhat.shape)} and rstd ${JSON.stringify(rstd.shape)} do not match`);
+    count(LAYER_NORM_GRAD, true);
+    const size = util.sizeFromShape(dy.shape);
+    const rowSize = util.sizeFromShape(gamma.shape);
+    const dx = alloc(backend, size);
+    const [dg, dbeta] = [alloc(backend, rowSize), alloc(backend, rowSize)];
+    const dbias = withBias ? alloc(backend, rowSize) : null;
+    addon.layerNormGrad(values(backend, dy), values(backend, xhat), values(backend, rstd), values(backend, gamma), dx, dg, dbeta, dbias, n);
+    const out = [backend.makeTensorInfo(dy.shape, 'float32', dx), backend.makeTensorInfo(gamma.shape, 'float32', dg), backend.makeTensorInfo(gamma.shape, 'float32', dbeta)];
+    if (dbias) out.push(backend.makeTensorInfo(gamma.shape, 'float32', dbias));
+    return out;
+  };
+
+  /** N, H, L of attention scores [N, H, L, L], or an error naming the kernel. */
+  const attentionShape = (kernel: string, t: TensorInfo, name: string): [number, number, number] => {
+    const [N, H, L, K] = t.shape;
+    if (t.shape.length !== 4 || L !== K) throw new Error(`${kernel}: expected ${name} [N, H, L, L], got ${JSON.stringify(t.shape)}`);
+    return [N, H, L];
+  };
+  const expect = (kernel: string, t: TensorInfo, name: string, shape: number[]): void => {
+    if (!util.arraysEqual(t.shape, shape)) throw new Error(`${kernel}: expected ${name} ${JSON.stringify(shape)}, got ${JSON.stringify(t.shape)}`);
+  };
+
+  const relAttention: KernelFunc = (args) => {
+    const { ac, bd, ef, seg, mask } = args.inputs as Record<'ac' | 'bd' | 'ef' | 'seg' | 'mask', TensorInfo>;
+    const { scale } = args.attrs as unknown as { scale: number };
+    const backend = args.backend as MathBackendCPU;
+    need(REL_ATTENTION, { ac, bd, ef, seg, mask });
+    const [N, H, L] = attentionShape(REL_ATTENTION, ac, 'ac');
+    expect(REL_ATTENTION, bd, 'bd', [N, H, L, 2 * L]);
+    expect(REL_ATTENTION, ef, 'ef', [N, H, L, 2]);
+    expect(REL_ATTENTION, seg, 'seg', [L, L]);
+    expect(REL_ATTENTION, mask, 'mask', [N, L]);
+    count(REL_ATTENTION, true);
+    const prob = alloc(backend, util.sizeFromShape(ac.shape));
+    addon.relAttention(values(backend, ac), values(backend, bd), values(backend, ef), values(backend, seg), values(backend, mask), prob, H, L, scale);
+    return backend.makeTensorInfo(ac.shape, 'float32', prob);
+  };
+
+  const relAttentionGrad: KernelFunc = (args) => {
+    const { dprob, prob, seg } = args.inputs as Record<'dprob' | 'prob' | 'seg', TensorInfo>;
+    const { scale } = args.attrs as unknown as { scale: number };
+    const backend = args.backend as MathBackendCPU;
+    need(REL_ATTENTION_GRAD, { dprob, prob, seg });
+    const [N, H, L] = attentionShape(REL_ATTENTION_GRAD, prob, 'prob');
+    expect(REL_ATTENTION_GRAD, dprob, 'dprob', prob.shape);
+    expect(REL_ATTENTION_GRAD, seg, 'seg', [L, L]);
+    count(REL_ATTENTION_GRAD, true);
+    const size = util.sizeFromShape(prob.shape);
+    const [dac, dbd, def] = [alloc(backend, size), alloc(backend, 2 * size), alloc(backend, 2 * N * H * L)];
+    addon.relAttentionGrad(values(backend, dprob), values(backend, prob), values(backend, seg), dac, dbd, def, H, L, scale);
+    return [backend.makeTensorInfo(prob.shape, 'float32', dac), backend.makeTensorInfo([N, H, L, 2 * L], 'float32', dbd), backend.makeTensorInfo([N, H, L, 2], 'float32', def)];
+  };
+
   const k = (kernelName: string, kernelFunc: KernelFunc): KernelConfig => ({ kernelName, backendName: NATIVE, kernelFunc });
   return [
     k(BatchMatMul, batchMatMul),
@@ -542,6 +696,13 @@ export function nativeKernels(addon: NativeAddon): KernelConfig[] {
     k(RUN_BLOCK_MOMENTS, runBlockMoments),
     k(DEEP_LINEAR_STEP, deepLinearStep),
     k(MUL_STEP, mulStep),
+    k(SCATTER_ADD_ROWS, scatterAddRows),
+    k(BIAS_GELU, biasGelu),
+    k(BIAS_GELU_GRAD, biasGeluGrad),
+    k(ADD_LAYER_NORM, addLayerNorm),
+    k(LAYER_NORM_GRAD, layerNormGrad),
+    k(REL_ATTENTION, relAttention),
+    k(REL_ATTENTION_GRAD, relAttentionGrad),
     k(AXPY, axpy),
     k(ADAMW, adamw),
     k(Sum, reduce(Sum, false)),

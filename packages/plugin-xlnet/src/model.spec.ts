@@ -7,6 +7,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { RandomStream } from '@sgd-lab/core';
 import { useBackend } from '@sgd-lab/tensor';
 import { PAPER_PARAMETERS, PAPER_SIZE, countNote } from './index.js';
+import { fusedXlnet } from './fused.js';
 import { initXlnet, parameterCount, relShift, replicaGroups, xlnetBlocks, xlnetProgram, type XlnetSize } from './model.js';
 
 beforeAll(async () => {
@@ -143,6 +144,70 @@ describe('XLNet encoder', () => {
         expect(ev.error.dataSync()[c]).toBeCloseTo(perReplica[c].error, 6);
       }
     });
+    program.dispose();
+  });
+});
+
+describe('the fused layer pieces on native (attention, layer norm, bias + GELU, embedding scatter-add)', () => {
+  it.each([
+    ['per replica', 1],
+    ['stacked', 3],
+  ])('give the loss and every gradient of the composed TensorFlow.js ops (%s), in about half the kernels', async (_, C) => {
+    const backend = await useBackend('native', () => {});
+    if (backend.name !== 'native') return; // no addon here: the composed ops are all there is
+    expect(fusedXlnet()).toBe(true);
+    const size: XlnetSize = { vocab: 40, layers: 2, dModel: 16, heads: 2, inner: 48, length: 9 };
+    const program = xlnetProgram(size);
+    const blocks = xlnetBlocks(size);
+    const B = 4;
+    const stacked = C > 1;
+    const thetas = Array.from({ length: C }, (_, c) => initXlnet(new RandomStream([30 + c]), size).map((v) => v * 6));
+    // Left padding of 0 to 4 tokens, then ids; repeated ids sum in the embedding gradient.
+    const ids = Array.from({ length: C * B }, (_, r) => Array.from({ length: size.length }, (_, j) => (j < r % 5 ? 0 : 2 + ((r * 5 + j * 3) % 11)))).flat();
+    const labels = Array.from({ length: C * B }, (_, i) => (i % 3 === 0 ? [1, 0] : [0, 1])).flat();
+    const run = async (fused: boolean) => {
+      if (!fused) process.env.SGD_LAB_FUSED_STEP = '0';
+      try {
+        let result: { grads: Float32Array[]; loss: number[] } | undefined;
+        // The profiler lists every kernel the step runs, forward and backward.
+        const profile = await tf.profile(() => {
+          result = tf.tidy(() => {
+            const ps = blocks.map((b, k) => {
+              let o = 0;
+              for (let j = 0; j < k; j++) o += blocks[j].shape[0] * blocks[j].shape[1];
+              const n = b.shape[0] * b.shape[1];
+              const v = Float32Array.from(thetas.flatMap((t) => Array.from(t.subarray(o, o + n))));
+              return stacked ? tf.tensor3d(v, [C, ...b.shape]) : tf.tensor2d(v, b.shape);
+            });
+            const x = stacked ? tf.tensor3d(ids, [C, B, size.length]) : tf.tensor2d(ids, [B, size.length]);
+            const y = stacked ? tf.tensor3d(labels, [C, B, 2]) : tf.tensor2d(labels, [B, 2]);
+            const out = program.step(ps, [x, y], false);
+            const r = { grads: out.grads.map((g) => g.dataSync().slice() as Float32Array), loss: Array.from(out.loss.dataSync()) };
+            if (stacked) out.loss.dispose();
+            return r;
+          });
+        });
+        return { ...result!, kernels: profile.kernels.length };
+      } finally {
+        delete process.env.SGD_LAB_FUSED_STEP;
+      }
+    };
+    const fused = await run(true);
+    const composed = await run(false);
+    for (let c = 0; c < C; c++) expect(fused.loss[c]).toBeCloseTo(composed.loss[c], 5);
+    blocks.forEach((b, k) => {
+      const want = composed.grads[k];
+      const got = fused.grads[k];
+      const scale = want.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+      // mask_emb takes no part in the loss; every other block has a gradient.
+      if (b.name !== 'mask_emb') expect(scale, b.name).toBeGreaterThan(1e-5);
+      let worst = 0;
+      for (let i = 0; i < want.length; i++) worst = Math.max(worst, Math.abs(got[i] - want[i]));
+      // float32 sums in other orders (double inside the fused kernels): relative to the block's
+      // scale (measured: at most 4e-6 of it).
+      expect(worst, b.name).toBeLessThanOrEqual(2e-5 * scale + 1e-7);
+    });
+    expect(fused.kernels).toBeLessThan(0.6 * composed.kernels);
     program.dispose();
   });
 });

@@ -17,6 +17,7 @@ import { createRequire } from 'node:module';
 import type { RandomStream } from '@sgd-lab/core';
 import { matMulT, type BlockShape, type KernelStrategy, type ReplicaProgram } from '@sgd-lab/tensor';
 import { PAD } from './tokenizer.js';
+import { addBiasLayerNorm, addLayerNorm, biasGelu, fusedXlnet, relAttention, scatterAddRows } from './fused.js';
 
 // The step differentiates with tf.grads, so every op's gradient must be registered. tfjs-core's
 // Node build has none; the union package's Node build registers them all on the same (global)
@@ -145,7 +146,8 @@ const embed = tf.customGrad(((table: tf.Tensor, ids: tf.Tensor, save: tf.GradSav
     value: tf.gather(table, ids),
     gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => {
       const [idx] = saved;
-      const g = tf.scatterND(tf.reshape(idx, [-1, 1]), dy as tf.Tensor, table.shape);
+      // The native scatter-add where registered: tfjs's scatterND runs the cpu backend's loop.
+      const g = fusedXlnet() ? scatterAddRows(dy as tf.Tensor, idx, table.shape[0]) : tf.scatterND(tf.reshape(idx, [-1, 1]), dy as tf.Tensor, table.shape);
       return [g, tf.zerosLike(idx)];
     },
   };
@@ -191,10 +193,15 @@ export function xlnetLogits(s: XlnetSize, c: XlnetConstants, params: readonly tf
   const d = s.dModel;
   const H = s.heads;
   const dh = d / H;
+  // One native kernel per element-wise piece where the backend has them (fused.ts).
+  const fused = fusedXlnet();
   const ids = tf.cast(stacked && x.rank === 2 ? tf.tile(tf.expandDims(x, 0), [C, 1, 1]) : x, 'int32');
   const N = C * B; // sequences in the attention
   // Keys that are padding get -1e30 before the softmax.
-  const keyMask = tf.reshape(tf.mul(tf.cast(tf.equal(ids, PAD), 'float32'), -1e30), [N, 1, 1, L]);
+  const keyMask = tf.reshape(tf.mul(tf.cast(tf.equal(ids, PAD), 'float32'), -1e30), fused ? [N, L] : [N, 1, 1, L]);
+  const attention = fused ? relAttention(c.seg, keyMask, 1 / Math.sqrt(d / H)) : undefined;
+  const norm = fused ? addLayerNorm(LN_EPS) : undefined;
+  const biasNorm = fused ? addBiasLayerNorm(LN_EPS) : undefined;
   // Word embeddings: stacked, replica c's table is rows c * vocab ... of the joined tables.
   const table = stacked ? tf.reshape(params[0], [C * s.vocab, d]) : params[0];
   const rows = stacked ? tf.add(ids, tf.reshape(tf.range(0, C * s.vocab, s.vocab, 'int32'), [C, 1, 1])) : ids;
@@ -223,20 +230,24 @@ export function xlnetLogits(s: XlnetSize, c: XlnetConstants, params: readonly tf
     // Position term: (q + r_r_bias) k_r^T over the 2L relative positions, then shifted.
     const kr = tf.transpose(tf.reshape(tf.matMul(pos, wr), [...lead, 2 * L, H, dh]), [...lead.map((_, i) => i), o + 1, o, o + 2]); // [C?, H, 2L, dh]
     const qr = tf.add(byHead(q), row(rr, [H, 1, dh]));
-    const bd = relShift(fromHead(matMulT(qr, kr, false, true), 2 * L) as tf.Tensor4D, L);
+    const bdAll = fromHead(matMulT(qr, kr, false, true), 2 * L); // [N, H, L, 2L]
     // Segment term: (q + r_s_bias) . seg_embed[s_ij], s_ij = 1 when i, j are in different segments.
     const qs = tf.add(byHead(q), row(rs, [H, 1, dh]));
     const segK = tf.transpose(tf.reshape(segEmbed, [...lead, 2, H, dh]), [...lead.map((_, i) => i), o + 1, o, o + 2]); // [C?, H, 2, dh]
     const ef2 = fromHead(matMulT(qs, segK, false, true), 2); // [N, H, L, 2]
-    const e0 = tf.slice(ef2, [0, 0, 0, 0], [N, H, L, 1]);
-    const e1 = tf.slice(ef2, [0, 0, 0, 1], [N, H, L, 1]);
-    const ef = tf.add(e0, tf.mul(tf.sub(e1, e0), c.seg));
-    const score = tf.add(tf.mul(tf.add(tf.add(ac, bd), ef), scale), keyMask);
-    const prob = tf.softmax(score);
+    let prob: tf.Tensor;
+    if (attention) prob = attention(ac, bdAll, ef2);
+    else {
+      const bd = relShift(bdAll as tf.Tensor4D, L);
+      const e0 = tf.slice(ef2, [0, 0, 0, 0], [N, H, L, 1]);
+      const e1 = tf.slice(ef2, [0, 0, 0, 1], [N, H, L, 1]);
+      const ef = tf.add(e0, tf.mul(tf.sub(e1, e0), c.seg));
+      prob = tf.softmax(tf.add(tf.mul(tf.add(tf.add(ac, bd), ef), scale), keyMask));
+    }
     const av = tf.reshape(tf.transpose(tf.matMul(prob, v), [0, 2, 1, 3]), [...lead, B * L, d]);
-    h = layerNorm(tf.add(tf.matMul(av, wo), h), g1, b1);
-    const ff = tf.add(tf.matMul(gelu(tf.add(tf.matMul(h, w1), c1)), w2), c2);
-    h = layerNorm(tf.add(ff, h), g2, b2);
+    h = norm ? norm(tf.matMul(av, wo), h, g1, b1) : layerNorm(tf.add(tf.matMul(av, wo), h), g1, b1);
+    const hidden = fused ? biasGelu(tf.matMul(h, w1), c1) : gelu(tf.add(tf.matMul(h, w1), c1));
+    h = biasNorm ? biasNorm(tf.matMul(hidden, w2), c2, h, g2, b2) : layerNorm(tf.add(tf.add(tf.matMul(hidden, w2), c2), h), g2, b2);
   }
   const n = params.length;
   const last = tf.reshape(tf.slice(tf.reshape(h, [N, L, d]), [0, L - 1, 0], [N, 1, d]), [...lead, B, d]);

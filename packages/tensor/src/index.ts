@@ -9,3 +9,5 @@ export * from './webgpu-kernels.js';
 export * from './webgpu-agreement.js';
 /** The native addon's fused deep-linear step (registered on `native` only; plugin-deeplinear uses it). */
 export { DEEP_LINEAR_STEP } from '@sgd-lab/native';
+/** The native addon's fused transformer pieces (registered on `native` only; plugin-xlnet uses them). */
+export { SCATTER_ADD_ROWS, BIAS_GELU, BIAS_GELU_GRAD, ADD_LAYER_NORM, LAYER_NORM_GRAD, REL_ATTENTION, REL_ATTENTION_GRAD } from '@sgd-lab/native';
