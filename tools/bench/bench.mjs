@@ -550,9 +550,36 @@ async function benchXlnet(sections) {
     const out = backend === backends[0] ? rounds[0]?.oursInfo : step(backend);
     if (!out) continue;
     const sec = backend === backends[0] ? median(rounds.map((x) => x.ours)) : median(out.seconds);
-    rows.push({ backend: out.backend, name: `sgd-lab ${out.backend} (${out.strategy === "stacked" ? "stacked" : "per replica"}, autodiff)`, sec });
+    rows.push({ backend: out.backend, name: `sgd-lab ${out.backend} (${out.strategy === 'stacked' ? 'stacked' : 'per replica'}, ${out.backend === 'native' ? 'fused kernels' : 'autodiff'})`, sec, kernels: out.kernels, computeKernels: out.computeKernels });
   }
   const torch = timed[0]?.torchInfo;
+  // One paper-size layer (hidden 384, 12 heads, inner 4,096, 128 tokens; a 2,000-token vocabulary
+  // so that the layer, not the embedding's update, is timed), native against PyTorch in rounds.
+  const paperSize = { layers: 1, dModel: 384, heads: 12, inner: 4096, length: 128, vocab: 2000 };
+  const paperR = 2;
+  const paperB = 8;
+  const paperArg = [paperSize.layers, paperSize.dModel, paperSize.heads, paperSize.inner, paperSize.length, paperSize.vocab].join('-');
+  say(`yelp-xlnet: one paper-size layer, R = ${paperR}, b = ${paperB}, ${paperArg}`);
+  const paperStep = () => {
+    const r = spawnSync(process.execPath, [script, backends[0], String(paperR), String(paperB), '4', '1', paperArg], { encoding: 'utf8', env: backendEnv(backends[0]) });
+    if (r.status !== 0) {
+      say(`  ${backends[0]} paper layer: failed: ${r.stderr.trim().split('\n').at(-1)}`);
+      return undefined;
+    }
+    const out = JSON.parse(r.stdout.trim().split('\n').at(-1));
+    say(`  ${out.backend} paper layer: ${fmt(median(out.seconds))} per step`);
+    return out;
+  };
+  const paper = pairedRounds(paperStep, () => torchPeer('xlnet_torch.py', { R: paperR, b: paperB, size: paperSize, steps: 4, warmup: 1 }));
+  const paperTokens = paperB * paperSize.length;
+  const paperOurs = paper.rounds.length ? median(paper.rounds.map((x) => x.ours)) : undefined;
+  const paperTorch = paper.timed.length ? median(paper.timed.map((x) => x.torch)) : undefined;
+  const paperTable = paperOurs
+    ? [
+        `| sgd-lab ${paper.rounds[0].oursInfo.backend} (${paper.rounds[0].oursInfo.strategy}) | ${fmt(paperOurs)} | ${(paperTokens / paperOurs).toFixed(0)} | ${paperTorch ? (paperTorch / paperOurs).toFixed(2) : '-'} |`,
+        ...(paperTorch ? [`| PyTorch ${paper.timed[0].torchInfo.torch} CPU, autograd, AdamW, ${paper.timed[0].torchInfo.threads} threads | ${fmt(paperTorch)} | ${(paperTokens / paperTorch).toFixed(0)} | 1.00 |`] : []),
+      ].join('\n')
+    : '';
   const e2e = {};
   const uci = dataDir && existsSync(join(dataDir, 'yelp_labelled_uci', 'yelp_labelled.txt'));
   // End to end on native only: on wasm the cpu preset takes over ten minutes (the step ratio shows why).
@@ -568,8 +595,8 @@ async function benchXlnet(sections) {
   }
   const tokens = b * size.length;
   const torchSec = timed.length ? median(timed.map((x) => x.torch)) : undefined;
-  const line = (name, sec) => `| ${name} | ${fmt(sec)} | ${(tokens / sec).toFixed(0)} | ${torchSec ? (torchSec / sec).toFixed(2) : '-'} |`;
-  const table = [...rows.map((r) => line(r.name, r.sec)), ...(torchSec ? [line(`PyTorch ${torch.torch} CPU, autograd, AdamW, ${torch.threads} threads`, torchSec)] : [])].join('\n');
+  const line = (name, sec, k) => `| ${name} | ${fmt(sec)} | ${(tokens / sec).toFixed(0)} | ${torchSec ? (torchSec / sec).toFixed(2) : '-'} | ${k ? `${k.kernels.toFixed(0)} (${k.computeKernels.toFixed(0)})` : '-'} |`;
+  const table = [...rows.map((r) => line(r.name, r.sec, r)), ...(torchSec ? [line(`PyTorch ${torch.torch} CPU, autograd, AdamW, ${torch.threads} threads`, torchSec)] : [])].join('\n');
   const e2eTable = e2eRows(e2e);
   const stepOf = (name) => rows.find((r) => r.backend === name)?.sec;
   const speedup = stepOf('native') && stepOf('wasm') ? stepOf('wasm') / stepOf('native') : undefined;
@@ -580,13 +607,26 @@ ${size.length} tokens (a quarter of them left padding), the across-run moments o
 and the AdamW update with per-matrix clipping. Tokens per second are per replica: ${tokens} tokens
 per replica-step, divided by the time of the whole step of ${R} replicas.
 
-| code | time per step (median) | tokens/s per replica | ratio to PyTorch |
-|---|---|---|---|
+| code | time per step (median) | tokens/s per replica | ratio to PyTorch | kernels per replica-step (computing) |
+|---|---|---|---|---|
 ${table}
 
 ${timed.length ? `sgd-lab ${rows[0]?.backend} and PyTorch ran alternately, ${timed.length} rounds of 8 steps each (medians of the
 round medians above); ratio per round: ${roundRatios(timed)}. Target: native ratio >= 1.0.
 ` : ''}
+Kernels: the TensorFlow.js kernels of one gradient call (forward and backward of every replica,
+by \`tf.profile\`) divided by R; in brackets those that compute (Reshape and Identity move no data).
+On native the layer's element-wise pieces are one kernel each, with their own backward kernels:
+the attention probabilities from the content, position (relative shift inside) and segment terms
+with mask and softmax; residual + layer norm; bias + GELU; the embedding gradient as a
+scatter-add (\`SGD_LAB_FUSED_STEP=0\` composes TensorFlow.js ops instead, for comparison).
+
+${paperTable ? `One paper-size layer (hidden ${paperSize.dModel}, ${paperSize.heads} heads, inner ${paperSize.inner}, ${paperSize.length} tokens, vocabulary ${paperSize.vocab}; R = ${paperR}, b = ${paperB}):
+
+| code | time per step (median) | tokens/s per replica | ratio to PyTorch |
+|---|---|---|---|
+${paperTable}
+${paper.timed.length ? `\nAlternately, ${paper.timed.length} rounds of 4 steps; ratio per round: ${roundRatios(paper.timed)}. Target: >= 1.0.\n` : ''}` : ''}
 ${e2eTable ? `End to end, \`sgd-lab run yelp-xlnet --preset cpu\` on the UCI sentences:
 
 | backend | time | peak RSS | exit |
@@ -594,8 +634,6 @@ ${e2eTable ? `End to end, \`sgd-lab run yelp-xlnet --preset cpu\` on the UCI sen
 ${e2eTable}
 ` : '(UCI sentences not found: no end-to-end run.)'}
 ${speedup ? `\nPer step, native is **${speedup.toFixed(1)}x** faster than wasm (the wasm end-to-end run, over ten minutes, is left out).\n` : ''}
-The encoder is small, so per-operation overhead weighs: a replica-step is about 1,000 TensorFlow.js
-kernels (autodiff included), against PyTorch's fused autograd kernels.
 `);
 }
 

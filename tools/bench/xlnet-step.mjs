@@ -3,10 +3,13 @@
  * Times the yelp-xlnet step on one backend: R replicas of the cpu preset's encoder, each on its
  * own batch of b sequences of L tokens (a quarter of them left padding, like short reviews):
  * forward, autodiff backward, the across-run moments of every block, and the AdamW update with
- * per-matrix clipping, as a study runs it. Prints JSON {backend, seconds[], tokensPerStep}.
+ * per-matrix clipping, as a study runs it. Prints JSON {backend, strategy, seconds[], tokensPerStep,
+ * kernels, computeKernels}: the TensorFlow.js kernels of one replica-step (one gradient call's,
+ * divided by R), all of them and those that compute (not Reshape or Identity, which move no data).
  *
  *   node xlnet-step.mjs <backend> <R> <b> <steps> [warmup] [layers-dModel-heads-inner-length-vocab]
  */
+import * as tf from '@tensorflow/tfjs-core';
 import { RandomStream } from '@sgd-lab/core';
 import { ReplicaEngine, chunkSizeOn, useBackend } from '@sgd-lab/tensor';
 import { decays, initXlnet, xlnetLargestTensorPerReplica, xlnetOptimizer, xlnetProgram, xlnetStrategy } from '@sgd-lab/plugin-xlnet';
@@ -42,5 +45,8 @@ for (let t = 0; t < total; t++) {
   opt.step(state, 1e-3, t);
   if (t >= Number(warmArg)) seconds.push((performance.now() - t0) / 1000);
 }
+// The kernels of one gradient call (forward and backward of every replica), by the profiler.
+const profile = await tf.profile(() => engine.gradients(state, [{ data: x, shape: [b, length] }, { data: y, shape: [b, 2] }], false));
+const moving = profile.kernels.filter((k) => k.name === 'Reshape' || k.name === 'Identity').length;
 engine.dispose(state);
-process.stdout.write(JSON.stringify({ backend: backend.name, strategy, seconds, tokensPerStep: b * length }) + '\n');
+process.stdout.write(JSON.stringify({ backend: backend.name, strategy, seconds, tokensPerStep: b * length, kernels: profile.kernels.length / R, computeKernels: (profile.kernels.length - moving) / R }) + '\n');
