@@ -1107,6 +1107,18 @@ Napi::Value DeepLinearStep(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// The row indices at info[i], an Int32Array, each checked to lie in [0, count); their number in *n.
+const int32_t* TableRows(const Napi::CallbackInfo& info, size_t i, int64_t count, int64_t* n) {
+  Napi::Env env = info.Env();
+  if (!info[i].IsTypedArray() || info[i].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) throw Napi::TypeError::New(env, "rows must be an Int32Array");
+  Napi::Int32Array rows = info[i].As<Napi::Int32Array>();
+  *n = static_cast<int64_t>(rows.ElementLength());
+  const int32_t* pr = rows.Data();
+  for (int64_t k = 0; k < *n; ++k)
+    if (pr[k] < 0 || pr[k] >= count) throw Napi::RangeError::New(env, "row " + std::to_string(pr[k]) + " is outside the table's " + std::to_string(count) + " rows");
+  return pr;
+}
+
 // gatherRows(src, width, rows, dst): dst row i = src row rows[i] (rows of `width` floats); the
 // copies of a mini-batch from a training set. Threads take slices of the rows: random rows of a
 // table larger than the cache are latency-bound, and two streams of misses overlap.
@@ -1115,15 +1127,10 @@ Napi::Value GatherRows(const Napi::CallbackInfo& info) {
   if (info.Length() != 4) throw Napi::TypeError::New(env, "gatherRows takes 4 arguments");
   Napi::Float32Array src = F32(info, 0, "src");
   const int64_t width = Int(info, 1, "width");
-  if (!info[2].IsTypedArray() || info[2].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) throw Napi::TypeError::New(env, "rows must be an Int32Array");
-  Napi::Int32Array rows = info[2].As<Napi::Int32Array>();
   Napi::Float32Array dst = F32(info, 3, "dst");
-  const int64_t n = static_cast<int64_t>(rows.ElementLength());
-  const int64_t count = width == 0 ? 0 : static_cast<int64_t>(src.ElementLength()) / width;
+  int64_t n;
+  const int32_t* pr = TableRows(info, 2, width == 0 ? 0 : static_cast<int64_t>(src.ElementLength()) / width, &n);
   if (static_cast<int64_t>(dst.ElementLength()) < n * width) throw Napi::RangeError::New(env, "dst is too short");
-  const int32_t* pr = rows.Data();
-  for (int64_t i = 0; i < n; ++i)
-    if (pr[i] < 0 || pr[i] >= count) throw Napi::RangeError::New(env, "row " + std::to_string(pr[i]) + " is outside the table's " + std::to_string(count) + " rows");
   const float* ps = src.Data();
   float* pd = dst.Data();
   Parallel(n, 4 * n * width, [&](int64_t i0, int64_t i1, int) {

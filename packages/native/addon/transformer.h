@@ -41,15 +41,11 @@ Napi::Value ScatterAddRows(const Napi::CallbackInfo& info) {
   if (info.Length() != 4) throw Napi::TypeError::New(env, "scatterAddRows takes 4 arguments");
   Napi::Float32Array src = F32(info, 0, "src");
   const int64_t width = Int(info, 1, "width");
-  if (!info[2].IsTypedArray() || info[2].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) throw Napi::TypeError::New(env, "rows must be an Int32Array");
-  Napi::Int32Array rows = info[2].As<Napi::Int32Array>();
   Napi::Float32Array dst = F32(info, 3, "dst");
-  const int64_t n = static_cast<int64_t>(rows.ElementLength());
   const int64_t count = width == 0 ? 0 : static_cast<int64_t>(dst.ElementLength()) / width;
+  int64_t n;
+  const int32_t* pr = TableRows(info, 2, count, &n);
   AtLeast(env, src, n * width, "src");
-  const int32_t* pr = rows.Data();
-  for (int64_t i = 0; i < n; ++i)
-    if (pr[i] < 0 || pr[i] >= count) throw Napi::RangeError::New(env, "row " + std::to_string(pr[i]) + " is outside the table's " + std::to_string(count) + " rows");
   const float* ps = src.Data();
   float* pd = dst.Data();
   Parallel(count, count * width + n * width, [&](int64_t r0, int64_t r1, int) {
