@@ -18,6 +18,7 @@
 #include <thread>
 #include <vector>
 
+#include "lanes.h"
 #include "normals.h"
 
 extern "C" {
@@ -722,26 +723,28 @@ Napi::Value CopyStrided(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-// sum_j (a[j] - m[j])^2 in double, over independent lanes so that it vectorizes (a single
-// accumulator is a serial dependency the compiler may not reorder).
-HOT double SquaredDeviations(const float* __restrict a, const float* __restrict m, int64_t n) {
-  constexpr int L = 8;
-  double lane[L] = {0, 0, 0, 0, 0, 0, 0, 0};
+// sum_j (a[j] - m[j])^2 in double, over 8 independent lanes so that it vectorizes (a single
+// accumulator is a serial dependency the compiler may not reorder). m: the mean, float32 values
+// held as doubles (converted once per call rather than per run).
+HOT double SquaredDeviations(const float* __restrict a, const double* __restrict m, int64_t n) {
+  using namespace sgdlab_lanes;
+  D4 lo = {}, hi = {};
   int64_t j = 0;
-  for (; j + L <= n; j += L) {
-    for (int l = 0; l < L; ++l) {
-      const double d = static_cast<double>(a[j + l]) - m[j + l];
-      lane[l] += d * d;
-    }
+  for (; j + 8 <= n; j += 8) {
+    const D4 d0 = Widen(LoadF(a + j)) - LoadD(m + j), d1 = Widen(LoadF(a + j + 4)) - LoadD(m + j + 4);
+    lo += d0 * d0;
+    hi += d1 * d1;
   }
   double s = 0;
   for (; j < n; ++j) {
     const double d = static_cast<double>(a[j]) - m[j];
     s += d * d;
   }
-  for (int l = 0; l < L; ++l) s += lane[l];
-  return s;
+  return AddLanes(s, lo, hi);
 }
+
+// Float32 values as doubles (exact).
+std::vector<double> AsDoubles(const float* v, int64_t n) { return std::vector<double>(v, v + n); }
 
 // sqdevSum(x, mean, out, rows, cols): out[r] = sum_j (x[r, j] - mean[j])^2, double accumulators;
 // the across-run squared deviations of a [runs, ...] block in one read.
@@ -756,8 +759,9 @@ Napi::Value SqdevSum(const Napi::CallbackInfo& info) {
   const float* px = x.Data();
   const float* pm = mean.Data();
   float* po = o.Data();
+  const std::vector<double> md = AsDoubles(pm, cols);
   Parallel(rows, rows * cols, [&](int64_t r0, int64_t r1, int) {
-    const float* __restrict m = pm;
+    const double* __restrict m = md.data();
     for (int64_t r = r0; r < r1; ++r) {
       po[r] = static_cast<float>(SquaredDeviations(px + r * cols, m, cols));
     }
@@ -765,7 +769,8 @@ Napi::Value SqdevSum(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-// s[j] += x[r * stride + j] for r < rows, j < w (double sums, in r order).
+// s[j] += x[r * stride + j] for r < rows, j < w (double sums, in r order). Row by row: summing
+// eight columns down the rows instead reads as many pages as rows at once, and is slower.
 HOT void ColumnSums(const float* __restrict x, int64_t stride, int64_t rows, int64_t w, double* __restrict s) {
   for (int64_t r = 0; r < rows; ++r) {
     const float* row = x + r * stride;
@@ -798,7 +803,7 @@ Napi::Value RunMoments(const Napi::CallbackInfo& info) {
   const int saved = g_threads;
   g_threads = parts;
   Parallel(blocks, runs * cols, [&](int64_t b0, int64_t b1, int part) {
-    std::vector<double> sum(static_cast<size_t>(width));
+    std::vector<double> sum(static_cast<size_t>(width)), md(static_cast<size_t>(width));
     double* __restrict s = sum.data();
     double* __restrict a = acc.data() + part * runs;
     const float* __restrict xs = px;
@@ -807,8 +812,11 @@ Napi::Value RunMoments(const Napi::CallbackInfo& info) {
       const int64_t j0 = blk * width, w = std::min(cols, j0 + width) - j0;
       for (int64_t j = 0; j < w; ++j) s[j] = 0;
       ColumnSums(xs + j0, cols, runs, w, s);
-      for (int64_t j = 0; j < w; ++j) ms[j0 + j] = static_cast<float>(s[j] * scale);
-      for (int64_t r = 0; r < runs; ++r) a[r] += SquaredDeviations(xs + r * cols + j0, ms + j0, w);
+      for (int64_t j = 0; j < w; ++j) {
+        ms[j0 + j] = static_cast<float>(s[j] * scale);
+        md[j] = ms[j0 + j];
+      }
+      for (int64_t r = 0; r < runs; ++r) a[r] += SquaredDeviations(xs + r * cols + j0, md.data(), w);
     }
   });
   g_threads = saved;
@@ -829,23 +837,21 @@ HOT void ColumnSumsDiff(const float* __restrict x, const float* __restrict y, in
   }
 }
 
-HOT double SquaredDeviationsDiff(const float* __restrict a, const float* __restrict b, const float* __restrict m, int64_t n) {
-  constexpr int L = 8;
-  double lane[L] = {0, 0, 0, 0, 0, 0, 0, 0};
+HOT double SquaredDeviationsDiff(const float* __restrict a, const float* __restrict b, const double* __restrict m, int64_t n) {
+  using namespace sgdlab_lanes;
+  D4 lo = {}, hi = {};
   int64_t j = 0;
-  for (; j + L <= n; j += L) {
-    for (int l = 0; l < L; ++l) {
-      const double d = static_cast<double>(static_cast<float>(a[j + l] - b[j + l])) - m[j + l];
-      lane[l] += d * d;
-    }
+  for (; j + 8 <= n; j += 8) {
+    const D4 d0 = Widen(LoadF(a + j) - LoadF(b + j)) - LoadD(m + j), d1 = Widen(LoadF(a + j + 4) - LoadF(b + j + 4)) - LoadD(m + j + 4);
+    lo += d0 * d0;
+    hi += d1 * d1;
   }
   double s = 0;
   for (; j < n; ++j) {
     const double d = static_cast<double>(static_cast<float>(a[j] - b[j])) - m[j];
     s += d * d;
   }
-  for (int l = 0; l < L; ++l) s += lane[l];
-  return s;
+  return AddLanes(s, lo, hi);
 }
 
 // Column sums of x, of y and of the float32 difference x - y over `rows` rows, in one read.
@@ -862,21 +868,24 @@ HOT void ColumnSums3(const float* __restrict x, const float* __restrict y, int64
   }
 }
 
-// The squared deviations of a row of x, of y and of x - y from their means, in one read.
-HOT void SquaredDeviations3(const float* __restrict a, const float* __restrict b, const float* __restrict mx, const float* __restrict my,
-                            const float* __restrict md, int64_t n, double out[3]) {
-  constexpr int L = 8;
-  double lx[L] = {0, 0, 0, 0, 0, 0, 0, 0}, ly[L] = {0, 0, 0, 0, 0, 0, 0, 0}, ld[L] = {0, 0, 0, 0, 0, 0, 0, 0};
+// The squared deviations of a row of x, of y and of x - y from their means (float32 values held
+// as doubles), in one read.
+HOT void SquaredDeviations3(const float* __restrict a, const float* __restrict b, const double* __restrict mx, const double* __restrict my,
+                            const double* __restrict md, int64_t n, double out[3]) {
+  using namespace sgdlab_lanes;
+  D4 lx0 = {}, lx1 = {}, ly0 = {}, ly1 = {}, ld0 = {}, ld1 = {};
   int64_t j = 0;
-  for (; j + L <= n; j += L) {
-    for (int l = 0; l < L; ++l) {
-      const double dx = static_cast<double>(a[j + l]) - mx[j + l];
-      const double dy = static_cast<double>(b[j + l]) - my[j + l];
-      const double dd = static_cast<double>(static_cast<float>(a[j + l] - b[j + l])) - md[j + l];
-      lx[l] += dx * dx;
-      ly[l] += dy * dy;
-      ld[l] += dd * dd;
-    }
+  for (; j + 8 <= n; j += 8) {
+    const F4 a0 = LoadF(a + j), a1 = LoadF(a + j + 4), b0 = LoadF(b + j), b1 = LoadF(b + j + 4);
+    const D4 dx0 = Widen(a0) - LoadD(mx + j), dx1 = Widen(a1) - LoadD(mx + j + 4);
+    const D4 dy0 = Widen(b0) - LoadD(my + j), dy1 = Widen(b1) - LoadD(my + j + 4);
+    const D4 dd0 = Widen(a0 - b0) - LoadD(md + j), dd1 = Widen(a1 - b1) - LoadD(md + j + 4);
+    lx0 += dx0 * dx0;
+    lx1 += dx1 * dx1;
+    ly0 += dy0 * dy0;
+    ly1 += dy1 * dy1;
+    ld0 += dd0 * dd0;
+    ld1 += dd1 * dd1;
   }
   double tx = 0, ty = 0, td = 0;
   for (; j < n; ++j) {
@@ -887,14 +896,9 @@ HOT void SquaredDeviations3(const float* __restrict a, const float* __restrict b
     ty += dy * dy;
     td += dd * dd;
   }
-  for (int l = 0; l < L; ++l) {
-    tx += lx[l];
-    ty += ly[l];
-    td += ld[l];
-  }
-  out[0] += tx;
-  out[1] += ty;
-  out[2] += td;
+  out[0] += AddLanes(tx, lx0, lx1);
+  out[1] += AddLanes(ty, ly0, ly1);
+  out[2] += AddLanes(td, ld0, ld1);
 }
 
 // runBlockMoments(x, y, devOut, sqOut, runs, cols, block, mode): the across-run moments of a
@@ -938,9 +942,9 @@ Napi::Value RunBlockMoments(const Napi::CallbackInfo& info) {
   g_threads = parts;
   Parallel(tiles, runs * cols * (hasY ? 2 : 1), [&](int64_t t0, int64_t t1, int part) {
     std::vector<double> sum(static_cast<size_t>(3 * width));
-    std::vector<float> mean(static_cast<size_t>(3 * width));
+    std::vector<double> mean(static_cast<size_t>(3 * width));
     double* __restrict s = sum.data();
-    float* __restrict m = mean.data();
+    double* __restrict m = mean.data();
     double* __restrict da = devAcc.data() + part * outs * runs;
     double* __restrict qa = sqAcc.data() + part * outs * nBlocks;
     for (int64_t t = t0; t < t1; ++t) {
