@@ -901,6 +901,47 @@ HOT void SquaredDeviations3(const float* __restrict a, const float* __restrict b
   out[2] += AddLanes(td, ld0, ld1);
 }
 
+// One tile of the run-block moments: rows [r0, r0 + n) of x (and y) over columns [j0, j0 + w)
+// (rows of `cols`; mode as in runBlockMoments). Adds each run's squared deviations from the rows'
+// mean (double sums rounded to float32) to da[o runs + r] and the mean's squared norm to
+// qa[o qStride], for each of the mode's outs o. s, m: scratch of 3 width doubles.
+void TileMoments(const float* px, const float* py, int64_t mode, int64_t cols, int64_t j0, int64_t w, int64_t r0, int64_t n, int64_t width,
+                 double* __restrict s, double* __restrict m, double* __restrict da, int64_t runs, double* __restrict qa, int64_t qStride) {
+  const int64_t outs = mode == 2 ? 3 : 1;
+  for (int64_t j = 0; j < outs * width; ++j) s[j] = 0;
+  if (mode == 2) ColumnSums3(px + r0 * cols + j0, py + r0 * cols + j0, cols, n, w, s, s + width, s + 2 * width);
+  else if (mode == 1) ColumnSumsDiff(px + r0 * cols + j0, py + r0 * cols + j0, cols, n, w, s);
+  else ColumnSums(px + r0 * cols + j0, cols, n, w, s);
+  const double scale = 1.0 / static_cast<double>(n);
+  for (int64_t o = 0; o < outs; ++o) {
+    double q = 0;
+    for (int64_t j = 0; j < w; ++j) {
+      const float v = static_cast<float>(s[o * width + j] * scale);
+      m[o * width + j] = v;
+      q += static_cast<double>(v) * v;
+    }
+    qa[o * qStride] += q;
+  }
+  for (int64_t r = r0; r < r0 + n; ++r) {
+    const float* xr = px + r * cols + j0;
+    if (mode == 2) {
+      double d3[3] = {0, 0, 0};
+      SquaredDeviations3(xr, py + r * cols + j0, m, m + width, m + 2 * width, w, d3);
+      da[r] += d3[0];
+      da[runs + r] += d3[1];
+      da[2 * runs + r] += d3[2];
+    } else {
+      da[r] += mode == 1 ? SquaredDeviationsDiff(xr, py + r * cols + j0, m, w) : SquaredDeviations(xr, m, w);
+    }
+  }
+}
+
+// Columns per tile of the run-block moments: about 128 KiB of one run block's rows (of x and y),
+// so that they stay in cache between the two passes.
+int64_t MomentTileWidth(int64_t rowsPerBlock, bool hasY) {
+  return std::max<int64_t>(64, std::min<int64_t>(4096, (32768 / (rowsPerBlock * (hasY ? 2 : 1))) & ~int64_t(7)));
+}
+
 // runBlockMoments(x, y, devOut, sqOut, runs, cols, block, mode): the across-run moments of a
 // [runs, cols] block by run blocks of `block` consecutive runs (the last may be shorter).
 // mode 0: of x (y is ignored); mode 1: of the float32 difference x - y, never materialised;
@@ -932,8 +973,7 @@ Napi::Value RunBlockMoments(const Napi::CallbackInfo& info) {
   float* pd = dev.Data();
   float* pq = sq.Data();
   const int64_t rowsPerBlock = std::min(block, runs);
-  // About 128 KiB of one run block's rows (of x and y) per tile.
-  const int64_t width = std::max<int64_t>(64, std::min<int64_t>(4096, (32768 / (rowsPerBlock * (hasY ? 2 : 1))) & ~int64_t(7)));
+  const int64_t width = MomentTileWidth(rowsPerBlock, hasY);
   const int64_t tiles = (cols + width - 1) / width;
   const int parts = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(g_threads, tiles)));
   // Per thread: outs x runs deviations and outs x blocks mean norms.
@@ -941,42 +981,16 @@ Napi::Value RunBlockMoments(const Napi::CallbackInfo& info) {
   const int saved = g_threads;
   g_threads = parts;
   Parallel(tiles, runs * cols * (hasY ? 2 : 1), [&](int64_t t0, int64_t t1, int part) {
-    std::vector<double> sum(static_cast<size_t>(3 * width));
-    std::vector<double> mean(static_cast<size_t>(3 * width));
-    double* __restrict s = sum.data();
-    double* __restrict m = mean.data();
+    std::vector<double> sum(static_cast<size_t>(3 * width)), mean(static_cast<size_t>(3 * width));
+    double* s = sum.data();
+    double* m = mean.data();
     double* __restrict da = devAcc.data() + part * outs * runs;
     double* __restrict qa = sqAcc.data() + part * outs * nBlocks;
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t j0 = t * width, w = std::min(cols, j0 + width) - j0;
       for (int64_t k = 0; k < nBlocks; ++k) {
         const int64_t r0 = k * block, n = std::min(runs, r0 + block) - r0;
-        for (int64_t j = 0; j < outs * width; ++j) s[j] = 0;
-        if (mode == 2) ColumnSums3(px + r0 * cols + j0, py + r0 * cols + j0, cols, n, w, s, s + width, s + 2 * width);
-        else if (mode == 1) ColumnSumsDiff(px + r0 * cols + j0, py + r0 * cols + j0, cols, n, w, s);
-        else ColumnSums(px + r0 * cols + j0, cols, n, w, s);
-        const double scale = 1.0 / static_cast<double>(n);
-        for (int64_t o = 0; o < outs; ++o) {
-          double q = 0;
-          for (int64_t j = 0; j < w; ++j) {
-            const float v = static_cast<float>(s[o * width + j] * scale);
-            m[o * width + j] = v;
-            q += static_cast<double>(v) * v;
-          }
-          qa[o * nBlocks + k] += q;
-        }
-        for (int64_t r = r0; r < r0 + n; ++r) {
-          const float* xr = px + r * cols + j0;
-          if (mode == 2) {
-            double d3[3] = {0, 0, 0};
-            SquaredDeviations3(xr, py + r * cols + j0, m, m + width, m + 2 * width, w, d3);
-            da[r] += d3[0];
-            da[runs + r] += d3[1];
-            da[2 * runs + r] += d3[2];
-          } else {
-            da[r] += mode == 1 ? SquaredDeviationsDiff(xr, py + r * cols + j0, m, w) : SquaredDeviations(xr, m, w);
-          }
-        }
+        TileMoments(px, py, mode, cols, j0, w, r0, n, width, s, m, da, runs, qa + k, nBlocks);
       }
     }
   });
@@ -1003,9 +1017,14 @@ Napi::Value RunBlockMoments(const Napi::CallbackInfo& info) {
 // the stochastic gradient from E's columns of H, the full gradient from Delta's. E and Delta
 // side by side make each W_k^T H one product of twice the width. weights[k], grads[k], full[k]:
 // [R, widths[k+1], widths[k]] stacked; x: [R, b, p].
+// With full and the optional (runBlock, devOut, sqOut), also the run-block moments of every layer
+// as runBlockMoments(grads[k], full[k], ..., runBlock, mode 2) gives them, each run block's right
+// after its replicas, while their gradients are still in cache (threads take whole run blocks):
+// layer k's at devOut[3 R k ..] (g, grad L, g - grad L: R values each) and sqOut[3 B k ..] (B
+// run blocks, 3 B values).
 Napi::Value DeepLinearStep(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() != 8) throw Napi::TypeError::New(env, "deepLinearStep takes 8 arguments");
+  if (info.Length() != 8 && info.Length() != 11) throw Napi::TypeError::New(env, "deepLinearStep takes 8 arguments, or 11 with the moments");
   Napi::Float32Array x = F32(info, 0, "x"), teacher = F32(info, 1, "teacher");
   if (!info[2].IsArray() || !info[5].IsArray()) throw Napi::TypeError::New(env, "weights and grads must be arrays of Float32Arrays");
   const std::vector<int64_t> widths = Ints(info, 3, "widths");
@@ -1022,6 +1041,15 @@ Napi::Value DeepLinearStep(const Napi::CallbackInfo& info) {
   Napi::Float32Array loss = F32(info, 7, "lossOut");
   const int64_t p = widths[0], o = widths[d];
   const int64_t runs = static_cast<int64_t>(loss.ElementLength());
+  const bool withMoments = info.Length() == 11;
+  const int64_t block = withMoments ? Int(info, 8, "runBlock") : 0;
+  if (withMoments && !wantFull) throw Napi::TypeError::New(env, "the moments need full");
+  if (withMoments && block == 0) throw Napi::RangeError::New(env, "runBlock must be >= 1");
+  const int64_t nBlocks = withMoments ? (runs + block - 1) / block : 0;
+  Napi::Float32Array devOut = withMoments ? F32(info, 9, "devOut") : Napi::Float32Array();
+  Napi::Float32Array sqOut = withMoments ? F32(info, 10, "sqOut") : Napi::Float32Array();
+  if (withMoments && static_cast<int64_t>(devOut.ElementLength()) < 3 * runs * static_cast<int64_t>(d)) throw Napi::RangeError::New(env, "devOut is too short");
+  if (withMoments && static_cast<int64_t>(sqOut.ElementLength()) < 3 * nBlocks * static_cast<int64_t>(d)) throw Napi::RangeError::New(env, "sqOut is too short");
   if (static_cast<int64_t>(x.ElementLength()) < runs * b * p) throw Napi::RangeError::New(env, "x is too short");
   if (static_cast<int64_t>(teacher.ElementLength()) < o * p) throw Napi::RangeError::New(env, "teacher is too short");
   std::vector<const float*> W(d);
@@ -1054,12 +1082,20 @@ Napi::Value DeepLinearStep(const Napi::CallbackInfo& info) {
   const float bf = static_cast<float>(b);
   double flops = 2.0 * b * p * p;
   for (size_t k = 0; k < d; ++k) flops += 2.0 * widths[k + 1] * widths[k] * p * (wantFull ? 3 : 2);
-  // Replicas split over the pool's threads when the work pays for waking them.
-  const int threads = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(g_threads, runs)));
+  // Replicas (whole run blocks with the moments) split over the pool's threads when the work pays
+  // for waking them.
+  const int64_t units = withMoments ? nBlocks : runs;
+  const int threads = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(g_threads, units)));
   const int nparts = threads > 1 && flops * runs > 2e6 ? threads : 1;
+  // The moments' double sums: a run's and a run block's entries are written by one thread only.
+  std::vector<double> devAcc(withMoments ? static_cast<size_t>(3 * runs * d) : 0, 0.0), sqAcc(withMoments ? static_cast<size_t>(3 * nBlocks * d) : 0, 0.0);
   const std::function<void(int)> job = [&](int part) {
     std::vector<float> S(static_cast<size_t>(p * p)), Q(static_cast<size_t>(qOff[d])), H(static_cast<size_t>(widest * hw)), H2(static_cast<size_t>(widest * hw));
-    for (int64_t r = runs * part / nparts; r < runs * (part + 1) / nparts; ++r) {
+    const int64_t u0 = units * part / nparts, u1 = units * (part + 1) / nparts;
+    const int64_t rBegin = withMoments ? u0 * block : u0, rEnd = withMoments ? std::min(runs, u1 * block) : u1;
+    const int64_t width = withMoments ? MomentTileWidth(std::min(block, runs), true) : 0;
+    std::vector<double> sum(static_cast<size_t>(3 * width)), mean(static_cast<size_t>(3 * width));
+    for (int64_t r = rBegin; r < rEnd; ++r) {
       // S = X^T X / b (the division as the composed program does it).
       Gemm(true, false, p, p, b, 1.0f, px + r * b * p, static_cast<int>(p), px + r * b * p, static_cast<int>(p), 0.0f, S.data(), static_cast<int>(p));
       for (int64_t i = 0; i < p * p; ++i) S[i] = S[i] / bf;
@@ -1104,10 +1140,26 @@ Napi::Value DeepLinearStep(const Napi::CallbackInfo& info) {
         Gemm(true, false, in, hw, out, 1.0f, W[kk] + r * out * in, static_cast<int>(in), h, static_cast<int>(hw), 0.0f, spare, static_cast<int>(hw));
         std::swap(h, spare);
       }
+      // A run block complete: its moments, layer by layer, tile by tile.
+      if (withMoments && ((r + 1) % block == 0 || r + 1 == runs)) {
+        const int64_t k = r / block, r0 = k * block, n = r + 1 - r0;
+        for (size_t layer = 0; layer < d; ++layer) {
+          const int64_t cols = widths[layer + 1] * widths[layer];
+          for (int64_t j0 = 0; j0 < cols; j0 += width)
+            TileMoments(G[layer], F[layer], 2, cols, j0, std::min(width, cols - j0), r0, n, width, sum.data(), mean.data(), devAcc.data() + 3 * runs * layer, runs,
+                        sqAcc.data() + 3 * nBlocks * layer + k, nBlocks);
+        }
+      }
     }
   };
   if (nparts > 1) ThePool().Run(nparts, job);
   else job(0);
+  if (withMoments) {
+    float* pd = devOut.Data();
+    float* pq = sqOut.Data();
+    for (size_t i = 0; i < devAcc.size(); ++i) pd[i] = static_cast<float>(devAcc[i]);
+    for (size_t i = 0; i < sqAcc.size(); ++i) pq[i] = static_cast<float>(sqAcc[i]);
+  }
   return env.Undefined();
 }
 
@@ -1143,10 +1195,17 @@ Napi::Value GatherRows(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// Eight streams of fillNormals in lanes (normals.h), compiled per instruction set.
+HOT int64_t FillNormalGroup(sgdlab_normals::Stream* st, uint8_t* hasSpare, double* spare, float* const* out, int64_t count, double std) {
+  return sgdlab_normals::FillNormal8(st, hasSpare, spare, out, count, std);
+}
+
 // fillNormals(state, hasSpare, spare, out, perStream, std): for each stream i (its xoshiro128**
 // state at state[4i..4i+4), its Box-Muller spare at hasSpare[i], spare[i]), out[i perStream ..
 // (i + 1) perStream) = std * its next deviates, the bits RandomStream.fillNormal gives
-// (normals.h); the states and spares move on. Streams run in parallel on the pool.
+// (normals.h); the states and spares move on. Streams go 8 at a time in SIMD lanes (the last
+// fewer than 8 one at a time), groups in parallel on the pool. Returns how many Box-Muller pairs
+// the lanes left to the scalar code (their rare cases), for the tests.
 Napi::Value FillNormals(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() != 6) throw Napi::TypeError::New(env, "fillNormals takes 6 arguments");
@@ -1168,16 +1227,27 @@ Napi::Value FillNormals(const Napi::CallbackInfo& info) {
   uint8_t* ph = hasSpare.Data();
   double* pp = spare.Data();
   float* po = out.Data();
-  // A deviate costs about as much as 16 elements of a memory-bound pass.
-  Parallel(streams, 16 * streams * perStream, [&](int64_t i0, int64_t i1, int) {
-    for (int64_t i = i0; i < i1; ++i) {
-      sgdlab_normals::Stream st;
-      std::memcpy(st.s, ps + 4 * i, sizeof st.s);
-      sgdlab_normals::FillNormal(st, ph[i], pp[i], po + i * perStream, perStream, std);
-      std::memcpy(ps + 4 * i, st.s, sizeof st.s);
+  const int64_t groups = (streams + 7) / 8;
+  std::atomic<int64_t> scalarPairs{0};
+  // A deviate costs about as much as 4 elements of a memory-bound pass.
+  Parallel(groups, 4 * streams * perStream, [&](int64_t g0, int64_t g1, int) {
+    int64_t mine = 0;
+    for (int64_t g = g0; g < g1; ++g) {
+      const int64_t i0 = 8 * g, n = std::min<int64_t>(8, streams - i0);
+      sgdlab_normals::Stream st[8];
+      for (int64_t l = 0; l < n; ++l) std::memcpy(st[l].s, ps + 4 * (i0 + l), sizeof st[l].s);
+      if (n == 8) {
+        float* rows[8];
+        for (int l = 0; l < 8; ++l) rows[l] = po + (i0 + l) * perStream;
+        mine += FillNormalGroup(st, ph + i0, pp + i0, rows, perStream, std);
+      } else {
+        for (int64_t l = 0; l < n; ++l) sgdlab_normals::FillNormal(st[l], ph[i0 + l], pp[i0 + l], po + (i0 + l) * perStream, perStream, std);
+      }
+      for (int64_t l = 0; l < n; ++l) std::memcpy(ps + 4 * (i0 + l), st[l].s, sizeof st[l].s);
     }
+    scalarPairs += mine;
   });
-  return env.Undefined();
+  return Napi::Number::New(env, static_cast<double>(scalarPairs.load()));
 }
 
 // adamw(w, g, m, v, wOut, mOut, vOut, [lr, beta1, beta2, eps, c1, c2, decay, clip]): one AdamW

@@ -65,16 +65,33 @@ export interface NativeAddon {
   /**
    * For each stream i of a PackedStreams (state: 4 words per stream; hasSpare, spare: its
    * Box-Muller spare), out[i perStream .. (i + 1) perStream) = std * its next standard normal
-   * deviates, equal to the bit to RandomStream.fillNormal; states and spares advance.
+   * deviates, equal to the bit to RandomStream.fillNormal; states and spares advance. Streams go
+   * 8 at a time in SIMD lanes; returns how many Box-Muller pairs the lanes left to the scalar code
+   * (their rare cases).
    */
-  fillNormals(state: Uint32Array, hasSpare: Uint8Array, spare: Float64Array, out: Float32Array, perStream: number, std: number): void;
+  fillNormals(state: Uint32Array, hasSpare: Uint8Array, spare: Float64Array, out: Float32Array, perStream: number, std: number): number;
   /**
    * The whole step of a stacked deep linear network for every replica (lossOut's length): from
    * x [R, b, p], the teacher M [o, p] and weights[k] [R, widths[k+1], widths[k]], the stochastic
    * gradients into grads[k], the full gradients into full[k] (null: none) and 1/2 ||W_d..W_1 - M||^2
-   * into lossOut, a replica at a time on the addon's threads.
+   * into lossOut, a replica at a time on the addon's threads. With full and (runBlock, devOut,
+   * sqOut): also runBlockMoments(grads[k], full[k], ..., runBlock, mode 2) of every layer k, at
+   * devOut[3 R k ..] and sqOut[3 B k ..] (B run blocks), each run block's right after it.
    */
   deepLinearStep(x: Float32Array, teacher: Float32Array, weights: Float32Array[], widths: number[], b: number, grads: Float32Array[], full: Float32Array[] | null, lossOut: Float32Array): void;
+  deepLinearStep(
+    x: Float32Array,
+    teacher: Float32Array,
+    weights: Float32Array[],
+    widths: number[],
+    b: number,
+    grads: Float32Array[],
+    full: Float32Array[],
+    lossOut: Float32Array,
+    runBlock: number,
+    devOut: Float32Array,
+    sqOut: Float32Array,
+  ): void;
   /** dst = 0, then dst row rows[i] += src row i (rows of `width` floats; repeated rows sum); throws on a row outside dst. */
   scatterAddRows(src: Float32Array, width: number, rows: Int32Array, dst: Float32Array): void;
   /** out = gelu(x + bias) (exact GELU), x [groups, rows, n], bias [groups, n]. */

@@ -80,7 +80,11 @@ export const RUN_BLOCK_MOMENTS = 'SgdLabRunBlockMoments';
  * DEEP_LINEAR_STEP: inputs { x: [C, b, p], teacher: [o, p], w0 .. w(d-1): [C, widths[k+1],
  * widths[k]] }, attrs { widths, wantFull } -> [grad_0 .. grad_(d-1), (full_0 .. full_(d-1),) loss
  * [C]]: the deep linear program's step (plugin-deeplinear) in one call, a replica at a time so its
- * products stay in cache, E and Delta side by side in each backward product. Native only.
+ * products stay in cache, E and Delta side by side in each backward product. With wantFull and
+ * attrs.runBlock, also the run-block moments of every layer k, as RUN_BLOCK_MOMENTS of (grad_k,
+ * full_k) with `all` gives them, appended after the loss: six outputs per layer (g's deviations
+ * [C] and mean squares [blocks], then full's, then the difference's), computed right after each
+ * run block while its gradients are in cache. Native only.
  */
 export const DEEP_LINEAR_STEP = 'SgdLabDeepLinearStep';
 /** MUL_STEP: inputs { a, b } (broadcasting) -> a * step(b): a ReLU's backward pass from its output. */
@@ -374,7 +378,7 @@ export function nativeKernels(addon: NativeAddon): KernelConfig[] {
 
   const deepLinearStep: KernelFunc = (args) => {
     const inputs = args.inputs as Record<string, TensorInfo>;
-    const { widths, wantFull } = args.attrs as unknown as { widths: number[]; wantFull: boolean };
+    const { widths, wantFull, runBlock } = args.attrs as unknown as { widths: number[]; wantFull: boolean; runBlock?: number };
     const backend = args.backend as MathBackendCPU;
     const d = widths.length - 1;
     const { x, teacher } = inputs;
@@ -390,16 +394,29 @@ export function nativeKernels(addon: NativeAddon): KernelConfig[] {
       if (!w || w.dtype !== 'float32' || !util.arraysEqual(w.shape, shape)) throw new Error(`${DEEP_LINEAR_STEP}: expected a float32 w${k} ${JSON.stringify(shape)}, got ${JSON.stringify(w?.shape)}`);
       return values(backend, w);
     });
+    const withMoments = wantFull && runBlock !== undefined;
+    if (withMoments && (!Number.isInteger(runBlock) || runBlock < 1)) throw new Error(`${DEEP_LINEAR_STEP}: runBlock must be a positive integer, got ${runBlock}`);
     count(DEEP_LINEAR_STEP, true);
     const grads = weights.map((w) => alloc(backend, w.length));
     const full = wantFull ? weights.map((w) => alloc(backend, w.length)) : null;
     const loss = alloc(backend, runs);
-    addon.deepLinearStep(values(backend, x), values(backend, teacher), weights, widths, b, grads, full, loss);
+    const blocks = withMoments ? Math.ceil(runs / runBlock) : 0;
+    // One value per run and per run block: small, cut from one array per kind.
+    const dev = new Float32Array(withMoments ? 3 * runs * d : 0);
+    const sq = new Float32Array(3 * blocks * d);
+    if (withMoments) addon.deepLinearStep(values(backend, x), values(backend, teacher), weights, widths, b, grads, full!, loss, runBlock, dev, sq);
+    else addon.deepLinearStep(values(backend, x), values(backend, teacher), weights, widths, b, grads, full, loss);
     const shapeOf = (k: number) => [runs, widths[k + 1], widths[k]];
+    const moments: TensorInfo[] = [];
+    for (let i = 0; withMoments && i < 3 * d; i++) {
+      moments.push(backend.makeTensorInfo([runs], 'float32', dev.slice(i * runs, (i + 1) * runs)));
+      moments.push(backend.makeTensorInfo([blocks], 'float32', sq.slice(i * blocks, (i + 1) * blocks)));
+    }
     return [
       ...grads.map((g, k) => backend.makeTensorInfo(shapeOf(k), 'float32', g)),
       ...(full ?? []).map((f, k) => backend.makeTensorInfo(shapeOf(k), 'float32', f)),
       backend.makeTensorInfo([runs], 'float32', loss),
+      ...moments,
     ];
   };
 

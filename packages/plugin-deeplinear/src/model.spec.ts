@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { RandomStream } from '@sgd-lab/core';
-import { useBackend } from '@sgd-lab/tensor';
+import { RUN_BLOCK_MOMENTS, ReplicaEngine, useBackend } from '@sgd-lab/tensor';
 import { deepLinearProgram, drawLayers, layerShapes, product } from './model.js';
 import { varianceAtZero } from './oracle.js';
 
@@ -135,9 +135,88 @@ describe('the fused step on native (DEEP_LINEAR_STEP)', () => {
         }
         tf.dispose([...fused.grads, ...(fused.full ?? []), fused.loss, ...composed.grads, ...(composed.full ?? []), composed.loss]);
       }
+      // With the engine's run block: the run-block moments of its own gradients, as the
+      // separate kernel gives them from the same arrays (double sums; the threads group the
+      // column tiles differently, so equal to float32 rounding: 2^-22 relative).
+      for (const runBlock of [1, 5, 16]) {
+        const before = tf.memory().numTensors;
+        const out = prog.step(params, [x], true, { runBlock });
+        const d = widths.length - 1;
+        expect(tf.memory().numTensors - before).toBe(2 * d + 1 + 6 * d);
+        expect(out.moments!.grads).toHaveLength(d);
+        for (let k = 0; k < d; k++) {
+          const separate = (tf.engine().runKernel(RUN_BLOCK_MOMENTS, { x: out.grads[k], y: out.full![k] }, { block: runBlock, all: true }) as tf.Tensor[]).map((t) => t.dataSync());
+          const mine = [out.moments!.grads[k], out.moments!.full[k], out.moments!.difference[k]].flatMap((m) => [m.deviations.dataSync(), m.meanSquares.dataSync()]);
+          expect(mine.map((v) => v.length)).toEqual(separate.map((v) => v.length));
+          expect(mine[1]).toHaveLength(Math.ceil(runs / runBlock));
+          mine.forEach((v, i) => v.forEach((value, j) => expect(Math.abs(value - separate[i][j])).toBeLessThanOrEqual(2 ** -22 * Math.abs(separate[i][j]))));
+          // Not all zero: the deviations of g within a run block of several runs.
+          if (runBlock > 1) expect(Math.max(...mine[0])).toBeGreaterThan(0);
+        }
+        tf.dispose([...out.grads, ...out.full!, out.loss, ...[out.moments!.grads, out.moments!.full, out.moments!.difference].flatMap((ms) => ms.flatMap((m) => [m.deviations, m.meanSquares]))]);
+      }
+      const teacherM = tf.transpose(teacherT);
+      expect(() => tf.engine().runKernel('SgdLabDeepLinearStep', { x, teacher: teacherM, ...Object.fromEntries(params.map((w, k) => [`w${k}`, w])) }, { widths, wantFull: true, runBlock: 0 })).toThrow(/runBlock must be a positive integer, got 0/);
+      teacherM.dispose();
       // A wrong shape names the input.
       expect(() => tf.engine().runKernel('SgdLabDeepLinearStep', { x, teacher: teacherT, w0: params[0] }, { widths, wantFull: true })).toThrow(/expected a float32 teacher/);
       tf.dispose([teacherT, x, ...params]);
+    } finally {
+      await useBackend('wasm');
+    }
+  });
+});
+
+/** Walks two reports side by side: every number within `rel` of the other's (relative to the larger). */
+function closeReports(a: unknown, b: unknown, rel: number, path = ''): void {
+  if (typeof a === 'number' && typeof b === 'number') {
+    if (Math.abs(a - b) > rel * Math.max(Math.abs(a), Math.abs(b))) throw new Error(`${path}: ${a} against ${b}`);
+    return;
+  }
+  if (a instanceof Float64Array || a instanceof Float32Array) a = Array.from(a);
+  if (b instanceof Float64Array || b instanceof Float32Array) b = Array.from(b);
+  expect(typeof a).toBe(typeof b);
+  if (a && typeof a === 'object') {
+    expect(Object.keys(a as object).sort()).toEqual(Object.keys(b as object).sort());
+    for (const key of Object.keys(a as object)) closeReports((a as Record<string, unknown>)[key], (b as Record<string, unknown>)[key], rel, `${path}.${key}`);
+  } else expect(a).toEqual(b);
+}
+
+describe('the engine with the fused step on native', () => {
+  it('reports the moments the step computed in its run blocks, as the composed program and the separate moments give them', async () => {
+    if (process.env.SGD_LAB_NATIVE === '0') return;
+    await useBackend('native');
+    try {
+      const widths = [5, 7, 6, 4];
+      const runs = 11;
+      const b = 3;
+      const rng = new RandomStream([9, 1]);
+      const teacher = product(drawLayers(rng, widths, 1), widths);
+      const teacherT = tf.transpose(tf.tensor2d(Float32Array.from(teacher), [4, 5])) as tf.Tensor2D;
+      const engine = new ReplicaEngine(deepLinearProgram(widths, teacherT), { strategy: 'stacked', chunkSize: runs, runBlock: 4 });
+      const theta0 = drawLayers(rng, widths, 1);
+      const data = Float32Array.from({ length: runs * b * 5 }, () => rng.nextNormal());
+      const report = (fused: boolean) => {
+        if (!fused) process.env.SGD_LAB_FUSED_STEP = '0';
+        try {
+          const state = engine.replicate(theta0, runs);
+          // Two steps, so that the replicas differ (the first from one theta0).
+          engine.gradients(state, [{ data, shape: [b, 5] }], true);
+          engine.sgd(state, 0.05);
+          const r = engine.gradients(state, [{ data: data.map((v) => -v * 0.5), shape: [b, 5] }], true);
+          engine.dispose(state);
+          return r;
+        } finally {
+          delete process.env.SGD_LAB_FUSED_STEP;
+        }
+      };
+      const before = tf.memory().numTensors;
+      const fused = report(true);
+      const composed = report(false);
+      expect(tf.memory().numTensors).toBe(before);
+      expect(fused.full).toBeDefined();
+      closeReports(fused, composed, 1e-4);
+      teacherT.dispose();
     } finally {
       await useBackend('wasm');
     }

@@ -9,7 +9,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { PackedStreams, RandomStream, StreamPurpose, andThen, type MaybePromise, type GradientReport, type Model, type ParamBlock, type Sampler, type SamplerFactory, type ShardSpec } from '@sgd-lab/core';
-import { DEEP_LINEAR_STEP, ReplicaEngine, matMulT, normalFill, sumSquaresLast2, type ReplicaProgram, type TensorReplicaState } from '@sgd-lab/tensor';
+import { DEEP_LINEAR_STEP, ReplicaEngine, matMulT, normalFill, sumSquaresLast2, type ReplicaProgram, type StepOutput, type TensorReplicaState } from '@sgd-lab/tensor';
 
 /** The mini-batches of all runs of a shard for one step: run r's [b, p] block at r*b*p. */
 export interface GaussianBatch {
@@ -103,14 +103,23 @@ export function deepLinearProgram(widths: readonly number[], teacherT: tf.Tensor
   };
   return {
     blocks,
-    step(params, [x], wantFull) {
+    step(params, [x], wantFull, context) {
       if (x.rank === 3 && fusedStep()) {
         // native, stacked: the whole step in one addon call (the same products, a replica at a
-        // time in cache, E and Delta side by side in the backward products).
+        // time in cache, E and Delta side by side in the backward products), and with the full
+        // gradients the engine's run-block moments too, each run block's right after it.
         const inputs: tf.NamedTensorMap = { x, teacher };
         params.forEach((w, k) => (inputs[`w${k}`] = w));
-        const out = tf.engine().runKernel(DEEP_LINEAR_STEP, inputs, { widths: [...widths], wantFull }) as tf.Tensor[];
-        return { grads: out.slice(0, d), full: wantFull ? out.slice(d, 2 * d) : undefined, loss: out[out.length - 1] };
+        const runBlock = wantFull ? context?.runBlock : undefined;
+        const out = tf.engine().runKernel(DEEP_LINEAR_STEP, inputs, { widths: [...widths], wantFull, ...(runBlock !== undefined ? { runBlock } : {}) }) as tf.Tensor[];
+        const nOut = wantFull ? 2 * d : d;
+        const result: StepOutput = { grads: out.slice(0, d), full: wantFull ? out.slice(d, 2 * d) : undefined, loss: out[nOut] };
+        if (runBlock !== undefined) {
+          // Per layer: g's (deviations, mean squares), full's, the difference's.
+          const of = (which: number) => Array.from({ length: d }, (_, k) => ({ deviations: out[nOut + 1 + 6 * k + 2 * which], meanSquares: out[nOut + 2 + 6 * k + 2 * which] }));
+          result.moments = { grads: of(0), full: of(1), difference: of(2) };
+        }
+        return result;
       }
       const { q, delta } = forward(params);
       const b = x.shape[x.rank - 2];

@@ -121,9 +121,9 @@ export class ReplicaEngine {
       let out!: { grads: tf.Tensor[][]; g: Deviations; f?: Deviations; d?: Deviations; l: tf.Tensor };
       // Everything made in the scope is freed at its end except what is kept explicitly.
       tf.tidy(() => {
-        const results: { grads: tf.Tensor[]; full?: tf.Tensor[]; loss: tf.Tensor }[] = [];
+        const results: StepOutput[] = [];
         if (state.strategy === 'stacked') {
-          results.push(this.program.step(chunk.params[0], slice(chunk.start, chunk.count), wantFull));
+          results.push(this.program.step(chunk.params[0], slice(chunk.start, chunk.count), wantFull, { runBlock: this.options.runBlock }));
         } else {
           // A scope per replica: its intermediates are freed before the next replica runs.
           chunk.params.forEach((p, r) => results.push(tf.tidy(() => this.program.step(p, slice(chunk.start + r, 1), wantFull) as unknown as tf.TensorContainer) as unknown as StepOutput));
@@ -133,7 +133,16 @@ export class ReplicaEngine {
         let g: Deviations;
         let f: Deviations | undefined;
         let d: Deviations | undefined;
-        if (wantFull && state.strategy === 'stacked' && hasKernel(RUN_BLOCK_MOMENTS)) {
+        const fused = state.strategy === 'stacked' && wantFull ? results[0].moments : undefined;
+        if (fused) {
+          // The step computed them itself (in its run blocks, while its gradients were in cache).
+          const ranges = runBlockRanges(chunk.count, rb);
+          [g, f, d] = [fused.grads, fused.full, fused.difference].map((m) => {
+            if (m.length !== nb || m.some((x) => x.deviations.size !== chunk.count || x.meanSquares.size !== ranges.length))
+              throw new Error(`the program's step returned moments for ${m.length} blocks, not ${nb} blocks of ${chunk.count} runs in ${ranges.length} run blocks`);
+            return { d: m.map((x) => tf.keep(x.deviations)), meanSq: m.map((x) => tf.keep(x.meanSquares)), count: chunk.count, ranges };
+          }) as [Deviations, Deviations, Deviations];
+        } else if (wantFull && state.strategy === 'stacked' && hasKernel(RUN_BLOCK_MOMENTS)) {
           // On native: the moments of g, grad L and g - grad L from one read of g and grad L.
           [g, f, d] = blockDeviations3(grads[0], results[0].full!, nb, rb);
         } else {

@@ -23,6 +23,26 @@ export interface StepOutput {
   full?: tf.Tensor[];
   /** Loss at the current parameters: a scalar per replica (shape [] or [C]). */
   loss: tf.Tensor;
+  /**
+   * Optional, stacked with `full` only: the run-block moments the engine would otherwise compute
+   * (in run blocks of `StepContext.runBlock`), per parameter block, of the stochastic gradients,
+   * the full ones and their difference. A fused step computes them while its gradients are in cache.
+   */
+  moments?: { grads: RunBlockMoments[]; full: RunBlockMoments[]; difference: RunBlockMoments[] };
+}
+
+/** A parameter block's run-block moments over a chunk of C runs in B run blocks. */
+export interface RunBlockMoments {
+  /** [C]: each run's squared distance from its run block's mean (double sums). */
+  deviations: tf.Tensor;
+  /** [B]: each run block's squared mean norm. */
+  meanSquares: tf.Tensor;
+}
+
+/** What the engine tells a step beyond its inputs. */
+export interface StepContext {
+  /** Runs per run block of the engine's moments (the last block of a chunk may be shorter). */
+  runBlock: number;
 }
 
 export interface ReplicaProgram {
@@ -31,7 +51,7 @@ export interface ReplicaProgram {
    * Gradients at `params` for the mini-batch `inputs` (each [b, k], or [C, b, k] stacked). Called
    * inside tf.tidy: return new tensors, never the inputs.
    */
-  step(params: readonly tf.Tensor[], inputs: readonly tf.Tensor[], wantFull: boolean): StepOutput;
+  step(params: readonly tf.Tensor[], inputs: readonly tf.Tensor[], wantFull: boolean, context?: StepContext): StepOutput;
   /** Loss at `params` without a batch (population losses); settings without one omit it. */
   loss?(params: readonly tf.Tensor[]): tf.Tensor;
   /**
