@@ -15,23 +15,7 @@ import time
 
 import torch
 
-from peer_torch import moments, timed, runtime, sync, use_device
-
-
-def sgemm_peak(reps=5):
-    a = torch.randn(1024, 1024)
-    b = torch.randn(1024, 1024)
-    c = torch.empty(1024, 1024)
-    torch.mm(a, b, out=c)
-    sync()
-    best = []
-    for _ in range(reps):
-        t = time.perf_counter()
-        torch.mm(a, b, out=c)
-        sync()
-        best.append(time.perf_counter() - t)
-    best.sort()
-    return 2 * 1024**3 / best[len(best) // 2] / 1e9
+from peer_torch import moments, sgemm_peak, timed, runtime, use_device
 
 
 def main():

@@ -9,7 +9,7 @@ import sys
 
 import torch
 
-from peer_torch import moments, timed, runtime, use_device
+from peer_torch import moments, sgemm_peak, timed, runtime, use_device
 
 
 def main():
@@ -51,7 +51,9 @@ def main():
         return stats
 
     seconds = timed(step, 3e-3, cfg["warmup"], cfg["steps"])
-    json.dump({"seconds": seconds, "device": device, "runtime": runtime(), "threads": torch.get_num_threads(), "torch": torch.__version__}, sys.stdout)
+    # The GEMM peak in the same process: how far from it both codes are.
+    peak = sgemm_peak()
+    json.dump({"seconds": seconds, "device": device, "runtime": runtime(), "sgemmGflops": peak, "threads": torch.get_num_threads(), "torch": torch.__version__}, sys.stdout)
 
 
 if __name__ == "__main__":

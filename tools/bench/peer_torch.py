@@ -51,3 +51,20 @@ def runtime():
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         out["cuda"] = {"device": torch.cuda.get_device_name(), "cuda": torch.version.cuda, "cudnn": torch.backends.cudnn.version()}
     return out
+
+
+def sgemm_peak(reps=5):
+    """The machine's float32 GEMM rate in GFLOP/s: torch.mm of 1024^3, the median of `reps`."""
+    a = torch.randn(1024, 1024)
+    b = torch.randn(1024, 1024)
+    c = torch.empty(1024, 1024)
+    torch.mm(a, b, out=c)
+    sync()
+    best = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        torch.mm(a, b, out=c)
+        sync()
+        best.append(time.perf_counter() - t)
+    best.sort()
+    return 2 * 1024**3 / best[len(best) // 2] / 1e9

@@ -1337,6 +1337,7 @@ Napi::Value GetConfig(const Napi::CallbackInfo& info) {
 }
 
 #include "transformer.h"
+#include "mlp.h"
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   openblas_set_num_threads(1);
@@ -1355,6 +1356,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("fillNormals", Napi::Function::New(env, FillNormals));
   exports.Set("axpy", Napi::Function::New(env, Axpy));
   exports.Set("deepLinearStep", Napi::Function::New(env, DeepLinearStep));
+  exports.Set("mlpStep", Napi::Function::New(env, MlpStep));
   exports.Set("scatterAddRows", Napi::Function::New(env, ScatterAddRows));
   exports.Set("biasGelu", Napi::Function::New(env, BiasGelu));
   exports.Set("biasGeluGrad", Napi::Function::New(env, BiasGeluGrad));

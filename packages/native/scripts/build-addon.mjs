@@ -15,7 +15,7 @@ const out = join(root, 'build', 'Release', 'sgd_native.node');
 const statusFile = join(root, 'build', 'status.json');
 const addonDir = join(root, 'addon');
 const built = join(addonDir, 'build', 'Release', 'sgd_native.node');
-const sources = [join(addonDir, 'sgd_native.cc'), join(addonDir, 'lanes.h'), join(addonDir, 'normals.h'), join(addonDir, 'transformer.h'), join(addonDir, 'binding.gyp')];
+const sources = [join(addonDir, 'sgd_native.cc'), join(addonDir, 'lanes.h'), join(addonDir, 'normals.h'), join(addonDir, 'transformer.h'), join(addonDir, 'mlp.h'), join(addonDir, 'binding.gyp')];
 
 function status(ok, reason) {
   mkdirSync(dirname(statusFile), { recursive: true });

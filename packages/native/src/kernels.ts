@@ -87,6 +87,14 @@ export const RUN_BLOCK_MOMENTS = 'SgdLabRunBlockMoments';
  * run block while its gradients are in cache. Native only.
  */
 export const DEEP_LINEAR_STEP = 'SgdLabDeepLinearStep';
+/**
+ * MLP_STEP: inputs { x: [C, b, w_0], y: [C, b, w_L] (one-hot), w0, b0 .. w(L-1), b(L-1): [C, w_k,
+ * w_(k+1)] and [C, 1, w_(k+1)] }, attrs { widths } -> [gradW_0, gradB_0, .., gradW_(L-1),
+ * gradB_(L-1), loss [C]]: the stochastic-gradient step of a ReLU MLP with mean softmax
+ * cross-entropy (plugin-mnist's program) in one call, a replica at a time on each thread from its
+ * forward pass to its last weight gradient. Native only.
+ */
+export const MLP_STEP = 'SgdLabMlpStep';
 /** MUL_STEP: inputs { a, b } (broadcasting) -> a * step(b): a ReLU's backward pass from its output. */
 export const MUL_STEP = 'SgdLabMulStep';
 export const AXPY = 'SgdLabAxpy';
@@ -420,6 +428,37 @@ export function nativeKernels(addon: NativeAddon): KernelConfig[] {
     ];
   };
 
+  const mlpStep: KernelFunc = (args) => {
+    const inputs = args.inputs as Record<string, TensorInfo>;
+    const { widths } = args.attrs as unknown as { widths: number[] };
+    const backend = args.backend as MathBackendCPU;
+    const L = widths.length - 1;
+    const { x, y } = inputs;
+    const p = widths[0];
+    const o = widths[L];
+    if (!x || x.dtype !== 'float32' || x.shape.length !== 3 || x.shape[2] !== p) throw new Error(`${MLP_STEP}: expected a float32 x [C, b, ${p}], got ${x?.dtype} ${JSON.stringify(x?.shape)}`);
+    const [runs, b] = x.shape;
+    if (!y || y.dtype !== 'float32' || !util.arraysEqual(y.shape, [runs, b, o])) throw new Error(`${MLP_STEP}: expected a float32 y [${runs}, ${b}, ${o}], got ${y?.dtype} ${JSON.stringify(y?.shape)}`);
+    const param = (name: string, shape: number[]) => {
+      const t = inputs[name];
+      if (!t || t.dtype !== 'float32' || !util.arraysEqual(t.shape, shape)) throw new Error(`${MLP_STEP}: expected a float32 ${name} ${JSON.stringify(shape)}, got ${t?.dtype} ${JSON.stringify(t?.shape)}`);
+      return values(backend, t);
+    };
+    const wShape = (k: number) => [runs, widths[k], widths[k + 1]];
+    const bShape = (k: number) => [runs, 1, widths[k + 1]];
+    const weights = Array.from({ length: L }, (_, k) => param(`w${k}`, wShape(k)));
+    const biases = Array.from({ length: L }, (_, k) => param(`b${k}`, bShape(k)));
+    count(MLP_STEP, true);
+    const gradW = weights.map((w) => alloc(backend, w.length));
+    const gradB = biases.map((v) => alloc(backend, v.length));
+    const loss = alloc(backend, runs);
+    addon.mlpStep(values(backend, x), values(backend, y), weights, biases, widths, b, gradW, gradB, loss);
+    return [
+      ...gradW.flatMap((g, k) => [backend.makeTensorInfo(wShape(k), 'float32', g), backend.makeTensorInfo(bShape(k), 'float32', gradB[k])]),
+      backend.makeTensorInfo([runs], 'float32', loss),
+    ];
+  };
+
   const axpy: KernelFunc = (args) => {
     const { x, y } = args.inputs as { x: TensorInfo; y: TensorInfo };
     const { alpha, inPlace } = args.attrs as unknown as { alpha: number; inPlace?: boolean };
@@ -712,6 +751,7 @@ export function nativeKernels(addon: NativeAddon): KernelConfig[] {
     k(RUN_MOMENTS, runMoments),
     k(RUN_BLOCK_MOMENTS, runBlockMoments),
     k(DEEP_LINEAR_STEP, deepLinearStep),
+    k(MLP_STEP, mlpStep),
     k(MUL_STEP, mulStep),
     k(SCATTER_ADD_ROWS, scatterAddRows),
     k(BIAS_GELU, biasGelu),

@@ -91,6 +91,49 @@ describe('MLP program', () => {
     tf.dispose([...params, ...out.grads, out.loss]);
     await useBackend('wasm');
   });
+
+  it.each([
+    [[6, 5, 4, 3], 3, 4],
+    [[20, 9, 4], 5, 7],
+    [[784, 64, 32, 10], 4, 32],
+  ])('fused on native (MLP_STEP) equals the composed program, stacked (widths %j, R = %i, b = %i)', async (widths, runs, b) => {
+    if (!loadAddon().ok) return;
+    await useBackend('native');
+    try {
+      const rng = new RandomStream([5, widths.length, runs]);
+      const prog = mlpProgram(widths);
+      // Every replica its own parameters and batch; ReLUs both on and off.
+      const params = prog.blocks.map((bl) => tf.tensor3d(Float32Array.from({ length: runs * bl.shape[0] * bl.shape[1] }, () => rng.nextNormal() / Math.sqrt(bl.shape[0])), [runs, ...bl.shape]));
+      const o = widths[widths.length - 1];
+      const x = tf.tensor3d(Float32Array.from({ length: runs * b * widths[0] }, () => rng.nextNormal()), [runs, b, widths[0]]);
+      const y = tf.tensor3d(Float32Array.from({ length: runs * b * o }, (_, i) => (Math.floor(i / o) * 7) % o === i % o ? 1 : 0), [runs, b, o]);
+      const before = tf.memory().numTensors;
+      const fused = prog.step(params, [x, y], false);
+      // One call: its outputs are the only new tensors.
+      expect(tf.memory().numTensors - before).toBe(params.length + 1);
+      process.env.SGD_LAB_FUSED_STEP = '0';
+      const composed = prog.step(params, [x, y], false);
+      delete process.env.SGD_LAB_FUSED_STEP;
+      const pairs: [tf.Tensor, tf.Tensor][] = [...fused.grads.map((g, k) => [g, composed.grads[k]] as [tf.Tensor, tf.Tensor]), [fused.loss, composed.loss]];
+      for (const [a, c] of pairs) {
+        expect(a.shape).toEqual(c.shape);
+        const av = a.dataSync();
+        const cv = c.dataSync();
+        // The same float32 products; sums (bias gradients, softmax) in another order or in double.
+        const scale = cv.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+        expect(scale).toBeGreaterThan(0);
+        let worst = 0;
+        for (let i = 0; i < av.length; i++) worst = Math.max(worst, Math.abs(av[i] - cv[i]));
+        expect(worst).toBeLessThanOrEqual(1e-5 * scale);
+      }
+      tf.dispose([...fused.grads, fused.loss, ...composed.grads, composed.loss]);
+      // A wrong shape names the input.
+      expect(() => tf.engine().runKernel('SgdLabMlpStep', { x, y: x, ...Object.fromEntries(params.map((t, i) => [`${i % 2 ? 'b' : 'w'}${i >> 1}`, t])) }, { widths })).toThrow(/SgdLabMlpStep: expected a float32 y/);
+      tf.dispose([x, y, ...params]);
+    } finally {
+      await useBackend('wasm');
+    }
+  });
 });
 
 describe('elastic distortion', () => {

@@ -6,7 +6,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { epochRows, epochSchedule, stepsPerEpoch, whenAll, type EpochSchedule, type MaybePromise, type GradientReport, type Model, type ParamBlock, type RandomStream, type Sampler, type SamplerFactory, type ShardSchedule, type ShardSpec, type StudyConfig } from '@sgd-lab/core';
-import { ReplicaEngine, dense, matMulT, reluBackward, rowGather, type ReplicaProgram, type TensorReplicaState } from '@sgd-lab/tensor';
+import { MLP_STEP, ReplicaEngine, dense, matMulT, reluBackward, rowGather, type ReplicaProgram, type TensorReplicaState } from '@sgd-lab/tensor';
 import { CLASSES, PIXELS, oneHot, type ImageSet } from './data.js';
 
 /** Blocks W1, b1, W2, b2, ...: W_k is (in x out), b_k is (1 x out). */
@@ -53,11 +53,27 @@ function match(x: tf.Tensor, params: readonly tf.Tensor[]): tf.Tensor {
   return params[0].rank === 3 && x.rank === 2 ? tf.tile(tf.expandDims(x, 0), [params[0].shape[0], 1, 1]) : x;
 }
 
+/** Whether the native fused step is registered and not turned off (SGD_LAB_FUSED_STEP=0: the composed ops, for comparison). */
+function fusedStep(): boolean {
+  return process.env.SGD_LAB_FUSED_STEP !== '0' && tf.getKernel(MLP_STEP, tf.getBackend()) !== undefined;
+}
+
 export function mlpProgram(widths: readonly number[]): ReplicaProgram {
   const blocks = mlpBlocks(widths);
   return {
     blocks,
     step(params, [x, y]) {
+      if (x.rank === 3 && fusedStep()) {
+        // native, stacked: the whole step in one addon call, a replica at a time on each thread
+        // (the same products; forward to last weight gradient in that core's cache).
+        const inputs: tf.NamedTensorMap = { x, y };
+        for (let k = 0; k < params.length / 2; k++) {
+          inputs[`w${k}`] = params[2 * k];
+          inputs[`b${k}`] = params[2 * k + 1];
+        }
+        const out = tf.engine().runKernel(MLP_STEP, inputs, { widths: [...widths] }) as tf.Tensor[];
+        return { grads: out.slice(0, params.length), loss: out[params.length] };
+      }
       const b = x.shape[x.rank - 2];
       const { logits, acts } = forward(params, x);
       const layers = params.length / 2;
