@@ -407,10 +407,11 @@ ${timed.map((x) => x.torchInfo.sgemmGflops.toFixed(0)).join(', ')} GFLOP/s (**${
 ${timed.length ? `The ${rows[0]?.backend} step's share of that peak, per round (its GFLOP/s over the peak measured in the same round):
 ${peakShares(timed)}. Target: >= 50%.` : ''} Targets: wasm ratio >= 0.15; native ratio >= 0.9.
 
-On native the Gaussian batches are drawn in the addon (every run's stream on its threads, equal
-to the bit to the JavaScript streams) and the step is one fused call (\`DEEP_LINEAR_STEP\`, a
-replica at a time in cache); the moments of g, grad L and g - grad L come from one read of g and
-grad L (\`RUN_BLOCK_MOMENTS\`). \`SGD_LAB_FUSED_STEP=0\` runs the composed TensorFlow.js ops instead.
+On native the Gaussian batches are drawn in the addon, 8 runs' streams at a time in SIMD lanes
+(equal to the bit to the JavaScript streams), and the step is one fused call (\`DEEP_LINEAR_STEP\`,
+a replica at a time in cache) that also computes the run-block moments of g, grad L and g - grad L,
+each run block's right after its replicas. \`SGD_LAB_FUSED_STEP=0\` runs the composed TensorFlow.js
+ops instead (with the moments as a separate kernel, \`RUN_BLOCK_MOMENTS\`).
 
 Where the ${profiled} step spends its time (V8 CPU profile of 13 steps, self time; addon calls are
 inside the kernel functions of kernels.js):
@@ -492,21 +493,33 @@ async function benchMnist(sections) {
     say(`  ${backend}: ${fmt(e2e[backend].seconds)}, peak RSS ${e2e[backend].maxRssMiB.toFixed(0)} MiB, exit ${e2e[backend].code}`);
   }
   const torchSec = timed.length ? median(timed.map((x) => x.torch)) : undefined;
-  const line = (name, sec) => `| ${name} | ${fmt(sec)} | ${(b / sec).toFixed(0)} | ${torchSec ? (torchSec / sec).toFixed(2) : '-'} |`;
+  // The products of forward and backward (as for the paper size below), against the GEMM peak
+  // the PyTorch peer measured in the same round.
+  const cpuMacs = widths.slice(1).map((w, i) => widths[i] * w);
+  const cpuFlops = 2 * b * (2 * cpuMacs.reduce((s, x) => s + x, 0) + cpuMacs.slice(1).reduce((s, x) => s + x, 0)) * R;
+  const peaks = timed.map((x) => x.torchInfo.sgemmGflops).filter((x) => Number.isFinite(x));
+  const peakLine = peaks.length
+    ? `Machine float32 GEMM peak in each round (torch.mm 1024^3 on ${torch.threads} threads, measured by the PyTorch peer): ${peaks.map((x) => x.toFixed(0)).join(', ')} GFLOP/s. Share of it per round, sgd-lab ${rows[0]?.backend}: ${timed.map((x) => `${((100 * cpuFlops) / x.ours / 1e9 / x.torchInfo.sgemmGflops).toFixed(0)}%`).join(', ')}; PyTorch: ${timed.map((x) => `${((100 * cpuFlops) / x.torch / 1e9 / x.torchInfo.sgemmGflops).toFixed(0)}%`).join(', ')}.`
+    : '';
+  const line = (name, sec) => `| ${name} | ${fmt(sec)} | ${(b / sec).toFixed(0)} | ${(cpuFlops / sec / 1e9).toFixed(1)} | ${torchSec ? (torchSec / sec).toFixed(2) : '-'} |`;
   const table = [...rows.map((r) => line(r.name, r.sec)), ...(torchSec ? [line(`PyTorch ${torch.torch} CPU, bmm/baddbmm, ${torch.threads} threads`, torchSec)] : [])].join('\n');
   const e2eTable = e2eRows(e2e);
   const speedup = e2e.native && e2e.wasm ? e2e.wasm.seconds / e2e.native.seconds : undefined;
   sections.push(`## mnist-mlp (cpu preset step: R = ${R} replicas, b = ${b}, widths ${widths.join('-')})
 
 One step = the epoch-shuffled batch of every replica, forward and hand-written backward of the
-MLP, the across-run moments of all six gradient blocks, and the SGD update.
+MLP, the across-run moments of all six gradient blocks, and the SGD update: ${(cpuFlops / R / 1e6).toFixed(0)} MFLOP of products
+per replica-step. On native the forward and backward passes are one call (\`MLP_STEP\`), a replica
+at a time on each thread from its first product to its last weight gradient (\`SGD_LAB_FUSED_STEP=0\`:
+the composed kernels, each split over the threads).
 
-| code | time per step (median) | samples/s per replica | ratio to PyTorch |
-|---|---|---|---|
+| code | time per step (median) | samples/s per replica | GFLOP/s | ratio to PyTorch |
+|---|---|---|---|---|
 ${table}
 
 ${timed.length ? `sgd-lab ${rows[0]?.backend} and PyTorch ran alternately, ${timed.length} rounds of 60 steps each (medians of the
 round medians above); ratio per round: ${roundRatios(timed)}. Target: native ratio >= 1.3.
+${peakLine}
 ` : ''}
 ${paperRows ? `The paper's replica step (widths ${paperWidths.join('-')}, R = ${paperR}, b = ${b}; ${(paperFlops / paperR / 1e6).toFixed(0)} MFLOP per replica-step, the
 products of forward and backward):

@@ -70,7 +70,8 @@ Napi::Value MlpStep(const Napi::CallbackInfo& info) {
   const int nparts = threads > 1 && flops * runs > 2e6 ? threads : 1;
   const std::function<void(int)> job = [&](int part) {
     std::vector<float> acts(static_cast<size_t>(aOff[L])), d0(static_cast<size_t>(b * widest)), d1(static_cast<size_t>(b * widest));
-    std::vector<double> colSum(static_cast<size_t>(widest));
+    std::vector<double> colSum(static_cast<size_t>(widest)), expRow(static_cast<size_t>(o));
+    double* e = expRow.data();
     for (int64_t r = runs * part / nparts; r < runs * (part + 1) / nparts; ++r) {
       // Forward.
       const float* in = px + r * b * p;
@@ -99,13 +100,15 @@ Napi::Value MlpStep(const Napi::CallbackInfo& info) {
         float top = l[0];
         for (int64_t j = 1; j < o; ++j) top = std::max(top, l[j]);
         double sum = 0;
-        for (int64_t j = 0; j < o; ++j) sum += std::exp(static_cast<double>(l[j] - top));
+        for (int64_t j = 0; j < o; ++j) {
+          e[j] = std::exp(static_cast<double>(l[j] - top));
+          sum += e[j];
+        }
         const double logSum = std::log(sum);
         double ce = 0;
         for (int64_t j = 0; j < o; ++j) {
-          const double shifted = static_cast<double>(l[j] - top);
-          ce -= static_cast<double>(yr[i * o + j]) * (shifted - logSum);
-          const float prob = static_cast<float>(std::exp(shifted) / sum);
+          ce -= static_cast<double>(yr[i * o + j]) * (static_cast<double>(l[j] - top) - logSum);
+          const float prob = static_cast<float>(e[j] / sum);
           d[i * o + j] = (prob - yr[i * o + j]) / bf;
         }
         total += ce;
