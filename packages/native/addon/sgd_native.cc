@@ -942,36 +942,12 @@ int64_t MomentTileWidth(int64_t rowsPerBlock, bool hasY) {
   return std::max<int64_t>(64, std::min<int64_t>(4096, (32768 / (rowsPerBlock * (hasY ? 2 : 1))) & ~int64_t(7)));
 }
 
-// runBlockMoments(x, y, devOut, sqOut, runs, cols, block, mode): the across-run moments of a
-// [runs, cols] block by run blocks of `block` consecutive runs (the last may be shorter).
-// mode 0: of x (y is ignored); mode 1: of the float32 difference x - y, never materialised;
-// mode 2: of x, of y and of x - y together, from one read of x and y (devOut holds 3 runs values,
-// sqOut 3 block values, in that order). For run block k with mean m_k (double sums rounded to
-// float32): dev[r] = sum_j (v[r, j] - m_k[j])^2 for its runs r and sq[k] = sum_j m_k[j]^2, in
-// double. Threads take column tiles small enough that a run block's rows stay in cache between
-// the two passes.
-Napi::Value RunBlockMoments(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (info.Length() != 8) throw Napi::TypeError::New(env, "runBlockMoments takes 8 arguments");
-  Napi::Float32Array x = F32(info, 0, "x");
-  const int64_t mode = Int(info, 7, "mode");
-  if (mode > 2) throw Napi::RangeError::New(env, "mode must be 0, 1 or 2");
+// The run-block moments of a [runs, cols] block (and y's, mode as in runBlockMoments) into pd
+// (outs x runs) and pq (outs x blocks), column tiles split over the pool's threads.
+void BlockMoments(const float* px, const float* py, int64_t mode, int64_t runs, int64_t cols, int64_t block, float* pd, float* pq) {
   const bool hasY = mode > 0;
-  Napi::Float32Array y = hasY ? F32(info, 1, "y") : Napi::Float32Array();
-  Napi::Float32Array dev = F32(info, 2, "devOut"), sq = F32(info, 3, "sqOut");
-  const int64_t runs = Int(info, 4, "runs"), cols = Int(info, 5, "cols"), block = Int(info, 6, "block");
-  if (block == 0) throw Napi::RangeError::New(env, "block must be >= 1");
-  const int64_t nBlocks = (runs + block - 1) / block;
   const int64_t outs = mode == 2 ? 3 : 1;
-  if (static_cast<int64_t>(x.ElementLength()) < runs * cols) throw Napi::RangeError::New(env, "x is too short");
-  if (hasY && static_cast<int64_t>(y.ElementLength()) < runs * cols) throw Napi::RangeError::New(env, "y is too short");
-  if (static_cast<int64_t>(dev.ElementLength()) < outs * runs) throw Napi::RangeError::New(env, "devOut is too short");
-  if (static_cast<int64_t>(sq.ElementLength()) < outs * nBlocks) throw Napi::RangeError::New(env, "sqOut is too short");
-  if (runs == 0) return env.Undefined();
-  const float* px = x.Data();
-  const float* py = hasY ? y.Data() : nullptr;
-  float* pd = dev.Data();
-  float* pq = sq.Data();
+  const int64_t nBlocks = (runs + block - 1) / block;
   const int64_t rowsPerBlock = std::min(block, runs);
   const int64_t width = MomentTileWidth(rowsPerBlock, hasY);
   const int64_t tiles = (cols + width - 1) / width;
@@ -1005,6 +981,35 @@ Napi::Value RunBlockMoments(const Napi::CallbackInfo& info) {
     for (int p = 0; p < parts; ++p) t += sqAcc[p * outs * nBlocks + i];
     pq[i] = static_cast<float>(t);
   }
+}
+
+// runBlockMoments(x, y, devOut, sqOut, runs, cols, block, mode): the across-run moments of a
+// [runs, cols] block by run blocks of `block` consecutive runs (the last may be shorter).
+// mode 0: of x (y is ignored); mode 1: of the float32 difference x - y, never materialised;
+// mode 2: of x, of y and of x - y together, from one read of x and y (devOut holds 3 runs values,
+// sqOut 3 block values, in that order). For run block k with mean m_k (double sums rounded to
+// float32): dev[r] = sum_j (v[r, j] - m_k[j])^2 for its runs r and sq[k] = sum_j m_k[j]^2, in
+// double. Threads take column tiles small enough that a run block's rows stay in cache between
+// the two passes.
+Napi::Value RunBlockMoments(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 8) throw Napi::TypeError::New(env, "runBlockMoments takes 8 arguments");
+  Napi::Float32Array x = F32(info, 0, "x");
+  const int64_t mode = Int(info, 7, "mode");
+  if (mode > 2) throw Napi::RangeError::New(env, "mode must be 0, 1 or 2");
+  const bool hasY = mode > 0;
+  Napi::Float32Array y = hasY ? F32(info, 1, "y") : Napi::Float32Array();
+  Napi::Float32Array dev = F32(info, 2, "devOut"), sq = F32(info, 3, "sqOut");
+  const int64_t runs = Int(info, 4, "runs"), cols = Int(info, 5, "cols"), block = Int(info, 6, "block");
+  if (block == 0) throw Napi::RangeError::New(env, "block must be >= 1");
+  const int64_t nBlocks = (runs + block - 1) / block;
+  const int64_t outs = mode == 2 ? 3 : 1;
+  if (static_cast<int64_t>(x.ElementLength()) < runs * cols) throw Napi::RangeError::New(env, "x is too short");
+  if (hasY && static_cast<int64_t>(y.ElementLength()) < runs * cols) throw Napi::RangeError::New(env, "y is too short");
+  if (static_cast<int64_t>(dev.ElementLength()) < outs * runs) throw Napi::RangeError::New(env, "devOut is too short");
+  if (static_cast<int64_t>(sq.ElementLength()) < outs * nBlocks) throw Napi::RangeError::New(env, "sqOut is too short");
+  if (runs == 0) return env.Undefined();
+  BlockMoments(x.Data(), hasY ? y.Data() : nullptr, mode, runs, cols, block, dev.Data(), sq.Data());
   return env.Undefined();
 }
 
@@ -1084,16 +1089,19 @@ Napi::Value DeepLinearStep(const Napi::CallbackInfo& info) {
   for (size_t k = 0; k < d; ++k) flops += 2.0 * widths[k + 1] * widths[k] * p * (wantFull ? 3 : 2);
   // Replicas (whole run blocks with the moments) split over the pool's threads when the work pays
   // for waking them.
-  const int64_t units = withMoments ? nBlocks : runs;
+  // Whole run blocks per thread only when there are enough of them to keep every thread busy;
+  // else the replicas split as without the moments, and the moments follow in a second pass.
+  const bool fuseMoments = withMoments && nBlocks >= std::min<int64_t>(g_threads, runs);
+  const int64_t units = fuseMoments ? nBlocks : runs;
   const int threads = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(g_threads, units)));
   const int nparts = threads > 1 && flops * runs > 2e6 ? threads : 1;
   // The moments' double sums: a run's and a run block's entries are written by one thread only.
-  std::vector<double> devAcc(withMoments ? static_cast<size_t>(3 * runs * d) : 0, 0.0), sqAcc(withMoments ? static_cast<size_t>(3 * nBlocks * d) : 0, 0.0);
+  std::vector<double> devAcc(fuseMoments ? static_cast<size_t>(3 * runs * d) : 0, 0.0), sqAcc(fuseMoments ? static_cast<size_t>(3 * nBlocks * d) : 0, 0.0);
   const std::function<void(int)> job = [&](int part) {
     std::vector<float> S(static_cast<size_t>(p * p)), Q(static_cast<size_t>(qOff[d])), H(static_cast<size_t>(widest * hw)), H2(static_cast<size_t>(widest * hw));
     const int64_t u0 = units * part / nparts, u1 = units * (part + 1) / nparts;
-    const int64_t rBegin = withMoments ? u0 * block : u0, rEnd = withMoments ? std::min(runs, u1 * block) : u1;
-    const int64_t width = withMoments ? MomentTileWidth(std::min(block, runs), true) : 0;
+    const int64_t rBegin = fuseMoments ? u0 * block : u0, rEnd = fuseMoments ? std::min(runs, u1 * block) : u1;
+    const int64_t width = fuseMoments ? MomentTileWidth(std::min(block, runs), true) : 0;
     std::vector<double> sum(static_cast<size_t>(3 * width)), mean(static_cast<size_t>(3 * width));
     for (int64_t r = rBegin; r < rEnd; ++r) {
       // S = X^T X / b (the division as the composed program does it).
@@ -1141,7 +1149,7 @@ Napi::Value DeepLinearStep(const Napi::CallbackInfo& info) {
         std::swap(h, spare);
       }
       // A run block complete: its moments, layer by layer, tile by tile.
-      if (withMoments && ((r + 1) % block == 0 || r + 1 == runs)) {
+      if (fuseMoments && ((r + 1) % block == 0 || r + 1 == runs)) {
         const int64_t k = r / block, r0 = k * block, n = r + 1 - r0;
         for (size_t layer = 0; layer < d; ++layer) {
           const int64_t cols = widths[layer + 1] * widths[layer];
@@ -1154,11 +1162,14 @@ Napi::Value DeepLinearStep(const Napi::CallbackInfo& info) {
   };
   if (nparts > 1) ThePool().Run(nparts, job);
   else job(0);
-  if (withMoments) {
+  if (fuseMoments) {
     float* pd = devOut.Data();
     float* pq = sqOut.Data();
     for (size_t i = 0; i < devAcc.size(); ++i) pd[i] = static_cast<float>(devAcc[i]);
     for (size_t i = 0; i < sqAcc.size(); ++i) pq[i] = static_cast<float>(sqAcc[i]);
+  } else if (withMoments) {
+    for (size_t k = 0; k < d; ++k)
+      BlockMoments(G[k], F[k], 2, runs, widths[k + 1] * widths[k], block, devOut.Data() + 3 * runs * k, sqOut.Data() + 3 * nBlocks * k);
   }
   return env.Undefined();
 }
