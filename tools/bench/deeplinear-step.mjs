@@ -36,7 +36,8 @@ const total = Number(stepsArg) + Number(warmArg);
 for (let t = 0; t < total; t++) {
   const t0 = performance.now();
   const batch = sampler.next(t);
-  await engine.gradients(state, [{ data: batch.x, shape: [b, widths[0]] }], true);
+  // As a study runs it: the loop tells the gradient pass the plain SGD step that follows.
+  await engine.gradients(state, [{ data: batch.x, shape: [b, widths[0]] }], true, process.env.SGD_LAB_SGD_IN_PASS === "0" ? undefined : { sgd: 1e-3 });
   await engine.losses(state);
   engine.sgd(state, 1e-3);
   if (t >= Number(warmArg)) seconds.push((performance.now() - t0) / 1000);

@@ -6,22 +6,6 @@
 //
 // Included by sgd_native.cc inside its anonymous namespace, after Gemm, Parallel, F32 and Int.
 
-// The Float32Arrays of a JavaScript array, one per layer, each of at least sizes[k] floats.
-std::vector<float*> LayerArrays(const Napi::CallbackInfo& info, size_t i, const char* name, const std::vector<int64_t>& sizes) {
-  Napi::Env env = info.Env();
-  if (!info[i].IsArray() || info[i].As<Napi::Array>().Length() != sizes.size())
-    throw Napi::TypeError::New(env, std::string(name) + " must be an array of " + std::to_string(sizes.size()) + " Float32Arrays");
-  Napi::Array arr = info[i].As<Napi::Array>();
-  std::vector<float*> out(sizes.size());
-  for (size_t k = 0; k < sizes.size(); ++k) {
-    Napi::Value v = arr.Get(static_cast<uint32_t>(k));
-    if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) throw Napi::TypeError::New(env, std::string(name) + " must hold Float32Arrays");
-    if (static_cast<int64_t>(v.As<Napi::Float32Array>().ElementLength()) < sizes[k]) throw Napi::RangeError::New(env, std::string(name) + "[" + std::to_string(k) + "] is too short");
-    out[k] = v.As<Napi::Float32Array>().Data();
-  }
-  return out;
-}
-
 // mlpStep(x, y, weights[], biases[], widths[], b, gradW[], gradB[], lossOut): for every replica r
 // (lossOut's length R) of the MLP widths[0] -> ... -> widths[L], ReLU between the layers:
 //   A_0 = x_r [b, w_0], A_{k+1} = relu(A_k W_k + b_k) (no ReLU on the last: the logits),

@@ -778,6 +778,22 @@ HOT void ColumnSums(const float* __restrict x, int64_t stride, int64_t rows, int
   }
 }
 
+// The Float32Arrays of a JavaScript array, one per layer, each of at least sizes[k] floats.
+std::vector<float*> LayerArrays(const Napi::CallbackInfo& info, size_t i, const char* name, const std::vector<int64_t>& sizes) {
+  Napi::Env env = info.Env();
+  if (!info[i].IsArray() || info[i].As<Napi::Array>().Length() != sizes.size())
+    throw Napi::TypeError::New(env, std::string(name) + " must be an array of " + std::to_string(sizes.size()) + " Float32Arrays");
+  Napi::Array arr = info[i].As<Napi::Array>();
+  std::vector<float*> out(sizes.size());
+  for (size_t k = 0; k < sizes.size(); ++k) {
+    Napi::Value v = arr.Get(static_cast<uint32_t>(k));
+    if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) throw Napi::TypeError::New(env, std::string(name) + " must hold Float32Arrays");
+    if (static_cast<int64_t>(v.As<Napi::Float32Array>().ElementLength()) < sizes[k]) throw Napi::RangeError::New(env, std::string(name) + "[" + std::to_string(k) + "] is too short");
+    out[k] = v.As<Napi::Float32Array>().Data();
+  }
+  return out;
+}
+
 // runMoments(x, meanOut, devOut, runs, cols): the across-run moments of a [runs, cols] block in
 // one read of x: meanOut[j] = mean_r x[r, j] (double sum, rounded to float32 like the Mean kernel)
 // and devOut[r] = sum_j (x[r, j] - meanOut[j])^2 (double). Threads take column blocks small enough
@@ -1027,11 +1043,18 @@ Napi::Value RunBlockMoments(const Napi::CallbackInfo& info) {
 // after its replicas, while their gradients are still in cache (threads take whole run blocks):
 // layer k's at devOut[3 R k ..] (g, grad L, g - grad L: R values each) and sqOut[3 B k ..] (B
 // run blocks, 3 B values).
+// With the moments and (lr, next[]) as well, the SGD step too: next[k] = weights[k] - lr grads[k]
+// (as axpy computes it, w + (-lr) g in float32), each run block's right after its moments. The
+// gradients then never leave the threads' scratch (grads and full may be null): a run block of
+// them per thread, or all of them when the replicas split.
 Napi::Value DeepLinearStep(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() != 8 && info.Length() != 11) throw Napi::TypeError::New(env, "deepLinearStep takes 8 arguments, or 11 with the moments");
+  if (info.Length() != 8 && info.Length() != 11 && info.Length() != 13)
+    throw Napi::TypeError::New(env, "deepLinearStep takes 8 arguments, 11 with the moments or 13 with the moments and the SGD step");
   Napi::Float32Array x = F32(info, 0, "x"), teacher = F32(info, 1, "teacher");
-  if (!info[2].IsArray() || !info[5].IsArray()) throw Napi::TypeError::New(env, "weights and grads must be arrays of Float32Arrays");
+  const bool withStep = info.Length() == 13;
+  const bool gradsGiven = !withStep || (!info[5].IsNull() && !info[5].IsUndefined());
+  if (!info[2].IsArray() || (gradsGiven && !info[5].IsArray())) throw Napi::TypeError::New(env, "weights and grads must be arrays of Float32Arrays");
   const std::vector<int64_t> widths = Ints(info, 3, "widths");
   const int64_t b = Int(info, 4, "b");
   const size_t d = widths.size() - 1;
@@ -1039,16 +1062,22 @@ Napi::Value DeepLinearStep(const Napi::CallbackInfo& info) {
   for (int64_t w : widths)
     if (w <= 0 || w > INT32_MAX) throw Napi::RangeError::New(env, "widths must be positive");
   if (b == 0) throw Napi::RangeError::New(env, "b must be >= 1");
-  const bool wantFull = !info[6].IsNull() && !info[6].IsUndefined();
-  Napi::Array wArr = info[2].As<Napi::Array>(), gArr = info[5].As<Napi::Array>();
-  if (wArr.Length() != d || gArr.Length() != d || (wantFull && (!info[6].IsArray() || info[6].As<Napi::Array>().Length() != d)))
+  const bool fullGiven = !info[6].IsNull() && !info[6].IsUndefined();
+  // With the SGD step the full gradients are always computed (the moments need them), given or not.
+  const bool wantFull = fullGiven || withStep;
+  Napi::Array wArr = info[2].As<Napi::Array>();
+  Napi::Array gArr = gradsGiven ? info[5].As<Napi::Array>() : Napi::Array();
+  if (wArr.Length() != d || (gradsGiven && gArr.Length() != d) || (fullGiven && (!info[6].IsArray() || info[6].As<Napi::Array>().Length() != d)))
     throw Napi::RangeError::New(env, "weights, grads (and full) need one array per layer");
   Napi::Float32Array loss = F32(info, 7, "lossOut");
   const int64_t p = widths[0], o = widths[d];
   const int64_t runs = static_cast<int64_t>(loss.ElementLength());
-  const bool withMoments = info.Length() == 11;
+  const bool withMoments = info.Length() >= 11;
   const int64_t block = withMoments ? Int(info, 8, "runBlock") : 0;
   if (withMoments && !wantFull) throw Napi::TypeError::New(env, "the moments need full");
+  if (withStep && !info[11].IsNumber()) throw Napi::TypeError::New(env, "lr must be a number");
+  const float alpha = withStep ? -info[11].As<Napi::Number>().FloatValue() : 0.0f;
+  if (withStep && !info[12].IsArray()) throw Napi::TypeError::New(env, "next must be an array of Float32Arrays");
   if (withMoments && block == 0) throw Napi::RangeError::New(env, "runBlock must be >= 1");
   const int64_t nBlocks = withMoments ? (runs + block - 1) / block : 0;
   Napi::Float32Array devOut = withMoments ? F32(info, 9, "devOut") : Napi::Float32Array();
@@ -1057,18 +1086,20 @@ Napi::Value DeepLinearStep(const Napi::CallbackInfo& info) {
   if (withMoments && static_cast<int64_t>(sqOut.ElementLength()) < 3 * nBlocks * static_cast<int64_t>(d)) throw Napi::RangeError::New(env, "sqOut is too short");
   if (static_cast<int64_t>(x.ElementLength()) < runs * b * p) throw Napi::RangeError::New(env, "x is too short");
   if (static_cast<int64_t>(teacher.ElementLength()) < o * p) throw Napi::RangeError::New(env, "teacher is too short");
-  std::vector<const float*> W(d);
-  std::vector<float*> G(d), F(d, nullptr);
+  std::vector<int64_t> wSize(d);
+  for (size_t k = 0; k < d; ++k) wSize[k] = runs * widths[k + 1] * widths[k];
+  const std::vector<float*> W = LayerArrays(info, 2, "weights", wSize);
+  const std::vector<float*> N = withStep ? LayerArrays(info, 12, "next", wSize) : std::vector<float*>();
+  std::vector<float*> G(d, nullptr), F(d, nullptr);
   for (size_t k = 0; k < d; ++k) {
-    const int64_t size = runs * widths[k + 1] * widths[k];
-    Napi::Value wv = wArr.Get(static_cast<uint32_t>(k)), gv = gArr.Get(static_cast<uint32_t>(k));
-    if (!wv.IsTypedArray() || wv.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array || !gv.IsTypedArray() || gv.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
-      throw Napi::TypeError::New(env, "weights and grads must hold Float32Arrays");
-    if (static_cast<int64_t>(wv.As<Napi::Float32Array>().ElementLength()) < size) throw Napi::RangeError::New(env, "weights[" + std::to_string(k) + "] is too short");
-    if (static_cast<int64_t>(gv.As<Napi::Float32Array>().ElementLength()) < size) throw Napi::RangeError::New(env, "grads[" + std::to_string(k) + "] is too short");
-    W[k] = wv.As<Napi::Float32Array>().Data();
-    G[k] = gv.As<Napi::Float32Array>().Data();
-    if (wantFull) {
+    const int64_t size = wSize[k];
+    if (gradsGiven) {
+      Napi::Value gv = gArr.Get(static_cast<uint32_t>(k));
+      if (!gv.IsTypedArray() || gv.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) throw Napi::TypeError::New(env, "grads must hold Float32Arrays");
+      if (static_cast<int64_t>(gv.As<Napi::Float32Array>().ElementLength()) < size) throw Napi::RangeError::New(env, "grads[" + std::to_string(k) + "] is too short");
+      G[k] = gv.As<Napi::Float32Array>().Data();
+    }
+    if (fullGiven) {
       Napi::Value fv = info[6].As<Napi::Array>().Get(static_cast<uint32_t>(k));
       if (!fv.IsTypedArray() || fv.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) throw Napi::TypeError::New(env, "full must hold Float32Arrays");
       if (static_cast<int64_t>(fv.As<Napi::Float32Array>().ElementLength()) < size) throw Napi::RangeError::New(env, "full[" + std::to_string(k) + "] is too short");
@@ -1097,8 +1128,33 @@ Napi::Value DeepLinearStep(const Napi::CallbackInfo& info) {
   const int nparts = threads > 1 && flops * runs > 2e6 ? threads : 1;
   // The moments' double sums: a run's and a run block's entries are written by one thread only.
   std::vector<double> devAcc(fuseMoments ? static_cast<size_t>(3 * runs * d) : 0, 0.0), sqAcc(fuseMoments ? static_cast<size_t>(3 * nBlocks * d) : 0, 0.0);
+  // Gradients nobody asked to keep (the SGD step without grads or full) live in scratch: with the
+  // moments fused, one run block of them per thread (layer k's at block * sum of the sizes before
+  // it, run r0 + i at i sizes in); else all runs, for the second pass.
+  std::vector<int64_t> sz(d), lOff(d + 1, 0);
+  for (size_t k = 0; k < d; ++k) {
+    sz[k] = widths[k + 1] * widths[k];
+    lOff[k + 1] = lOff[k] + std::min(block, runs) * sz[k];
+  }
+  const bool localG = withStep && !gradsGiven && fuseMoments, localF = withStep && !fullGiven && fuseMoments;
+  static std::vector<float> spare;  // this runs on the JavaScript thread only
+  if (withStep && !fuseMoments && (!gradsGiven || !fullGiven)) {
+    const int64_t all = lOff[d] / std::min(block, runs) * runs;
+    spare.resize(static_cast<size_t>(2 * all));
+    for (size_t k = 0, off = 0; k < d; off += static_cast<size_t>(wSize[k]), ++k) {
+      if (!gradsGiven) G[k] = spare.data() + off;
+      if (!fullGiven) F[k] = spare.data() + all + off;
+    }
+  }
   const std::function<void(int)> job = [&](int part) {
     std::vector<float> S(static_cast<size_t>(p * p)), Q(static_cast<size_t>(qOff[d])), H(static_cast<size_t>(widest * hw)), H2(static_cast<size_t>(widest * hw));
+    // Kept per thread between calls: a fresh one would be mapped and faulted in at every step.
+    thread_local std::vector<float> blockG, blockF;
+    if (localG && blockG.size() < static_cast<size_t>(lOff[d])) blockG.resize(static_cast<size_t>(lOff[d]));
+    if (localF && blockF.size() < static_cast<size_t>(lOff[d])) blockF.resize(static_cast<size_t>(lOff[d]));
+    // Layer k's gradients of run r: in the caller's (or the spare) arrays, or in this thread's run block.
+    const auto gAt = [&](size_t k, int64_t r) { return localG ? blockG.data() + lOff[k] + (r % block) * sz[k] : G[k] + r * sz[k]; };
+    const auto fAt = [&](size_t k, int64_t r) { return localF ? blockF.data() + lOff[k] + (r % block) * sz[k] : F[k] + r * sz[k]; };
     const int64_t u0 = units * part / nparts, u1 = units * (part + 1) / nparts;
     const int64_t rBegin = fuseMoments ? u0 * block : u0, rEnd = fuseMoments ? std::min(runs, u1 * block) : u1;
     const int64_t width = fuseMoments ? MomentTileWidth(std::min(block, runs), true) : 0;
@@ -1131,8 +1187,8 @@ Napi::Value DeepLinearStep(const Napi::CallbackInfo& info) {
       float* spare = H2.data();
       for (size_t kk = d; kk-- > 0;) {
         const int64_t out = widths[kk + 1], in = widths[kk];
-        float* g = G[kk] + r * out * in;
-        float* f = wantFull ? F[kk] + r * out * in : nullptr;
+        float* g = gAt(kk, r);
+        float* f = wantFull ? fAt(kk, r) : nullptr;
         if (kk == 0) {
           // grad_1 = H's halves (in = p).
           for (int64_t i = 0; i < out; ++i) {
@@ -1152,10 +1208,18 @@ Napi::Value DeepLinearStep(const Napi::CallbackInfo& info) {
       if (fuseMoments && ((r + 1) % block == 0 || r + 1 == runs)) {
         const int64_t k = r / block, r0 = k * block, n = r + 1 - r0;
         for (size_t layer = 0; layer < d; ++layer) {
-          const int64_t cols = widths[layer + 1] * widths[layer];
+          const int64_t cols = sz[layer];
+          // The run block's rows start at gAt(layer, r0); TileMoments indexes its runs from there.
           for (int64_t j0 = 0; j0 < cols; j0 += width)
-            TileMoments(G[layer], F[layer], 2, cols, j0, std::min(width, cols - j0), r0, n, width, sum.data(), mean.data(), devAcc.data() + 3 * runs * layer, runs,
+            TileMoments(gAt(layer, r0), fAt(layer, r0), 2, cols, j0, std::min(width, cols - j0), 0, n, width, sum.data(), mean.data(), devAcc.data() + 3 * runs * layer + r0, runs,
                         sqAcc.data() + 3 * nBlocks * layer + k, nBlocks);
+          // Then the SGD step of the run block's replicas, while their gradients are in cache.
+          for (int64_t rr = r0; withStep && rr <= r; ++rr) {
+            const float* __restrict w = W[layer] + rr * cols;
+            const float* __restrict g = gAt(layer, rr);
+            float* __restrict nx = N[layer] + rr * cols;
+            for (int64_t i = 0; i < cols; ++i) nx[i] = w[i] + alpha * g[i];
+          }
         }
       }
     }
@@ -1168,8 +1232,19 @@ Napi::Value DeepLinearStep(const Napi::CallbackInfo& info) {
     for (size_t i = 0; i < devAcc.size(); ++i) pd[i] = static_cast<float>(devAcc[i]);
     for (size_t i = 0; i < sqAcc.size(); ++i) pq[i] = static_cast<float>(sqAcc[i]);
   } else if (withMoments) {
-    for (size_t k = 0; k < d; ++k)
-      BlockMoments(G[k], F[k], 2, runs, widths[k + 1] * widths[k], block, devOut.Data() + 3 * runs * k, sqOut.Data() + 3 * nBlocks * k);
+    for (size_t k = 0; k < d; ++k) {
+      BlockMoments(G[k], F[k], 2, runs, sz[k], block, devOut.Data() + 3 * runs * k, sqOut.Data() + 3 * nBlocks * k);
+      if (!withStep) continue;
+      const float* pw = W[k];
+      const float* pg = G[k];
+      float* pn = N[k];
+      Parallel(wSize[k], 3 * wSize[k], [&](int64_t i0, int64_t i1, int) {
+        const float* __restrict w = pw;
+        const float* __restrict g = pg;
+        float* __restrict nx = pn;
+        for (int64_t i = i0; i < i1; ++i) nx[i] = w[i] + alpha * g[i];
+      });
+    }
   }
   return env.Undefined();
 }

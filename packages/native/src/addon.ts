@@ -76,7 +76,9 @@ export interface NativeAddon {
    * gradients into grads[k], the full gradients into full[k] (null: none) and 1/2 ||W_d..W_1 - M||^2
    * into lossOut, a replica at a time on the addon's threads. With full and (runBlock, devOut,
    * sqOut): also runBlockMoments(grads[k], full[k], ..., runBlock, mode 2) of every layer k, at
-   * devOut[3 R k ..] and sqOut[3 B k ..] (B run blocks), each run block's right after it.
+   * devOut[3 R k ..] and sqOut[3 B k ..] (B run blocks), each run block's right after it. With
+   * (lr, next) as well: the SGD step next[k] = weights[k] - lr grads[k] (as axpy), each run block's
+   * after its moments; grads and full may then be null (the gradients stay in the addon's scratch).
    */
   deepLinearStep(x: Float32Array, teacher: Float32Array, weights: Float32Array[], widths: number[], b: number, grads: Float32Array[], full: Float32Array[] | null, lossOut: Float32Array): void;
   deepLinearStep(
@@ -91,6 +93,21 @@ export interface NativeAddon {
     runBlock: number,
     devOut: Float32Array,
     sqOut: Float32Array,
+  ): void;
+  deepLinearStep(
+    x: Float32Array,
+    teacher: Float32Array,
+    weights: Float32Array[],
+    widths: number[],
+    b: number,
+    grads: Float32Array[] | null,
+    full: Float32Array[] | null,
+    lossOut: Float32Array,
+    runBlock: number,
+    devOut: Float32Array,
+    sqOut: Float32Array,
+    lr: number,
+    next: Float32Array[],
   ): void;
   /**
    * The stochastic-gradient step of a stacked ReLU MLP with mean softmax cross-entropy for every

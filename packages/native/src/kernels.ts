@@ -84,7 +84,10 @@ export const RUN_BLOCK_MOMENTS = 'SgdLabRunBlockMoments';
  * attrs.runBlock, also the run-block moments of every layer k, as RUN_BLOCK_MOMENTS of (grad_k,
  * full_k) with `all` gives them, appended after the loss: six outputs per layer (g's deviations
  * [C] and mean squares [blocks], then full's, then the difference's), computed right after each
- * run block while its gradients are in cache. Native only.
+ * run block while its gradients are in cache. With wantFull, runBlock and attrs.sgd (a learning
+ * rate), also the SGD step: the outputs are then [next_0 .. next_(d-1), loss, moments], next_k =
+ * w_k - sgd grad_k exactly as AXPY computes it, and the gradients never leave the addon's scratch.
+ * Native only.
  */
 export const DEEP_LINEAR_STEP = 'SgdLabDeepLinearStep';
 /**
@@ -386,7 +389,7 @@ export function nativeKernels(addon: NativeAddon): KernelConfig[] {
 
   const deepLinearStep: KernelFunc = (args) => {
     const inputs = args.inputs as Record<string, TensorInfo>;
-    const { widths, wantFull, runBlock } = args.attrs as unknown as { widths: number[]; wantFull: boolean; runBlock?: number };
+    const { widths, wantFull, runBlock, sgd } = args.attrs as unknown as { widths: number[]; wantFull: boolean; runBlock?: number; sgd?: number };
     const backend = args.backend as MathBackendCPU;
     const d = widths.length - 1;
     const { x, teacher } = inputs;
@@ -404,16 +407,21 @@ export function nativeKernels(addon: NativeAddon): KernelConfig[] {
     });
     const withMoments = wantFull && runBlock !== undefined;
     if (withMoments && (!Number.isInteger(runBlock) || runBlock < 1)) throw new Error(`${DEEP_LINEAR_STEP}: runBlock must be a positive integer, got ${runBlock}`);
+    const withStep = sgd !== undefined;
+    if (withStep && (!withMoments || !Number.isFinite(sgd))) throw new Error(`${DEEP_LINEAR_STEP}: the SGD step needs wantFull, runBlock and a finite rate, got wantFull ${wantFull}, runBlock ${runBlock}, sgd ${sgd}`);
     count(DEEP_LINEAR_STEP, true);
-    const grads = weights.map((w) => alloc(backend, w.length));
-    const full = wantFull ? weights.map((w) => alloc(backend, w.length)) : null;
+    const next = withStep ? weights.map((w) => alloc(backend, w.length)) : null;
+    const grads = withStep ? null : weights.map((w) => alloc(backend, w.length));
+    const full = wantFull && !withStep ? weights.map((w) => alloc(backend, w.length)) : null;
     const loss = alloc(backend, runs);
     const blocks = withMoments ? Math.ceil(runs / runBlock) : 0;
     // One value per run and per run block: small, cut from one array per kind.
     const dev = new Float32Array(withMoments ? 3 * runs * d : 0);
     const sq = new Float32Array(3 * blocks * d);
-    if (withMoments) addon.deepLinearStep(values(backend, x), values(backend, teacher), weights, widths, b, grads, full!, loss, runBlock, dev, sq);
-    else addon.deepLinearStep(values(backend, x), values(backend, teacher), weights, widths, b, grads, full, loss);
+    const [xv, tv] = [values(backend, x), values(backend, teacher)];
+    if (withStep) addon.deepLinearStep(xv, tv, weights, widths, b, null, null, loss, runBlock!, dev, sq, sgd!, next!);
+    else if (withMoments) addon.deepLinearStep(xv, tv, weights, widths, b, grads!, full!, loss, runBlock, dev, sq);
+    else addon.deepLinearStep(xv, tv, weights, widths, b, grads!, full, loss);
     const shapeOf = (k: number) => [runs, widths[k + 1], widths[k]];
     const moments: TensorInfo[] = [];
     for (let i = 0; withMoments && i < 3 * d; i++) {
@@ -421,7 +429,7 @@ export function nativeKernels(addon: NativeAddon): KernelConfig[] {
       moments.push(backend.makeTensorInfo([blocks], 'float32', sq.slice(i * blocks, (i + 1) * blocks)));
     }
     return [
-      ...grads.map((g, k) => backend.makeTensorInfo(shapeOf(k), 'float32', g)),
+      ...(next ?? grads!).map((g, k) => backend.makeTensorInfo(shapeOf(k), 'float32', g)),
       ...(full ?? []).map((f, k) => backend.makeTensorInfo(shapeOf(k), 'float32', f)),
       backend.makeTensorInfo([runs], 'float32', loss),
       ...moments,

@@ -167,6 +167,19 @@ describe('the fused step on native (DEEP_LINEAR_STEP)', () => {
   });
 });
 
+/** The first index where two lists of arrays differ (bit for bit), or undefined (vitest's deep equality is slow on large arrays). */
+function firstDifference(a: readonly Float64Array[], b: readonly Float64Array[]): string | undefined {
+  if (a.length !== b.length) return `${a.length} arrays against ${b.length}`;
+  for (let r = 0; r < a.length; r++) {
+    if (a[r].length !== b[r].length) return `array ${r}: length ${a[r].length} against ${b[r].length}`;
+    if (!Buffer.from(a[r].buffer, a[r].byteOffset, a[r].byteLength).equals(Buffer.from(b[r].buffer, b[r].byteOffset, b[r].byteLength))) {
+      const i = a[r].findIndex((v, j) => !Object.is(v, b[r][j]));
+      return `array ${r}, element ${i}: ${a[r][i]} against ${b[r][i]}`;
+    }
+  }
+  return undefined;
+}
+
 /** Walks two reports side by side: every number within `rel` of the other's (relative to the larger). */
 function closeReports(a: unknown, b: unknown, rel: number, path = ''): void {
   if (typeof a === 'number' && typeof b === 'number') {
@@ -221,4 +234,64 @@ describe('the engine with the fused step on native', () => {
       await useBackend('wasm');
     }
   });
+
+  it.each([
+    // [widths, runs, b, runBlock]: one thread and several run blocks; the pool's threads taking
+    // whole run blocks; a single run block (the replicas split, the moments in a second pass).
+    [[5, 7, 6, 4], 11, 3, 4],
+    [[64, 128, 64], 32, 16, 8],
+    [[64, 128, 64], 32, 16, 32],
+  ] as [number[], number, number, number][])(
+    'takes the SGD step in the gradient pass when told its rate: the parameters and moments of the step after it, bit for bit (widths %j, R = %i, b = %i, run block %i)',
+    async (widths, runs, b, runBlock) => {
+      if (process.env.SGD_LAB_NATIVE === '0') return;
+      await useBackend('native');
+      try {
+        const p = widths[0];
+        const o = widths[widths.length - 1];
+        const rng = new RandomStream([9, 2, runs]);
+        const teacher = product(drawLayers(rng, widths, 1), widths);
+        const teacherT = tf.transpose(tf.tensor2d(Float32Array.from(teacher), [o, p])) as tf.Tensor2D;
+        const engine = new ReplicaEngine(deepLinearProgram(widths, teacherT), { strategy: 'stacked', chunkSize: runs, runBlock });
+        const theta0 = drawLayers(rng, widths, 1);
+        const batches = [0, 1, 2].map(() => Float32Array.from({ length: runs * b * p }, () => rng.nextNormal()));
+        const rates = [0.05, 0.02, 0.01];
+        const before = tf.memory().numTensors;
+        const run = (inPass: boolean) => {
+          const state = engine.replicate(theta0, runs);
+          const reports = [];
+          const params = [];
+          for (let t = 0; t < 3; t++) {
+            const at = engine.readParams(state) as Float64Array[];
+            reports.push(engine.gradients(state, [{ data: batches[t], shape: [b, p] }], true, inPass ? { sgd: rates[t] } : undefined));
+            // Until the optimizer's step the parameters are W_t.
+            expect(firstDifference(engine.readParams(state) as Float64Array[], at)).toBeUndefined();
+            if (inPass) expect(state.pending!.flat(2)).toHaveLength(0);
+            engine.sgd(state, rates[t]);
+            params.push(engine.readParams(state) as Float64Array[]);
+          }
+          engine.dispose(state);
+          return { reports, params };
+        };
+        const inPass = run(true);
+        const after = run(false);
+        expect(tf.memory().numTensors).toBe(before);
+        inPass.params.forEach((ps, t) => expect(firstDifference(ps, after.params[t]), `step ${t}`).toBeUndefined());
+        expect(inPass.reports).toEqual(after.reports);
+        // The replicas moved, and apart (their batches differ).
+        expect(firstDifference([inPass.params[2][0]], [inPass.params[2][1]])).toBeDefined();
+        expect(firstDifference([inPass.params[2][0]], [Float64Array.from(theta0, Math.fround)])).toBeDefined();
+        // A step taken in the pass is installed only with its own rate, and by SGD only.
+        const state = engine.replicate(theta0, runs);
+        engine.gradients(state, [{ data: batches[0], shape: [b, p] }], true, { sgd: 0.05 });
+        expect(() => engine.sgd(state, 0.1)).toThrow(/already took the SGD step with learning rate 0.05 .*sgd\(\) was called with 0.1/);
+        expect(() => engine.update(state, (w) => w)).toThrow(/an optimizer other than plain SGD must not pass `next`/);
+        engine.dispose(state);
+        expect(tf.memory().numTensors).toBe(before);
+        teacherT.dispose();
+      } finally {
+        await useBackend('wasm');
+      }
+    },
+  );
 });

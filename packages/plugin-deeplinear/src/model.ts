@@ -8,7 +8,7 @@
  * (W_d ... W_{k+1})^T Delta S_b (W_{k-1} ... W_1)^T, and the full gradient the same with I for S_b.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { PackedStreams, RandomStream, StreamPurpose, andThen, type MaybePromise, type GradientReport, type Model, type ParamBlock, type Sampler, type SamplerFactory, type ShardSpec } from '@sgd-lab/core';
+import { PackedStreams, RandomStream, StreamPurpose, andThen, type MaybePromise, type GradientReport, type Model, type NextStep, type ParamBlock, type Sampler, type SamplerFactory, type ShardSpec } from '@sgd-lab/core';
 import { DEEP_LINEAR_STEP, ReplicaEngine, matMulT, normalFill, sumSquaresLast2, type ReplicaProgram, type StepOutput, type TensorReplicaState } from '@sgd-lab/tensor';
 
 /** The mini-batches of all runs of a shard for one step: run r's [b, p] block at r*b*p. */
@@ -107,13 +107,19 @@ export function deepLinearProgram(widths: readonly number[], teacherT: tf.Tensor
       if (x.rank === 3 && fusedStep()) {
         // native, stacked: the whole step in one addon call (the same products, a replica at a
         // time in cache, E and Delta side by side in the backward products), and with the full
-        // gradients the engine's run-block moments too, each run block's right after it.
+        // gradients the engine's run-block moments too, each run block's right after it; told the
+        // SGD step that follows, that as well (the gradients then stay in the addon's scratch).
         const inputs: tf.NamedTensorMap = { x, teacher };
         params.forEach((w, k) => (inputs[`w${k}`] = w));
         const runBlock = wantFull ? context?.runBlock : undefined;
-        const out = tf.engine().runKernel(DEEP_LINEAR_STEP, inputs, { widths: [...widths], wantFull, ...(runBlock !== undefined ? { runBlock } : {}) }) as tf.Tensor[];
-        const nOut = wantFull ? 2 * d : d;
-        const result: StepOutput = { grads: out.slice(0, d), full: wantFull ? out.slice(d, 2 * d) : undefined, loss: out[nOut] };
+        const sgd = runBlock !== undefined ? context?.sgd : undefined;
+        const attrs = { widths: [...widths], wantFull, ...(runBlock !== undefined ? { runBlock } : {}), ...(sgd !== undefined ? { sgd } : {}) };
+        const out = tf.engine().runKernel(DEEP_LINEAR_STEP, inputs, attrs) as tf.Tensor[];
+        const nOut = sgd !== undefined ? d : wantFull ? 2 * d : d;
+        const result: StepOutput =
+          sgd !== undefined
+            ? { grads: [], next: out.slice(0, d), loss: out[nOut] }
+            : { grads: out.slice(0, d), full: wantFull ? out.slice(d, 2 * d) : undefined, loss: out[nOut] };
         if (runBlock !== undefined) {
           // Per layer: g's (deviations, mean squares), full's, the difference's.
           const of = (which: number) => Array.from({ length: d }, (_, k) => ({ deviations: out[nOut + 1 + 6 * k + 2 * which], meanSquares: out[nOut + 2 + 6 * k + 2 * which] }));
@@ -174,8 +180,8 @@ export class DeepLinearModel implements Model<TensorReplicaState, GaussianBatch>
     return this.engine.replicate(theta0, shard.runCount);
   }
 
-  gradients(state: TensorReplicaState, batch: GaussianBatch, wantFull: boolean): MaybePromise<GradientReport> {
-    return this.engine.gradients(state, [{ data: batch.x, shape: [batch.b, batch.p] }], wantFull);
+  gradients(state: TensorReplicaState, batch: GaussianBatch, wantFull: boolean, next?: NextStep): MaybePromise<GradientReport> {
+    return this.engine.gradients(state, [{ data: batch.x, shape: [batch.b, batch.p] }], wantFull, next);
   }
 
   scalars(state: TensorReplicaState): MaybePromise<Record<string, Float64Array>> {

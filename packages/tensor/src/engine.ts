@@ -11,9 +11,9 @@
  *   batched matMuls: one op per product, for backends with a real BatchMatMul kernel.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { blockStatsFromDeviations, chunkSizeFor, andThen, type BlockMoments, type GradientReport, type MaybePromise, type RunBlockStats } from '@sgd-lab/core';
+import { blockStatsFromDeviations, chunkSizeFor, andThen, type BlockMoments, type GradientReport, type MaybePromise, type NextStep, type RunBlockStats } from '@sgd-lab/core';
 import { AXPY, RUN_BLOCK_MOMENTS, RUN_MOMENTS, SQUARED_DEVIATION_SUM } from '@sgd-lab/native';
-import type { ReplicaInput, ReplicaProgram, StepOutput } from './program.js';
+import type { ReplicaInput, ReplicaProgram, RunBlockMoments, StepOutput } from './program.js';
 import { readAll, readModeFor, type ReadMode } from './reads.js';
 
 /** Whether the active backend registers a kernel (the fused ones exist on `native` only). */
@@ -37,6 +37,12 @@ export interface TensorReplicaState {
   chunks: ChunkState[];
   /** Gradients of the last step, per chunk, until the optimizer consumes them. */
   pending?: tf.Tensor[][][];
+  /**
+   * Per chunk, the parameters after the SGD step that the gradient pass already took (asked for
+   * by `gradients`' `next`), installed by `sgd` with that learning rate; undefined for a chunk
+   * whose program returned gradients instead.
+   */
+  prepared?: { lr: number; chunks: (tf.Tensor[] | undefined)[] };
   /** Per-run loss at the current parameters, when the last gradient pass computed it. */
   loss?: Float64Array;
   /** Run by `dispose`: optimizers free their per-state tensors (Adam's moments) here. */
@@ -106,7 +112,7 @@ export class ReplicaEngine {
    * in one go: synchronously where the backend can (a plain value), as one Promise where it
    * cannot (WebGPU: one asynchronous read per step).
    */
-  gradients(state: TensorReplicaState, inputs: readonly ReplicaInput[], wantFull: boolean): MaybePromise<GradientReport> {
+  gradients(state: TensorReplicaState, inputs: readonly ReplicaInput[], wantFull: boolean, next?: NextStep): MaybePromise<GradientReport> {
     this.releasePending(state);
     const slice = (start: number, count: number) =>
       inputs.map((inp) => {
@@ -117,13 +123,16 @@ export class ReplicaEngine {
     const nb = this.program.blocks.length;
     const outs: { g: Deviations; f?: Deviations; d?: Deviations; l: tf.Tensor }[] = [];
     state.pending = [];
+    const prepared: (tf.Tensor[] | undefined)[] = [];
+    // Stacked programs may take the SGD step in the same pass; per replica there is nothing to gain.
+    const sgd = state.strategy === 'stacked' && next?.sgd !== undefined && Number.isFinite(next.sgd) ? next.sgd : undefined;
     for (const chunk of state.chunks) {
-      let out!: { grads: tf.Tensor[][]; g: Deviations; f?: Deviations; d?: Deviations; l: tf.Tensor };
+      let out!: { grads: tf.Tensor[][]; next?: tf.Tensor[]; g: Deviations; f?: Deviations; d?: Deviations; l: tf.Tensor };
       // Everything made in the scope is freed at its end except what is kept explicitly.
       tf.tidy(() => {
         const results: StepOutput[] = [];
         if (state.strategy === 'stacked') {
-          results.push(this.program.step(chunk.params[0], slice(chunk.start, chunk.count), wantFull, { runBlock: this.options.runBlock }));
+          results.push(this.program.step(chunk.params[0], slice(chunk.start, chunk.count), wantFull, { runBlock: this.options.runBlock, ...(sgd !== undefined ? { sgd } : {}) }));
         } else {
           // A scope per replica: its intermediates are freed before the next replica runs.
           chunk.params.forEach((p, r) => results.push(tf.tidy(() => this.program.step(p, slice(chunk.start + r, 1), wantFull) as unknown as tf.TensorContainer) as unknown as StepOutput));
@@ -133,15 +142,21 @@ export class ReplicaEngine {
         let g: Deviations;
         let f: Deviations | undefined;
         let d: Deviations | undefined;
-        const fused = state.strategy === 'stacked' && wantFull ? results[0].moments : undefined;
-        if (fused) {
+        const stepped = state.strategy === 'stacked' ? results[0].next : undefined;
+        const offered = state.strategy === 'stacked' ? results[0].moments : undefined;
+        const complete = offered && (!wantFull || (offered.full && offered.difference));
+        if (stepped && (stepped.length !== nb || !complete))
+          throw new Error(`the program's step returned ${stepped.length} next parameter blocks (of ${nb}) ${complete ? 'with' : 'without'} the moments${wantFull ? ' of g, grad L and g - grad L' : ' of g'}: a step that takes the SGD step must return all of them`);
+        if (offered && complete) {
           // The step computed them itself (in its run blocks, while its gradients were in cache).
           const ranges = runBlockRanges(chunk.count, rb);
-          [g, f, d] = [fused.grads, fused.full, fused.difference].map((m) => {
+          const take = (m: RunBlockMoments[]): Deviations => {
             if (m.length !== nb || m.some((x) => x.deviations.size !== chunk.count || x.meanSquares.size !== ranges.length))
               throw new Error(`the program's step returned moments for ${m.length} blocks, not ${nb} blocks of ${chunk.count} runs in ${ranges.length} run blocks`);
             return { d: m.map((x) => tf.keep(x.deviations)), meanSq: m.map((x) => tf.keep(x.meanSquares)), count: chunk.count, ranges };
-          }) as [Deviations, Deviations, Deviations];
+          };
+          g = take(offered.grads);
+          if (wantFull) [f, d] = [take(offered.full!), take(offered.difference!)];
         } else if (wantFull && state.strategy === 'stacked' && hasKernel(RUN_BLOCK_MOMENTS)) {
           // On native: the moments of g, grad L and g - grad L from one read of g and grad L.
           [g, f, d] = blockDeviations3(grads[0], results[0].full!, nb, rb);
@@ -151,11 +166,13 @@ export class ReplicaEngine {
           d = wantFull ? blockDeviations(results.map((r, i) => r.full!.map((fk, k) => tf.sub(grads[i][k], fk))), state.strategy, nb, rb) : undefined;
         }
         const l = state.strategy === 'stacked' ? results[0].loss : tf.stack(results.map((r) => r.loss));
-        out = { grads: grads.map((gs) => gs.map((t) => tf.keep(t))), g, f, d, l: tf.keep(l) };
+        out = { grads: stepped ? [] : grads.map((gs) => gs.map((t) => tf.keep(t))), next: stepped?.map((t) => tf.keep(t)), g, f, d, l: tf.keep(l) };
       });
       state.pending.push(out.grads);
+      prepared.push(out.next);
       outs.push(out);
     }
+    if (sgd !== undefined && prepared.some((p) => p)) state.prepared = { lr: sgd, chunks: prepared };
     // The read list: per chunk its losses, then the deviations of g, of grad L and of their difference.
     const reads: tf.Tensor[] = [];
     for (const o of outs) reads.push(o.l, ...[o.g, o.f, o.d].flatMap((m) => (m ? deviationTensors(m) : [])));
@@ -247,12 +264,15 @@ export class ReplicaEngine {
     });
   }
 
-  /** SGD on every replica with the pending gradients: W <- W - lr g. */
+  /**
+   * SGD on every replica with the pending gradients: W <- W - lr g. Where the gradient pass
+   * already took this step (`gradients`' `next` with the same rate), its result is installed.
+   */
   sgd(state: TensorReplicaState, lr: number): void {
     // One pass (w + (-lr) g) where the backend has the fused kernel.
     // update() disposes w right after, so the kernel may write w's own array.
-    if (hasKernel(AXPY)) this.update(state, (w, g) => tf.engine().runKernel(AXPY, { x: w, y: g }, { alpha: -lr, inPlace: true }) as tf.Tensor);
-    else this.update(state, (w, g) => tf.sub(w, tf.mul(g, lr)));
+    if (hasKernel(AXPY)) this.applyUpdate(state, (w, g) => tf.engine().runKernel(AXPY, { x: w, y: g }, { alpha: -lr, inPlace: true }) as tf.Tensor, lr);
+    else this.applyUpdate(state, (w, g) => tf.sub(w, tf.mul(g, lr)), lr);
   }
 
   /**
@@ -260,8 +280,27 @@ export class ReplicaEngine {
    * scope; `slot` names the (chunk, replica, block) so optimizers can keep per-parameter state.
    */
   update(state: TensorReplicaState, rule: (w: tf.Tensor, g: tf.Tensor, slot: string) => tf.Tensor): void {
+    this.applyUpdate(state, rule);
+  }
+
+  /** `update`, installing the chunks whose SGD step the gradient pass took when `sgdLr` is its rate. */
+  private applyUpdate(state: TensorReplicaState, rule: (w: tf.Tensor, g: tf.Tensor, slot: string) => tf.Tensor, sgdLr?: number): void {
     if (!state.pending) throw new Error('update: no gradients computed for this step');
+    const prepared = state.prepared;
+    if (prepared && sgdLr !== prepared.lr) {
+      throw new Error(
+        `update: the gradient pass already took the SGD step with learning rate ${prepared.lr} (gradients() was told { sgd: ${prepared.lr} }) and kept no gradients; ` +
+          (sgdLr === undefined ? 'an optimizer other than plain SGD must not pass `next`' : `sgd() was called with ${sgdLr}`),
+      );
+    }
     state.chunks.forEach((chunk, c) => {
+      const ready = prepared?.chunks[c];
+      if (ready) {
+        chunk.params[0].forEach((w) => w.dispose());
+        chunk.params = [ready];
+        prepared!.chunks[c] = undefined;
+        return;
+      }
       const grads = state.pending![c];
       chunk.params = chunk.params.map((blocks, r) =>
         blocks.map((w, k) => {
@@ -275,10 +314,12 @@ export class ReplicaEngine {
     state.loss = undefined;
   }
 
-  /** Frees the pending gradients. */
+  /** Frees the pending gradients (and the parameters of an SGD step taken but not installed). */
   releasePending(state: TensorReplicaState): void {
     state.pending?.forEach((c) => c.forEach((gs) => gs.forEach((g) => g.dispose())));
     state.pending = undefined;
+    state.prepared?.chunks.forEach((ts) => ts?.forEach((t) => t.dispose()));
+    state.prepared = undefined;
   }
 
   dispose(state: TensorReplicaState): void {

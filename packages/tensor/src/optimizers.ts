@@ -9,7 +9,7 @@ import { ADAMW } from '@sgd-lab/native';
 import type { ReplicaEngine, TensorReplicaState } from './engine.js';
 
 export function engineSgd(engine: ReplicaEngine): Optimizer<TensorReplicaState> {
-  return { id: 'sgd', step: (state, lr) => engine.sgd(state, lr) };
+  return { id: 'sgd', plainSgd: true, step: (state, lr) => engine.sgd(state, lr) };
 }
 
 export interface AdamOptions {

@@ -17,18 +17,25 @@ export interface BlockShape {
 
 /** What one step computes for one replica (2-D blocks) or a chunk of replicas ([C, ...]). */
 export interface StepOutput {
-  /** Stochastic gradient per block. */
+  /** Stochastic gradient per block (empty when the step returns `next` instead). */
   grads: tf.Tensor[];
+  /**
+   * Optional, stacked only, when `StepContext.sgd` asked for it: the parameters after the SGD step
+   * W - sgd g per block, computed in the same pass (the gradients then need not be returned; the
+   * step must return `moments` with them).
+   */
+  next?: tf.Tensor[];
   /** Full (population) gradient per block, when asked for. */
   full?: tf.Tensor[];
   /** Loss at the current parameters: a scalar per replica (shape [] or [C]). */
   loss: tf.Tensor;
   /**
-   * Optional, stacked with `full` only: the run-block moments the engine would otherwise compute
-   * (in run blocks of `StepContext.runBlock`), per parameter block, of the stochastic gradients,
-   * the full ones and their difference. A fused step computes them while its gradients are in cache.
+   * Optional, stacked only: the run-block moments the engine would otherwise compute (in run
+   * blocks of `StepContext.runBlock`), per parameter block, of the stochastic gradients and, with
+   * `full`, of the full ones and of their difference. A fused step computes them while its
+   * gradients are in cache. The engine takes them when they are complete or when `next` is given.
    */
-  moments?: { grads: RunBlockMoments[]; full: RunBlockMoments[]; difference: RunBlockMoments[] };
+  moments?: { grads: RunBlockMoments[]; full?: RunBlockMoments[]; difference?: RunBlockMoments[] };
 }
 
 /** A parameter block's run-block moments over a chunk of C runs in B run blocks. */
@@ -43,6 +50,11 @@ export interface RunBlockMoments {
 export interface StepContext {
   /** Runs per run block of the engine's moments (the last block of a chunk may be shorter). */
   runBlock: number;
+  /**
+   * The learning rate of the plain SGD step that follows these gradients, when the engine knows
+   * it: a step may then return `next` (W - sgd g) instead of the gradients.
+   */
+  sgd?: number;
 }
 
 export interface ReplicaProgram {

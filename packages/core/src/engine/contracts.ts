@@ -91,9 +91,11 @@ export interface Model<S = unknown, B = unknown> {
   /**
    * Computes the per-run stochastic gradients for `batch` (kept in the state for the optimizer).
    * A Promise where the backend reads asynchronously (WebGPU); the engine awaits it before the
-   * optimizer's step, and a plain value costs no await.
+   * optimizer's step, and a plain value costs no await. `next`, when the loop knows it, is the
+   * optimizer step that follows: a model may compute its result in the same pass (keeping the
+   * current parameters until the step installs it) and need not keep the gradients.
    */
-  gradients(state: S, batch: B, wantFull: boolean): MaybePromise<GradientReport>;
+  gradients(state: S, batch: B, wantFull: boolean, next?: NextStep): MaybePromise<GradientReport>;
   /**
    * Per-run scalar metrics at the current parameters, named by metric (at least `loss`); a name
    * `metric@split` gives the record that split (`loss@train`, `error@validation`). `t` is the step.
@@ -126,7 +128,22 @@ export interface SamplerFactory<B = unknown> {
 /** Updates every replica from the gradients stored in the state. */
 export interface Optimizer<S = unknown> {
   readonly id: string;
+  /**
+   * True when `step(state, lr)` is exactly plain SGD, W <- W - lr g, and accepts the result of a
+   * gradient pass that was told it in advance (`NextStep.sgd`): the loops then pass the rate to
+   * `Model.gradients`.
+   */
+  readonly plainSgd?: boolean;
   step(state: S, learningRate: number, step: number): void;
+}
+
+/** What the loop will do right after `Model.gradients`, for models that can fold it into the pass. */
+export interface NextStep {
+  /**
+   * Plain SGD with this learning rate (the optimizer is `plainSgd`). The parameters must stay as
+   * they are until the optimizer's step: scalars evaluated in between see W_t.
+   */
+  sgd?: number;
 }
 
 /** Computes exact curves (no Monte Carlo) for one initial point. */

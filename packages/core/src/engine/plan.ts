@@ -123,9 +123,10 @@ async function time(container: DependencyContainer, study: StudyConfig, model: M
   // when the device has finished it, so the time is the device's, not the queueing's.
   const step = async (record: boolean) => {
     const start = performance.now();
-    const r = model.gradients(state, sampler.next(t % steps), record);
+    const lr = learningRateAt(study.learningRate, t, shard.batchSize);
+    const r = model.gradients(state, sampler.next(t % steps), record, optimizer.plainSgd ? { sgd: lr } : undefined);
     if (isPending(r)) await r;
-    optimizer.step(state, learningRateAt(study.learningRate, t, shard.batchSize), t);
+    optimizer.step(state, lr, t);
     t++;
     return (performance.now() - start) / 1000;
   };

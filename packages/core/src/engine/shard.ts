@@ -105,8 +105,10 @@ export async function runShard(ctx: ShardContext, shard: ShardSpec, o: RunShardO
       const record = t < steps && recorded(t);
       // Gradients first: a model may compute the loss in the same pass and reuse it.
       let report: GradientReport | undefined;
+      const lr = t < steps ? learningRateAt(study.learningRate, t, shard.batchSize) : 0;
       if (t < steps) {
-        const r = m.gradients(state, sampler.next(t), record);
+        // A plain SGD step may be taken in the gradient pass; it is installed by the optimizer below.
+        const r = m.gradients(state, sampler.next(t), record, ctx.optimizer.plainSgd ? { sgd: lr } : undefined);
         report = isPending(r) ? await r : r;
       }
       let scalars: Record<string, Float64Array> | undefined;
@@ -139,7 +141,7 @@ export async function runShard(ctx: ShardContext, shard: ShardSpec, o: RunShardO
         result.steps.push([t, stats]);
         o.onStep?.(t, stats);
       }
-      if (t < steps) ctx.optimizer.step(state, learningRateAt(study.learningRate, t, shard.batchSize), t);
+      if (t < steps) ctx.optimizer.step(state, lr, t);
       if (performance.now() - lastYield > yieldEvery) {
         o.onProgress?.(t, steps);
         await new Promise<void>((resolve) => setImmediate(resolve));
