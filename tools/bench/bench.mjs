@@ -629,10 +629,12 @@ round medians above); ratio per round: ${roundRatios(timed)}. Target: native rat
 ` : ''}
 Kernels: the TensorFlow.js kernels of one gradient call (forward and backward of every replica,
 by \`tf.profile\`) divided by R; in brackets those that compute (Reshape and Identity move no data).
-On native the layer's element-wise pieces are one kernel each, with their own backward kernels:
-the attention probabilities from the content, position (relative shift inside) and segment terms
-with mask and softmax; residual + layer norm; bias + GELU; the embedding gradient as a
-scatter-add (\`SGD_LAB_FUSED_STEP=0\` composes TensorFlow.js ops instead, for comparison).
+On native the step is a program of fused kernels with its backward pass written out (no autodiff
+tape): between the batched products, the whole attention is one kernel each way (content,
+position and segment terms with their biases, relative shift, mask, softmax and the product with
+the values, every head, in token-major layout: no head transposes); residual + layer norm; bias +
+GELU; the embedding gradient as a scatter-add; the engine's run-block moments are one kernel per
+block. (\`SGD_LAB_FUSED_STEP=0\` composes TensorFlow.js ops under autodiff instead, for comparison.)
 
 ${paperTable ? `One paper-size layer (hidden ${paperSize.dModel}, ${paperSize.heads} heads, inner ${paperSize.inner}, ${paperSize.length} tokens, vocabulary ${paperSize.vocab}; R = ${paperR}, b = ${paperB}):
 

@@ -1448,8 +1448,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("biasGeluGrad", Napi::Function::New(env, BiasGeluGrad));
   exports.Set("addLayerNorm", Napi::Function::New(env, AddLayerNorm));
   exports.Set("layerNormGrad", Napi::Function::New(env, LayerNormGrad));
-  exports.Set("relAttention", Napi::Function::New(env, RelAttention));
-  exports.Set("relAttentionGrad", Napi::Function::New(env, RelAttentionGrad));
+  exports.Set("relAttentionBlock", Napi::Function::New(env, RelAttentionBlock));
+  exports.Set("relAttentionBlockGrad", Napi::Function::New(env, RelAttentionBlockGrad));
   exports.Set("setThreads", Napi::Function::New(env, SetThreads));
   exports.Set("getThreads", Napi::Function::New(env, GetThreads));
   exports.Set("getProcs", Napi::Function::New(env, GetProcs));

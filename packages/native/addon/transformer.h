@@ -312,97 +312,241 @@ HOT void SoftmaxTail(float* __restrict o, float top, int64_t n) {
   for (int64_t j = 0; j < n; ++j) o[j] *= inv;
 }
 
-// relAttention(ac, bd, ef, seg, mask, prob, heads, L, scale): XLNet's attention probabilities
-// from its three score terms, for N sequences of L tokens and `heads` heads:
-//   score[n,h,i,j] = ((ac[n,h,i,j] + bd[n,h,i,L-i+j]) + (ef0 + (ef1 - ef0) seg[i,j])) scale + mask[n,j]
-// (bd against the 2L relative positions, read through the relative shift; ef [N,H,L,2] the
-// segment term for the same and the other segment; mask additive, -1e30 on padding), then the
-// softmax over j. ac, prob [N,H,L,L]; bd [N,H,L,2L]; seg [L,L]; mask [N,L].
-Napi::Value RelAttention(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (info.Length() != 9) throw Napi::TypeError::New(env, "relAttention takes 9 arguments");
-  Napi::Float32Array ac = F32(info, 0, "ac"), bd = F32(info, 1, "bd"), ef = F32(info, 2, "ef"), seg = F32(info, 3, "seg"), mask = F32(info, 4, "mask"), prob = F32(info, 5, "prob");
-  const int64_t H = Int(info, 6, "heads"), L = Int(info, 7, "L");
-  const float scale = info[8].As<Napi::Number>().FloatValue();
-  if (H == 0 || L == 0) return env.Undefined();
-  const int64_t N = static_cast<int64_t>(mask.ElementLength()) / L;
-  const int64_t R = N * H * L;
-  AtLeast(env, ac, R * L, "ac");
-  AtLeast(env, bd, R * 2 * L, "bd");
-  AtLeast(env, ef, R * 2, "ef");
+// The shapes of a whole attention block: C replicas of B sequences of L tokens, H heads of dh.
+struct AttentionShape {
+  int64_t C, B, L, H, dh, d;
+};
+
+// Reads C, B, L, H from the sizes of mask [C B, L], seg [L, L] and rw [C, d], with d = H dh.
+AttentionShape AttentionShapeOf(const Napi::Env& env, const Napi::Float32Array& mask, const Napi::Float32Array& seg, const Napi::Float32Array& rw, int64_t H, int64_t L, int64_t C) {
+  if (H <= 0 || L <= 0 || C <= 0) throw Napi::RangeError::New(env, "heads, L and replicas must be >= 1");
+  const int64_t rowSize = static_cast<int64_t>(rw.ElementLength());
+  if (rowSize % C != 0 || (rowSize / C) % H != 0 || rowSize == 0) throw Napi::RangeError::New(env, "rw is not a row of heads x dHead per replica");
+  const int64_t d = rowSize / C;
+  const int64_t maskSize = static_cast<int64_t>(mask.ElementLength());
+  if (maskSize % (C * L) != 0 || maskSize == 0) throw Napi::RangeError::New(env, "mask is not [replicas x B, L]");
   AtLeast(env, seg, L * L, "seg");
-  AtLeast(env, prob, R * L, "prob");
-  const float* pa = ac.Data();
-  const float* pbd = bd.Data();
-  const float* pe = ef.Data();
-  const float* ps = seg.Data();
+  return {C, maskSize / (C * L), L, H, d / H, d};
+}
+
+// Per sequence n and head h, the queries with the three head biases: Qw = q + r_w_bias, Qr = q +
+// r_r_bias, Qs = q + r_s_bias ([L, dh] each, rows of dh), from q [.., L, d] at column h dh.
+HOT void BiasedQueries(const float* __restrict q, const float* __restrict rw, const float* __restrict rr, const float* __restrict rs, float* __restrict qw,
+                       float* __restrict qr, float* __restrict qs, int64_t L, int64_t dh, int64_t d) {
+  for (int64_t i = 0; i < L; ++i) {
+    const float* __restrict row = q + i * d;
+    for (int64_t e = 0; e < dh; ++e) {
+      qw[i * dh + e] = row[e] + rw[e];
+      qr[i * dh + e] = row[e] + rr[e];
+      qs[i * dh + e] = row[e] + rs[e];
+    }
+  }
+}
+
+// relAttentionBlock(q, k, v, kr, segEmbed, rw, rr, rs, seg, mask, out, prob, heads, L, replicas, scale):
+// the whole relative-position attention of XLNet's content stream for C replicas of B sequences,
+// every head, from the projections in token-major layout (no head transposes): for sequence n
+// (replica c = n / B) and head h, with Q, K, V its [L, dh] slices of q, k, v [C, B L, d] (d = H dh),
+// KR the head's [2L, dh] slice of kr [C, 2L, d] (the relative encodings' projection) and SE that of
+// segEmbed [C, 2, d]:
+//   AC = (Q + r_w_bias) K^T, BD = (Q + r_r_bias) KR^T [L, 2L], EF = (Q + r_s_bias) SE^T [L, 2],
+//   score[i,j] = ((AC[i,j] + BD[i,L-i+j]) + (EF[i,0] + (EF[i,1] - EF[i,0]) seg[i,j])) scale + mask[n,j],
+//   prob = softmax_j(score) (kept for the backward pass, [C B, H, L, L]), out = prob V, written
+//   into out [C, B L, d] at the head's columns. rw, rr, rs: [C, d]. Threads take (n, h) pairs.
+Napi::Value RelAttentionBlock(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 16) throw Napi::TypeError::New(env, "relAttentionBlock takes 16 arguments");
+  Napi::Float32Array q = F32(info, 0, "q"), k = F32(info, 1, "k"), v = F32(info, 2, "v"), kr = F32(info, 3, "kr"), se = F32(info, 4, "segEmbed");
+  Napi::Float32Array rw = F32(info, 5, "rw"), rr = F32(info, 6, "rr"), rs = F32(info, 7, "rs"), seg = F32(info, 8, "seg"), mask = F32(info, 9, "mask");
+  Napi::Float32Array out = F32(info, 10, "out"), prob = F32(info, 11, "prob");
+  const AttentionShape s = AttentionShapeOf(env, mask, seg, rw, Int(info, 12, "heads"), Int(info, 13, "L"), Int(info, 14, "replicas"));
+  const float scale = info[15].As<Napi::Number>().FloatValue();
+  const int64_t N = s.C * s.B, L = s.L, H = s.H, dh = s.dh, d = s.d;
+  for (auto* t : {&q, &k, &v, &out}) AtLeast(env, *t, N * L * d, "q, k, v or out");
+  AtLeast(env, kr, s.C * 2 * L * d, "kr");
+  AtLeast(env, se, s.C * 2 * d, "segEmbed");
+  for (auto* t : {&rr, &rs}) AtLeast(env, *t, s.C * d, "rr or rs");
+  AtLeast(env, prob, N * H * L * L, "prob");
+  const float* pq = q.Data();
+  const float* pk = k.Data();
+  const float* pv = v.Data();
+  const float* pkr = kr.Data();
+  const float* pse = se.Data();
+  const float* prw = rw.Data();
+  const float* prr = rr.Data();
+  const float* prs = rs.Data();
+  const float* pseg = seg.Data();
   const float* pm = mask.Data();
+  float* po = out.Data();
   float* pp = prob.Data();
-  Parallel(R, R * L * 8, [&](int64_t q0, int64_t q1, int) {
-    for (int64_t q = q0; q < q1; ++q) {
-      const int64_t i = q % L, n = q / (H * L);
-      const float* __restrict a = pa + q * L;
-      const float* __restrict b = pbd + q * 2 * L + (L - i);
-      const float* __restrict s = ps + i * L;
-      const float* __restrict m = pm + n * L;
-      float* __restrict o = pp + q * L;
-      const float e0 = pe[2 * q], de = pe[2 * q + 1] - e0;
-      float top = -INFINITY;
-      for (int64_t j = 0; j < L; ++j) {
-        const float v = ((a[j] + b[j]) + (e0 + de * s[j])) * scale + m[j];
-        o[j] = v;
-        top = v > top ? v : top;
+  const double flops = 2.0 * L * dh * (4.0 * L + 2);
+  Parallel(N * H, static_cast<int64_t>(flops * N * H / 4), [&](int64_t u0, int64_t u1, int) {
+    std::vector<float> qw(static_cast<size_t>(3 * L * dh)), bd(static_cast<size_t>(L * 2 * L));
+    float* qr = qw.data() + L * dh;
+    float* qs = qr + L * dh;
+    for (int64_t u = u0; u < u1; ++u) {
+      const int64_t n = u / H, h = u % H, c = n / s.B;
+      const int64_t tok = n * L * d + h * dh, row = c * d + h * dh;
+      BiasedQueries(pq + tok, prw + row, prr + row, prs + row, qw.data(), qr, qs, L, dh, d);
+      float* P = pp + u * L * L;
+      Gemm(false, true, L, L, dh, 1.0f, qw.data(), static_cast<int>(dh), pk + tok, static_cast<int>(d), 0.0f, P, static_cast<int>(L));
+      Gemm(false, true, L, 2 * L, dh, 1.0f, qr, static_cast<int>(dh), pkr + c * 2 * L * d + h * dh, static_cast<int>(d), 0.0f, bd.data(), static_cast<int>(2 * L));
+      const float* se0 = pse + c * 2 * d + h * dh;
+      const float* se1 = se0 + d;
+      const float* m = pm + n * L;
+      for (int64_t i = 0; i < L; ++i) {
+        const float* __restrict qi = qs + i * dh;
+        float e0 = 0, e1 = 0;
+        for (int64_t e = 0; e < dh; ++e) {
+          e0 += qi[e] * se0[e];
+          e1 += qi[e] * se1[e];
+        }
+        const float de = e1 - e0;
+        float* __restrict o = P + i * L;
+        const float* __restrict b = bd.data() + i * 2 * L + (L - i);
+        const float* __restrict sg = pseg + i * L;
+        float top = -INFINITY;
+        for (int64_t j = 0; j < L; ++j) {
+          const float val = ((o[j] + b[j]) + (e0 + de * sg[j])) * scale + m[j];
+          o[j] = val;
+          top = val > top ? val : top;
+        }
+        SoftmaxTail(o, top, L);
       }
-      SoftmaxTail(o, top, L);
+      Gemm(false, false, L, dh, L, 1.0f, P, static_cast<int>(L), pv + tok, static_cast<int>(d), 0.0f, po + tok, static_cast<int>(d));
     }
   });
   return env.Undefined();
 }
 
-// relAttentionGrad(dprob, prob, seg, dac, dbd, def, heads, L, scale): the backward pass of
-// relAttention: ds = prob (dprob - sum_j dprob prob) scale; dac = ds; dbd = ds at the shifted
-// positions L-i+j and 0 elsewhere; def = (sum_j ds (1 - seg), sum_j ds seg).
-Napi::Value RelAttentionGrad(const Napi::CallbackInfo& info) {
+// relAttentionBlockGrad(dout, q, k, v, kr, segEmbed, rw, rr, rs, seg, prob, dq, dk, dv, dkr, dsegEmbed,
+//                       drw, drr, drs, heads, L, replicas, scale): the backward pass of
+// relAttentionBlock from the gradient of out, for every input but seg and mask. Per (n, h):
+//   dP = dO V^T, dV = P^T dO, dS = P (dP - rowsum(dP P)) scale (the score's gradient),
+//   dQw = dS K, dK = dS^T (Q + r_w_bias); dBD = dS at the shifted positions [L, 2L]:
+//   dQr = dBD KR, dKR += dBD^T (Q + r_r_bias); dEF = (sum_j dS (1 - seg), sum_j dS seg):
+//   dQs = dEF SE, dSE += dEF^T (Q + r_s_bias); dQ = (dQw + dQr) + dQs, and each bias's gradient
+//   the sum of its dQ term over the replica's tokens. Threads take (replica, head) pairs, which
+//   own their dKR, dSE and bias sums (in double), so the sums over sequences are in order.
+Napi::Value RelAttentionBlockGrad(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() != 9) throw Napi::TypeError::New(env, "relAttentionGrad takes 9 arguments");
-  Napi::Float32Array dprob = F32(info, 0, "dprob"), prob = F32(info, 1, "prob"), seg = F32(info, 2, "seg"), dac = F32(info, 3, "dac"), dbd = F32(info, 4, "dbd"), def = F32(info, 5, "def");
-  const int64_t H = Int(info, 6, "heads"), L = Int(info, 7, "L");
-  const float scale = info[8].As<Napi::Number>().FloatValue();
-  if (H == 0 || L == 0) return env.Undefined();
-  const int64_t R = static_cast<int64_t>(prob.ElementLength()) / L;
-  AtLeast(env, dprob, R * L, "dprob");
+  if (info.Length() != 23) throw Napi::TypeError::New(env, "relAttentionBlockGrad takes 23 arguments");
+  Napi::Float32Array dout = F32(info, 0, "dout"), q = F32(info, 1, "q"), k = F32(info, 2, "k"), v = F32(info, 3, "v"), kr = F32(info, 4, "kr"), se = F32(info, 5, "segEmbed");
+  Napi::Float32Array rw = F32(info, 6, "rw"), rr = F32(info, 7, "rr"), rs = F32(info, 8, "rs"), seg = F32(info, 9, "seg"), prob = F32(info, 10, "prob");
+  Napi::Float32Array dq = F32(info, 11, "dq"), dk = F32(info, 12, "dk"), dv = F32(info, 13, "dv"), dkr = F32(info, 14, "dkr"), dse = F32(info, 15, "dsegEmbed");
+  Napi::Float32Array drw = F32(info, 16, "drw"), drr = F32(info, 17, "drr"), drs = F32(info, 18, "drs");
+  const int64_t H = Int(info, 19, "heads"), L = Int(info, 20, "L"), C = Int(info, 21, "replicas");
+  const float scale = info[22].As<Napi::Number>().FloatValue();
+  if (H <= 0 || L <= 0 || C <= 0) throw Napi::RangeError::New(env, "heads, L and replicas must be >= 1");
+  const int64_t rowSize = static_cast<int64_t>(rw.ElementLength());
+  if (rowSize == 0 || rowSize % C != 0 || (rowSize / C) % H != 0) throw Napi::RangeError::New(env, "rw is not a row of heads x dHead per replica");
+  const int64_t d = rowSize / C, dh = d / H;
+  const int64_t probSize = static_cast<int64_t>(prob.ElementLength());
+  if (probSize % (C * H * L * L) != 0 || probSize == 0) throw Napi::RangeError::New(env, "prob is not [replicas x B, heads, L, L]");
+  const int64_t B = probSize / (C * H * L * L), N = C * B;
+  for (auto* t : {&dout, &q, &k, &v, &dq, &dk, &dv}) AtLeast(env, *t, N * L * d, "dout, q, k, v, dq, dk or dv");
+  for (auto* t : {&kr, &dkr}) AtLeast(env, *t, C * 2 * L * d, "kr or dkr");
+  for (auto* t : {&se, &dse}) AtLeast(env, *t, C * 2 * d, "segEmbed or dsegEmbed");
+  for (auto* t : {&rr, &rs, &drw, &drr, &drs}) AtLeast(env, *t, C * d, "rr, rs, drw, drr or drs");
   AtLeast(env, seg, L * L, "seg");
-  AtLeast(env, dac, R * L, "dac");
-  AtLeast(env, dbd, R * 2 * L, "dbd");
-  AtLeast(env, def, R * 2, "def");
-  const float* pd = dprob.Data();
+  const float* pdo = dout.Data();
+  const float* pq = q.Data();
+  const float* pk = k.Data();
+  const float* pv = v.Data();
+  const float* pkr = kr.Data();
+  const float* pse = se.Data();
+  const float* prw = rw.Data();
+  const float* prr = rr.Data();
+  const float* prs = rs.Data();
+  const float* pseg = seg.Data();
   const float* pp = prob.Data();
-  const float* ps = seg.Data();
-  float* pa = dac.Data();
-  float* pb = dbd.Data();
-  float* pe = def.Data();
-  Parallel(R, R * L * 6, [&](int64_t q0, int64_t q1, int) {
-    for (int64_t q = q0; q < q1; ++q) {
-      const int64_t i = q % L;
-      const float* __restrict d = pd + q * L;
-      const float* __restrict p = pp + q * L;
-      const float* __restrict s = ps + i * L;
-      float* __restrict a = pa + q * L;
-      float* __restrict b = pb + q * 2 * L;
-      double dot = 0;
-      for (int64_t j = 0; j < L; ++j) dot += static_cast<double>(d[j]) * p[j];
-      const float c = static_cast<float>(dot);
-      std::memset(b, 0, static_cast<size_t>(2 * L) * sizeof(float));
-      double same = 0, other = 0;
-      for (int64_t j = 0; j < L; ++j) {
-        const float g = (p[j] * (d[j] - c)) * scale;
-        a[j] = g;
-        b[L - i + j] = g;
-        same += static_cast<double>(g) * (1.0f - s[j]);
-        other += static_cast<double>(g) * s[j];
+  float* pdq = dq.Data();
+  float* pdk = dk.Data();
+  float* pdv = dv.Data();
+  float* pdkr = dkr.Data();
+  float* pdse = dse.Data();
+  float* pdrw = drw.Data();
+  float* pdrr = drr.Data();
+  float* pdrs = drs.Data();
+  const double flops = 2.0 * L * dh * (9.0 * L + 4);
+  Parallel(C * H, static_cast<int64_t>(flops * N * H / 4), [&](int64_t u0, int64_t u1, int) {
+    const size_t ld = static_cast<size_t>(L * dh);
+    std::vector<float> buf(5 * ld + static_cast<size_t>(3 * L * L + 2 * L * dh + 2 * L));
+    float* qw = buf.data();
+    float* qr = qw + ld;
+    float* qs = qr + ld;
+    float* gw = qs + ld;  // dQw
+    float* gr = gw + ld;  // dQr
+    float* dP = gr + ld;  // [L, L]: dP, then dS
+    float* dB = dP + L * L;  // [L, 2L]
+    float* gkr = dB + 2 * L * L;  // [2L, dh]
+    float* def = gkr + 2 * L * dh;  // [L, 2]
+    std::vector<double> sums(static_cast<size_t>(5 * dh));  // dSE rows 0 and 1, drw, drr, drs
+    for (int64_t u = u0; u < u1; ++u) {
+      const int64_t c = u / H, h = u % H, row = c * d + h * dh;
+      const float* KR = pkr + c * 2 * L * d + h * dh;
+      const float* se0 = pse + c * 2 * d + h * dh;
+      const float* se1 = se0 + d;
+      std::fill(sums.begin(), sums.end(), 0.0);
+      for (int64_t bi = 0; bi < B; ++bi) {
+        const int64_t n = c * B + bi, tok = n * L * d + h * dh;
+        const float* P = pp + (n * H + h) * L * L;
+        BiasedQueries(pq + tok, prw + row, prr + row, prs + row, qw, qr, qs, L, dh, d);
+        Gemm(false, true, L, L, dh, 1.0f, pdo + tok, static_cast<int>(d), pv + tok, static_cast<int>(d), 0.0f, dP, static_cast<int>(L));
+        Gemm(true, false, L, dh, L, 1.0f, P, static_cast<int>(L), pdo + tok, static_cast<int>(d), 0.0f, pdv + tok, static_cast<int>(d));
+        std::memset(dB, 0, static_cast<size_t>(2 * L * L) * sizeof(float));
+        for (int64_t i = 0; i < L; ++i) {
+          float* __restrict g = dP + i * L;
+          const float* __restrict p = P + i * L;
+          const float* __restrict sg = pseg + i * L;
+          float* __restrict b = dB + i * 2 * L + (L - i);
+          double dot = 0;
+          for (int64_t j = 0; j < L; ++j) dot += static_cast<double>(g[j]) * p[j];
+          const float cc = static_cast<float>(dot);
+          double same = 0, other = 0;
+          for (int64_t j = 0; j < L; ++j) {
+            const float val = (p[j] * (g[j] - cc)) * scale;
+            g[j] = val;
+            b[j] = val;
+            same += static_cast<double>(val) * (1.0f - sg[j]);
+            other += static_cast<double>(val) * sg[j];
+          }
+          def[2 * i] = static_cast<float>(same);
+          def[2 * i + 1] = static_cast<float>(other);
+        }
+        Gemm(false, false, L, dh, L, 1.0f, dP, static_cast<int>(L), pk + tok, static_cast<int>(d), 0.0f, gw, static_cast<int>(dh));
+        Gemm(true, false, L, dh, L, 1.0f, dP, static_cast<int>(L), qw, static_cast<int>(dh), 0.0f, pdk + tok, static_cast<int>(d));
+        Gemm(false, false, L, dh, 2 * L, 1.0f, dB, static_cast<int>(2 * L), KR, static_cast<int>(d), 0.0f, gr, static_cast<int>(dh));
+        Gemm(true, false, 2 * L, dh, L, 1.0f, dB, static_cast<int>(2 * L), qr, static_cast<int>(dh), bi == 0 ? 0.0f : 1.0f, gkr, static_cast<int>(dh));
+        double* sse0 = sums.data();
+        double* sse1 = sse0 + dh;
+        double* srw = sse1 + dh;
+        double* srr = srw + dh;
+        double* srs = srr + dh;
+        for (int64_t i = 0; i < L; ++i) {
+          const float f0 = def[2 * i], f1 = def[2 * i + 1];
+          float* __restrict out = pdq + tok + i * d;
+          for (int64_t e = 0; e < dh; ++e) {
+            const int64_t at = i * dh + e;
+            const float gsv = f0 * se0[e] + f1 * se1[e];
+            out[e] = (gw[at] + gr[at]) + gsv;
+            sse0[e] += static_cast<double>(f0) * qs[at];
+            sse1[e] += static_cast<double>(f1) * qs[at];
+            srw[e] += gw[at];
+            srr[e] += gr[at];
+            srs[e] += gsv;
+          }
+        }
       }
-      pe[2 * q] = static_cast<float>(same);
-      pe[2 * q + 1] = static_cast<float>(other);
+      float* okr = pdkr + c * 2 * L * d + h * dh;
+      for (int64_t p = 0; p < 2 * L; ++p) std::memcpy(okr + p * d, gkr + p * dh, static_cast<size_t>(dh) * sizeof(float));
+      for (int64_t e = 0; e < dh; ++e) {
+        pdse[c * 2 * d + h * dh + e] = static_cast<float>(sums[e]);
+        pdse[c * 2 * d + d + h * dh + e] = static_cast<float>(sums[dh + e]);
+        pdrw[row + e] = static_cast<float>(sums[2 * dh + e]);
+        pdrr[row + e] = static_cast<float>(sums[3 * dh + e]);
+        pdrs[row + e] = static_cast<float>(sums[4 * dh + e]);
+      }
     }
   });
   return env.Undefined();

@@ -126,10 +126,56 @@ export interface NativeAddon {
   addLayerNorm(a: Float32Array, b: Float32Array, bias: Float32Array | null, gamma: Float32Array, beta: Float32Array, y: Float32Array, xhat: Float32Array, rstd: Float32Array, n: number, eps: number): void;
   /** addLayerNorm's backward pass: dx, and per group dgamma, dbeta and (when given) dbias = the column sums of dx. */
   layerNormGrad(dy: Float32Array, xhat: Float32Array, rstd: Float32Array, gamma: Float32Array, dx: Float32Array, dgamma: Float32Array, dbeta: Float32Array, dbias: Float32Array | null, n: number): void;
-  /** XLNet's attention probabilities from the content, position (relative-shifted) and segment terms, mask and softmax. */
-  relAttention(ac: Float32Array, bd: Float32Array, ef: Float32Array, seg: Float32Array, mask: Float32Array, prob: Float32Array, heads: number, length: number, scale: number): void;
-  /** relAttention's backward pass: the gradients of ac, bd and ef from that of prob. */
-  relAttentionGrad(dprob: Float32Array, prob: Float32Array, seg: Float32Array, dac: Float32Array, dbd: Float32Array, def: Float32Array, heads: number, length: number, scale: number): void;
+  /**
+   * XLNet's whole relative-position attention for C = replicas replicas of B sequences of L tokens
+   * (B from mask [C B, L]): from q, k, v [C, B L, d] (token-major, d = heads x dHead), kr [C, 2L, d],
+   * segEmbed [C, 2, d], the head biases rw, rr, rs [C, d], seg [L, L] and the additive mask, the
+   * probabilities into prob [C B, heads, L, L] and prob V into out [C, B L, d] at each head's columns.
+   */
+  relAttentionBlock(
+    q: Float32Array,
+    k: Float32Array,
+    v: Float32Array,
+    kr: Float32Array,
+    segEmbed: Float32Array,
+    rw: Float32Array,
+    rr: Float32Array,
+    rs: Float32Array,
+    seg: Float32Array,
+    mask: Float32Array,
+    out: Float32Array,
+    prob: Float32Array,
+    heads: number,
+    length: number,
+    replicas: number,
+    scale: number,
+  ): void;
+  /** relAttentionBlock's backward pass: from dout (out's gradient) the gradients of q, k, v, kr, segEmbed, rw, rr and rs. */
+  relAttentionBlockGrad(
+    dout: Float32Array,
+    q: Float32Array,
+    k: Float32Array,
+    v: Float32Array,
+    kr: Float32Array,
+    segEmbed: Float32Array,
+    rw: Float32Array,
+    rr: Float32Array,
+    rs: Float32Array,
+    seg: Float32Array,
+    prob: Float32Array,
+    dq: Float32Array,
+    dk: Float32Array,
+    dv: Float32Array,
+    dkr: Float32Array,
+    dsegEmbed: Float32Array,
+    drw: Float32Array,
+    drr: Float32Array,
+    drs: Float32Array,
+    heads: number,
+    length: number,
+    replicas: number,
+    scale: number,
+  ): void;
   /** out = x + alpha y. */
   axpy(x: Float32Array, y: Float32Array, out: Float32Array, alpha: number): void;
   setThreads(threads: number): void;

@@ -118,18 +118,24 @@ export const ADAMW = 'SgdLabAdamW';
  *   layer norm of (a + bias) + b, with what its backward pass needs (rstd: one per row, x's shape
  *   with a last axis of 1); LAYER_NORM_GRAD: { dy, xhat, rstd, gamma }, attrs { withBias } ->
  *   [dx, dgamma, dbeta(, dbias)];
- * - REL_ATTENTION: inputs { ac: [N, H, L, L], bd: [N, H, L, 2L], ef: [N, H, L, 2], seg: [L, L],
- *   mask: [N, L] }, attrs { scale } -> the softmax over keys of ((ac + shift(bd)) + (ef0 + (ef1 -
- *   ef0) seg)) scale + mask, shift being XLNet's relative shift (key j of query i reads bd at
- *   L - i + j); REL_ATTENTION_GRAD: { dprob, prob, seg }, attrs { scale } -> [dac, dbd, def].
+ * - REL_ATTENTION_BLOCK: XLNet's whole relative-position attention from the projections, no head
+ *   transposes: inputs { q, k, v: [G?, B L, d] token-major, kr: [G?, 2L, d] (the relative
+ *   encodings' projection), segEmbed: [G?, 2, d], rw, rr, rs: [G?, 1, d] (the content, position
+ *   and segment biases), seg: [L, L], mask: [G B, L] }, attrs { heads, scale } -> [out: [G?, B L,
+ *   d], prob: [G B, heads, L, L]]: per sequence and head, with ac = (q + rw) k^T, bd = (q + rr)
+ *   kr^T [L, 2L] and ef = (q + rs) segEmbed^T [L, 2], prob = the softmax over keys of ((ac +
+ *   shift(bd)) + (ef0 + (ef1 - ef0) seg)) scale + mask, shift being XLNet's relative shift (key j
+ *   of query i reads bd at L - i + j), and out = prob v at the head's columns;
+ *   REL_ATTENTION_BLOCK_GRAD: { dout, q, k, v, kr, segEmbed, rw, rr, rs, seg, prob }, attrs
+ *   { heads, scale } -> [dq, dk, dv, dkr, dsegEmbed, drw, drr, drs].
  */
 export const SCATTER_ADD_ROWS = 'SgdLabScatterAddRows';
 export const BIAS_GELU = 'SgdLabBiasGelu';
 export const BIAS_GELU_GRAD = 'SgdLabBiasGeluGrad';
 export const ADD_LAYER_NORM = 'SgdLabAddLayerNorm';
 export const LAYER_NORM_GRAD = 'SgdLabLayerNormGrad';
-export const REL_ATTENTION = 'SgdLabRelAttention';
-export const REL_ATTENTION_GRAD = 'SgdLabRelAttentionGrad';
+export const REL_ATTENTION_BLOCK = 'SgdLabRelAttentionBlock';
+export const REL_ATTENTION_BLOCK_GRAD = 'SgdLabRelAttentionBlockGrad';
 
 interface Plan {
   outShape: number[];
@@ -683,45 +689,59 @@ export function nativeKernels(addon: NativeAddon): KernelConfig[] {
     return out;
   };
 
-  /** N, H, L of attention scores [N, H, L, L], or an error naming the kernel. */
-  const attentionShape = (kernel: string, t: TensorInfo, name: string): [number, number, number] => {
-    const [N, H, L, K] = t.shape;
-    if (t.shape.length !== 4 || L !== K) throw new Error(`${kernel}: expected ${name} [N, H, L, L], got ${JSON.stringify(t.shape)}`);
-    return [N, H, L];
-  };
   const expect = (kernel: string, t: TensorInfo, name: string, shape: number[]): void => {
     if (!util.arraysEqual(t.shape, shape)) throw new Error(`${kernel}: expected ${name} ${JSON.stringify(shape)}, got ${JSON.stringify(t.shape)}`);
   };
 
-  const relAttention: KernelFunc = (args) => {
-    const { ac, bd, ef, seg, mask } = args.inputs as Record<'ac' | 'bd' | 'ef' | 'seg' | 'mask', TensorInfo>;
-    const { scale } = args.attrs as unknown as { scale: number };
-    const backend = args.backend as MathBackendCPU;
-    need(REL_ATTENTION, { ac, bd, ef, seg, mask });
-    const [N, H, L] = attentionShape(REL_ATTENTION, ac, 'ac');
-    expect(REL_ATTENTION, bd, 'bd', [N, H, L, 2 * L]);
-    expect(REL_ATTENTION, ef, 'ef', [N, H, L, 2]);
-    expect(REL_ATTENTION, seg, 'seg', [L, L]);
-    expect(REL_ATTENTION, mask, 'mask', [N, L]);
-    count(REL_ATTENTION, true);
-    const prob = alloc(backend, util.sizeFromShape(ac.shape));
-    addon.relAttention(values(backend, ac), values(backend, bd), values(backend, ef), values(backend, seg), values(backend, mask), prob, H, L, scale);
-    return backend.makeTensorInfo(ac.shape, 'float32', prob);
+  /** G (1 for 2-D), B, L, d of the attention block's inputs, checked, or an error naming the kernel and the input. */
+  const blockShape = (kernel: string, inputs: Record<string, TensorInfo>, heads: number): { G: number; B: number; L: number; d: number } => {
+    const { q, kr, seg, mask } = inputs;
+    const stacked = q.shape.length === 3;
+    if (q.shape.length !== 2 && !stacked) throw new Error(`${kernel}: expected q [G, B L, d] or [B L, d], got ${JSON.stringify(q.shape)}`);
+    const G = stacked ? q.shape[0] : 1;
+    const lead = stacked ? [G] : [];
+    const d = q.shape[q.shape.length - 1];
+    const [L] = seg.shape;
+    if (seg.shape.length !== 2 || seg.shape[1] !== L || L === 0) throw new Error(`${kernel}: expected seg [L, L], got ${JSON.stringify(seg.shape)}`);
+    const tokens = q.shape[q.shape.length - 2];
+    if (tokens % L !== 0) throw new Error(`${kernel}: q ${JSON.stringify(q.shape)} does not hold whole sequences of L = ${L} tokens`);
+    const B = tokens / L;
+    if (!Number.isInteger(heads) || heads < 1 || d % heads !== 0) throw new Error(`${kernel}: heads ${heads} must be a positive divisor of d = ${d}`);
+    for (const name of ['k', 'v', 'dout']) if (inputs[name]) expect(kernel, inputs[name], name, q.shape);
+    expect(kernel, kr, 'kr', [...lead, 2 * L, d]);
+    expect(kernel, inputs.segEmbed, 'segEmbed', [...lead, 2, d]);
+    for (const name of ['rw', 'rr', 'rs']) expect(kernel, inputs[name], name, [...lead, 1, d]);
+    if (mask) expect(kernel, mask, 'mask', [G * B, L]);
+    if (inputs.prob) expect(kernel, inputs.prob, 'prob', [G * B, heads, L, L]);
+    return { G, B, L, d };
   };
 
-  const relAttentionGrad: KernelFunc = (args) => {
-    const { dprob, prob, seg } = args.inputs as Record<'dprob' | 'prob' | 'seg', TensorInfo>;
-    const { scale } = args.attrs as unknown as { scale: number };
+  const relAttentionBlock: KernelFunc = (args) => {
+    const inputs = args.inputs as Record<'q' | 'k' | 'v' | 'kr' | 'segEmbed' | 'rw' | 'rr' | 'rs' | 'seg' | 'mask', TensorInfo>;
+    const { heads, scale } = args.attrs as unknown as { heads: number; scale: number };
     const backend = args.backend as MathBackendCPU;
-    need(REL_ATTENTION_GRAD, { dprob, prob, seg });
-    const [N, H, L] = attentionShape(REL_ATTENTION_GRAD, prob, 'prob');
-    expect(REL_ATTENTION_GRAD, dprob, 'dprob', prob.shape);
-    expect(REL_ATTENTION_GRAD, seg, 'seg', [L, L]);
-    count(REL_ATTENTION_GRAD, true);
-    const size = util.sizeFromShape(prob.shape);
-    const [dac, dbd, def] = [alloc(backend, size), alloc(backend, 2 * size), alloc(backend, 2 * N * H * L)];
-    addon.relAttentionGrad(values(backend, dprob), values(backend, prob), values(backend, seg), dac, dbd, def, H, L, scale);
-    return [backend.makeTensorInfo(prob.shape, 'float32', dac), backend.makeTensorInfo([N, H, L, 2 * L], 'float32', dbd), backend.makeTensorInfo([N, H, L, 2], 'float32', def)];
+    need(REL_ATTENTION_BLOCK, inputs);
+    const { G, B, L } = blockShape(REL_ATTENTION_BLOCK, inputs, heads);
+    count(REL_ATTENTION_BLOCK, true);
+    const out = alloc(backend, util.sizeFromShape(inputs.q.shape));
+    const prob = alloc(backend, G * B * heads * L * L);
+    const [q, k, v, kr, se, rw, rr, rs, seg, mask] = (['q', 'k', 'v', 'kr', 'segEmbed', 'rw', 'rr', 'rs', 'seg', 'mask'] as const).map((n) => values(backend, inputs[n]));
+    addon.relAttentionBlock(q, k, v, kr, se, rw, rr, rs, seg, mask, out, prob, heads, L, G, scale);
+    return [backend.makeTensorInfo(inputs.q.shape, 'float32', out), backend.makeTensorInfo([G * B, heads, L, L], 'float32', prob)];
+  };
+
+  const relAttentionBlockGrad: KernelFunc = (args) => {
+    const inputs = args.inputs as Record<'dout' | 'q' | 'k' | 'v' | 'kr' | 'segEmbed' | 'rw' | 'rr' | 'rs' | 'seg' | 'prob', TensorInfo>;
+    const { heads, scale } = args.attrs as unknown as { heads: number; scale: number };
+    const backend = args.backend as MathBackendCPU;
+    need(REL_ATTENTION_BLOCK_GRAD, inputs);
+    const { G, L } = blockShape(REL_ATTENTION_BLOCK_GRAD, inputs, heads);
+    count(REL_ATTENTION_BLOCK_GRAD, true);
+    const shapes = [inputs.q.shape, inputs.k.shape, inputs.v.shape, inputs.kr.shape, inputs.segEmbed.shape, inputs.rw.shape, inputs.rr.shape, inputs.rs.shape];
+    const outs = shapes.map((s) => alloc(backend, util.sizeFromShape(s)));
+    const ins = (['dout', 'q', 'k', 'v', 'kr', 'segEmbed', 'rw', 'rr', 'rs', 'seg', 'prob'] as const).map((n) => values(backend, inputs[n]));
+    addon.relAttentionBlockGrad(ins[0], ins[1], ins[2], ins[3], ins[4], ins[5], ins[6], ins[7], ins[8], ins[9], ins[10], outs[0], outs[1], outs[2], outs[3], outs[4], outs[5], outs[6], outs[7], heads, L, G, scale);
+    return outs.map((o, i) => backend.makeTensorInfo(shapes[i], 'float32', o));
   };
 
   const k = (kernelName: string, kernelFunc: KernelFunc): KernelConfig => ({ kernelName, backendName: NATIVE, kernelFunc });
@@ -766,8 +786,8 @@ export function nativeKernels(addon: NativeAddon): KernelConfig[] {
     k(BIAS_GELU_GRAD, biasGeluGrad),
     k(ADD_LAYER_NORM, addLayerNorm),
     k(LAYER_NORM_GRAD, layerNormGrad),
-    k(REL_ATTENTION, relAttention),
-    k(REL_ATTENTION_GRAD, relAttentionGrad),
+    k(REL_ATTENTION_BLOCK, relAttentionBlock),
+    k(REL_ATTENTION_BLOCK_GRAD, relAttentionBlockGrad),
     k(AXPY, axpy),
     k(ADAMW, adamw),
     k(Sum, reduce(Sum, false)),

@@ -2,7 +2,8 @@
  * The transformer kernels (plugin-xlnet's fused pieces) on their own: GELU and its slope against a
  * float64 reference across both tails (the kernel's erfc is a polynomial fitted here, so its
  * accuracy is measured, not assumed), the bias sums per replica, the embedding scatter-add with
- * repeated ids, the attention's mask and normalisation, the layer norm against float64, and errors
+ * repeated ids, the whole attention block and its backward pass against float64 (mask and
+ * normalisation included), the layer norm against float64, and errors
  * that name the kernel and the input. Agreement with the composed TensorFlow.js ops, gradients
  * included, is tested in plugin-xlnet's model.spec.
  */
@@ -11,7 +12,7 @@ import '@tensorflow/tfjs-backend-cpu';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { loadAddon } from './addon.js';
 import { registerNative } from './backend.js';
-import { ADD_LAYER_NORM, BIAS_GELU, BIAS_GELU_GRAD, LAYER_NORM_GRAD, NATIVE, REL_ATTENTION, REL_ATTENTION_GRAD, SCATTER_ADD_ROWS } from './kernels.js';
+import { ADD_LAYER_NORM, BIAS_GELU, BIAS_GELU_GRAD, LAYER_NORM_GRAD, NATIVE, REL_ATTENTION_BLOCK, REL_ATTENTION_BLOCK_GRAD, SCATTER_ADD_ROWS } from './kernels.js';
 
 beforeAll(async () => {
   if (loadAddon().ok) {
@@ -105,33 +106,92 @@ describe.skipIf(!loadAddon().ok)('native transformer kernels', () => {
     tf.dispose([x, ids, out, bad]);
   });
 
-  it('attention: rows sum to 1, masked keys get exactly 0, and the gradient of a constant dprob is 0', () => {
-    const [N, H, L] = [2, 3, 5];
-    const rnd = (n: number, s: number) => Float32Array.from({ length: n }, (_, i) => Math.sin(i * 12.9898 + s) * 3);
-    const ac = tf.tensor4d(rnd(N * H * L * L, 1), [N, H, L, L]);
-    const bd = tf.tensor4d(rnd(N * H * L * 2 * L, 2), [N, H, L, 2 * L]);
-    const ef = tf.tensor4d(rnd(N * H * L * 2, 3), [N, H, L, 2]);
-    const seg = tf.tensor2d(Array.from({ length: L * L }, (_, k) => Number((Math.floor(k / L) === L - 1) !== (k % L === L - 1))), [L, L]);
-    // Sequence 0: its first two keys are padding; sequence 1: none.
-    const mask = tf.tensor2d([-1e30, -1e30, 0, 0, 0, 0, 0, 0, 0, 0], [N, L]);
-    const prob = run(REL_ATTENTION, { ac, bd, ef, seg, mask }, { scale: 0.5 }) as tf.Tensor;
-    const p = prob.dataSync();
-    for (let r = 0; r < N * H * L; r++) {
-      const row = p.subarray(r * L, (r + 1) * L);
-      expect(Math.abs(row.reduce((a, b) => a + b, 0) - 1)).toBeLessThan(4e-7);
-      if (r < H * L) {
-        expect(row[0]).toBe(0);
-        expect(row[1]).toBe(0);
+  it('attention block: prob and out against float64, every input gradient against float64 central differences, masked keys exactly 0', () => {
+    const [C, B, L, H, dh] = [2, 2, 5, 3, 4];
+    const d = H * dh;
+    const rnd = (n: number, s: number) => Float64Array.from({ length: n }, (_, i) => Math.fround(Math.sin(i * 12.9898 + s) * 0.8));
+    const shapes: Record<string, number[]> = { q: [C, B * L, d], k: [C, B * L, d], v: [C, B * L, d], kr: [C, 2 * L, d], segEmbed: [C, 2, d], rw: [C, 1, d], rr: [C, 1, d], rs: [C, 1, d] };
+    const names = Object.keys(shapes);
+    const vals: Record<string, Float64Array> = Object.fromEntries(names.map((n, i) => [n, rnd(shapes[n].reduce((a, b) => a * b, 1), i + 1)]));
+    const segV = Array.from({ length: L * L }, (_, k) => Number((Math.floor(k / L) === L - 1) !== (k % L === L - 1)));
+    // Sequence 0 of replica 0: its first two keys are padding; the others: none.
+    const maskV = Array.from({ length: C * B * L }, (_, i) => (i < 2 ? -1e30 : 0));
+    const scale = 1 / Math.sqrt(dh);
+    /** The block in float64: prob [C B, H, L, L] and out [C, B L, d]. */
+    const reference = (x: Record<string, Float64Array>) => {
+      const prob = new Float64Array(C * B * H * L * L);
+      const out = new Float64Array(C * B * L * d);
+      for (let n = 0; n < C * B; n++) {
+        const c = Math.floor(n / B);
+        for (let h = 0; h < H; h++) {
+          for (let i = 0; i < L; i++) {
+            const qe = (bias: Float64Array, e: number) => x.q[(n * L + i) * d + h * dh + e] + bias[c * d + h * dh + e];
+            const score = Array.from({ length: L }, (_, j) => {
+              let ac = 0;
+              let bd = 0;
+              let e0 = 0;
+              let e1 = 0;
+              for (let e = 0; e < dh; e++) {
+                ac += qe(x.rw, e) * x.k[(n * L + j) * d + h * dh + e];
+                bd += qe(x.rr, e) * x.kr[(c * 2 * L + (L - i + j)) * d + h * dh + e];
+                e0 += qe(x.rs, e) * x.segEmbed[c * 2 * d + h * dh + e];
+                e1 += qe(x.rs, e) * x.segEmbed[c * 2 * d + d + h * dh + e];
+              }
+              return (ac + bd + (segV[i * L + j] ? e1 : e0)) * scale + maskV[n * L + j];
+            });
+            const top = Math.max(...score);
+            const ex = score.map((v) => Math.exp(v - top));
+            const sum = ex.reduce((a, b) => a + b, 0);
+            for (let j = 0; j < L; j++) {
+              const p = ex[j] / sum;
+              prob[((n * H + h) * L + i) * L + j] = p;
+              for (let e = 0; e < dh; e++) out[(n * L + i) * d + h * dh + e] += p * x.v[(n * L + j) * d + h * dh + e];
+            }
+          }
+        }
       }
+      return { prob, out };
+    };
+    const tensors = Object.fromEntries(names.map((n) => [n, tf.tensor(Float32Array.from(vals[n]), shapes[n])]));
+    const seg = tf.tensor2d(segV, [L, L]);
+    const mask = tf.tensor2d(maskV, [C * B, L]);
+    const [out, prob] = run(REL_ATTENTION_BLOCK, { ...tensors, seg, mask }, { heads: H, scale }) as tf.Tensor[];
+    expect(out.shape).toEqual([C, B * L, d]);
+    expect(prob.shape).toEqual([C * B, H, L, L]);
+    const want = reference(vals);
+    const [pv, ov] = [prob.dataSync(), out.dataSync()];
+    pv.forEach((v, i) => expect(Math.abs(v - want.prob[i]), `prob ${i}`).toBeLessThan(2e-6));
+    ov.forEach((v, i) => expect(Math.abs(v - want.out[i]), `out ${i}`).toBeLessThan(2e-6));
+    for (let r = 0; r < C * B * H * L; r++) {
+      const row = pv.subarray(r * L, (r + 1) * L);
+      expect(Math.abs(row.reduce((a, b) => a + b, 0) - 1)).toBeLessThan(4e-7);
+      // Sequence 0's padding keys: exactly 0.
+      if (r < H * L) expect([row[0], row[1]]).toEqual([0, 0]);
       expect(row[2]).toBeGreaterThan(0);
     }
-    // The softmax is invariant to a constant added to a row: a constant dprob has zero gradient.
-    const [dac, dbd, def] = run(REL_ATTENTION_GRAD, { dprob: tf.onesLike(prob), prob, seg }, { scale: 0.5 }) as tf.Tensor[];
-    for (const t of [dac, dbd, def]) expect(Math.max(...Array.from(t.dataSync(), Math.abs))).toBeLessThan(1e-7);
-    expect(dbd.shape).toEqual([N, H, L, 2 * L]);
-    expect(() => run(REL_ATTENTION, { ac, bd: ac, ef, seg, mask }, { scale: 0.5 })).toThrow(/SgdLabRelAttention: expected bd \[2,3,5,10\], got \[2,3,5,5\]/);
-    expect(() => run(REL_ATTENTION_GRAD, { dprob: ef, prob, seg }, { scale: 0.5 })).toThrow(/SgdLabRelAttentionGrad: expected dprob/);
-    tf.dispose([ac, bd, ef, seg, mask, prob, dac, dbd, def]);
+    // Backward: the gradient of sum(w . out) for a fixed weighting w, for every element of every input.
+    const w = rnd(C * B * L * d, 9);
+    const grads = run(REL_ATTENTION_BLOCK_GRAD, { dout: tf.tensor(Float32Array.from(w), shapes.q), ...tensors, seg, prob }, { heads: H, scale }) as tf.Tensor[];
+    const objective = (x: Record<string, Float64Array>) => reference(x).out.reduce((s, v, i) => s + v * w[i], 0);
+    const eps = 1e-5;
+    names.forEach((name, g) => {
+      expect(grads[g].shape, name).toEqual(shapes[name]);
+      const got = grads[g].dataSync();
+      let largest = 0;
+      for (let i = 0; i < vals[name].length; i++) {
+        const moved = (delta: number) => ({ ...vals, [name]: Float64Array.from(vals[name], (v, j) => (j === i ? v + delta : v)) });
+        const fd = (objective(moved(eps)) - objective(moved(-eps))) / (2 * eps);
+        // float32 products and sums (about 1e-7 relative each) against float64 differences (O(eps^2)).
+        expect(Math.abs(got[i] - fd), `${name}[${i}]`).toBeLessThan(2e-5 * (1 + Math.abs(fd)));
+        largest = Math.max(largest, Math.abs(fd));
+      }
+      expect(largest, name).toBeGreaterThan(1e-3);
+    });
+    expect(() => run(REL_ATTENTION_BLOCK, { ...tensors, kr: tensors.segEmbed, seg, mask }, { heads: H, scale })).toThrow(/SgdLabRelAttentionBlock: expected kr \[2,10,12\], got \[2,2,12\]/);
+    expect(() => run(REL_ATTENTION_BLOCK, { ...tensors, seg, mask }, { heads: 5, scale })).toThrow(/SgdLabRelAttentionBlock: heads 5 must be a positive divisor of d = 12/);
+    expect(() => run(REL_ATTENTION_BLOCK, { ...tensors, seg, mask: tf.zeros([3, L]) }, { heads: H, scale })).toThrow(/SgdLabRelAttentionBlock: expected mask \[4,5\], got \[3,5\]/);
+    expect(() => run(REL_ATTENTION_BLOCK_GRAD, { dout: tensors.segEmbed, ...tensors, seg, prob }, { heads: H, scale })).toThrow(/SgdLabRelAttentionBlockGrad: expected dout \[2,10,12\], got \[2,2,12\]/);
+    tf.dispose([...Object.values(tensors), seg, mask, out, prob, ...grads]);
   });
 
   it('layer norm of (a + bias) + b against float64, and its gradients against central differences', () => {

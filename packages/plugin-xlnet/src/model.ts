@@ -10,14 +10,15 @@
  *
  * The step is a ReplicaProgram for both of the engine's strategies (one replica on 2-D blocks,
  * or a chunk of replicas stacked on a leading run axis); gradients come from TensorFlow.js's
- * autodiff (tf.grads).
+ * autodiff (tf.grads) of the composed ops below, or on native from the fused kernels' program
+ * with its backward pass written out (fused.ts).
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { createRequire } from 'node:module';
 import type { RandomStream } from '@sgd-lab/core';
 import { matMulT, type BlockShape, type KernelStrategy, type ReplicaProgram } from '@sgd-lab/tensor';
 import { PAD } from './tokenizer.js';
-import { addBiasLayerNorm, addLayerNorm, biasGelu, fusedXlnet, relAttention, scatterAddRows } from './fused.js';
+import { fusedLogits, fusedStep, fusedXlnet } from './fused.js';
 
 // The step differentiates with tf.grads, so every op's gradient must be registered. tfjs-core's
 // Node build has none; the union package's Node build registers them all on the same (global)
@@ -36,7 +37,7 @@ export interface XlnetSize {
 
 export const CLASSES = 2;
 /** XLNet's layer-norm epsilon and initializer range. */
-const LN_EPS = 1e-12;
+export const LN_EPS = 1e-12;
 const INIT_STD = 0.02;
 
 /** The parameter blocks, in the order the engine keeps them. Attention weights are [d, heads * dHead]. */
@@ -146,9 +147,7 @@ const embed = tf.customGrad(((table: tf.Tensor, ids: tf.Tensor, save: tf.GradSav
     value: tf.gather(table, ids),
     gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => {
       const [idx] = saved;
-      // The native scatter-add where registered: tfjs's scatterND runs the cpu backend's loop.
-      const g = fusedXlnet() ? scatterAddRows(dy as tf.Tensor, idx, table.shape[0]) : tf.scatterND(tf.reshape(idx, [-1, 1]), dy as tf.Tensor, table.shape);
-      return [g, tf.zerosLike(idx)];
+      return [tf.scatterND(tf.reshape(idx, [-1, 1]), dy as tf.Tensor, table.shape), tf.zerosLike(idx)];
     },
   };
 }) as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as (table: tf.Tensor, ids: tf.Tensor) => tf.Tensor;
@@ -183,6 +182,8 @@ export function xlnetConstants(s: XlnetSize): XlnetConstants {
  * product is one batched matMul over the C replicas and the attention runs on C * B sequences.
  */
 export function xlnetLogits(s: XlnetSize, c: XlnetConstants, params: readonly tf.Tensor[], x: tf.Tensor): tf.Tensor {
+  // On native: the fused kernels' forward pass.
+  if (fusedXlnet()) return fusedLogits(s, c, params, x);
   const stacked = params[0].rank === 3;
   const C = stacked ? params[0].shape[0] : 1;
   // Shapes below carry the run axis only when stacked: lead is [C] or [].
@@ -193,15 +194,10 @@ export function xlnetLogits(s: XlnetSize, c: XlnetConstants, params: readonly tf
   const d = s.dModel;
   const H = s.heads;
   const dh = d / H;
-  // One native kernel per element-wise piece where the backend has them (fused.ts).
-  const fused = fusedXlnet();
   const ids = tf.cast(stacked && x.rank === 2 ? tf.tile(tf.expandDims(x, 0), [C, 1, 1]) : x, 'int32');
   const N = C * B; // sequences in the attention
   // Keys that are padding get -1e30 before the softmax.
-  const keyMask = tf.reshape(tf.mul(tf.cast(tf.equal(ids, PAD), 'float32'), -1e30), fused ? [N, L] : [N, 1, 1, L]);
-  const attention = fused ? relAttention(c.seg, keyMask, 1 / Math.sqrt(d / H)) : undefined;
-  const norm = fused ? addLayerNorm(LN_EPS) : undefined;
-  const biasNorm = fused ? addBiasLayerNorm(LN_EPS) : undefined;
+  const keyMask = tf.reshape(tf.mul(tf.cast(tf.equal(ids, PAD), 'float32'), -1e30), [N, 1, 1, L]);
   // Word embeddings: stacked, replica c's table is rows c * vocab ... of the joined tables.
   const table = stacked ? tf.reshape(params[0], [C * s.vocab, d]) : params[0];
   const rows = stacked ? tf.add(ids, tf.reshape(tf.range(0, C * s.vocab, s.vocab, 'int32'), [C, 1, 1])) : ids;
@@ -235,19 +231,15 @@ export function xlnetLogits(s: XlnetSize, c: XlnetConstants, params: readonly tf
     const qs = tf.add(byHead(q), row(rs, [H, 1, dh]));
     const segK = tf.transpose(tf.reshape(segEmbed, [...lead, 2, H, dh]), [...lead.map((_, i) => i), o + 1, o, o + 2]); // [C?, H, 2, dh]
     const ef2 = fromHead(matMulT(qs, segK, false, true), 2); // [N, H, L, 2]
-    let prob: tf.Tensor;
-    if (attention) prob = attention(ac, bdAll, ef2);
-    else {
-      const bd = relShift(bdAll as tf.Tensor4D, L);
-      const e0 = tf.slice(ef2, [0, 0, 0, 0], [N, H, L, 1]);
-      const e1 = tf.slice(ef2, [0, 0, 0, 1], [N, H, L, 1]);
-      const ef = tf.add(e0, tf.mul(tf.sub(e1, e0), c.seg));
-      prob = tf.softmax(tf.add(tf.mul(tf.add(tf.add(ac, bd), ef), scale), keyMask));
-    }
+    const bd = relShift(bdAll as tf.Tensor4D, L);
+    const e0 = tf.slice(ef2, [0, 0, 0, 0], [N, H, L, 1]);
+    const e1 = tf.slice(ef2, [0, 0, 0, 1], [N, H, L, 1]);
+    const ef = tf.add(e0, tf.mul(tf.sub(e1, e0), c.seg));
+    const prob = tf.softmax(tf.add(tf.mul(tf.add(tf.add(ac, bd), ef), scale), keyMask));
     const av = tf.reshape(tf.transpose(tf.matMul(prob, v), [0, 2, 1, 3]), [...lead, B * L, d]);
-    h = norm ? norm(tf.matMul(av, wo), h, g1, b1) : layerNorm(tf.add(tf.matMul(av, wo), h), g1, b1);
-    const hidden = fused ? biasGelu(tf.matMul(h, w1), c1) : gelu(tf.add(tf.matMul(h, w1), c1));
-    h = biasNorm ? biasNorm(tf.matMul(hidden, w2), c2, h, g2, b2) : layerNorm(tf.add(tf.add(tf.matMul(hidden, w2), c2), h), g2, b2);
+    h = layerNorm(tf.add(tf.matMul(av, wo), h), g1, b1);
+    const hidden = gelu(tf.add(tf.matMul(h, w1), c1));
+    h = layerNorm(tf.add(tf.add(tf.matMul(hidden, w2), c2), h), g2, b2);
   }
   const n = params.length;
   const last = tf.reshape(tf.slice(tf.reshape(h, [N, L, d]), [0, L - 1, 0], [N, 1, d]), [...lead, B, d]);
@@ -298,6 +290,8 @@ export function xlnetProgram(s: XlnetSize, options: { stackedSequences?: number 
         outs.forEach((o) => o.loss.dispose());
         return { grads: params.map((_, k) => tf.concat(outs.map((o) => o.grads[k]))), loss };
       }
+      // On native: the fused kernels, backward pass written out.
+      if (fusedXlnet()) return fusedStep(s, constants, params, x, y);
       let perRun: tf.Tensor | undefined;
       const f = (...ps: tf.Tensor[]) => {
         const losses = crossEntropy(xlnetLogits(s, constants, ps, x), y);

@@ -12,4 +12,4 @@ export { DEEP_LINEAR_STEP, RUN_BLOCK_MOMENTS } from '@sgd-lab/native';
 /** The native addon's fused MLP step (registered on `native` only; plugin-mnist uses it). */
 export { MLP_STEP } from '@sgd-lab/native';
 /** The native addon's fused transformer pieces (registered on `native` only; plugin-xlnet uses them). */
-export { SCATTER_ADD_ROWS, BIAS_GELU, BIAS_GELU_GRAD, ADD_LAYER_NORM, LAYER_NORM_GRAD, REL_ATTENTION, REL_ATTENTION_GRAD } from '@sgd-lab/native';
+export { SCATTER_ADD_ROWS, BIAS_GELU, BIAS_GELU_GRAD, ADD_LAYER_NORM, LAYER_NORM_GRAD, REL_ATTENTION_BLOCK, REL_ATTENTION_BLOCK_GRAD } from '@sgd-lab/native';
