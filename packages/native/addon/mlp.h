@@ -14,9 +14,18 @@
 //   gradW_k = A_k^T D, gradB_k = the column sums of D, D <- (D W_k^T) step(A_k).
 // weights[k], gradW[k]: [R, w_k, w_(k+1)]; biases[k], gradB[k]: [R, 1, w_(k+1)]; x: [R, b, w_0];
 // y: [R, b, w_L] (one-hot rows).
+// With (runBlock, devOut, sqOut) also the run-block moments of every parameter block (W_1, b_1,
+// W_2, ... in that order) as runBlockMoments(.., runBlock, mode 0) gives them: block i's at
+// devOut[R i ..] and sqOut[B i ..] (B run blocks). When there are at least as many run blocks as
+// threads, threads take whole run blocks and each run block's moments follow its last replica
+// while the gradients are in cache; else the replicas split and the moments follow in a second pass.
+// With (lr, nextW[], nextB[]) as well, the SGD step: next = param - lr grad (as axpy computes it,
+// p + (-lr) g in float32), each run block's after its moments; gradW and gradB may then be null
+// (the gradients then stay in the addon's scratch).
 Napi::Value MlpStep(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() != 9) throw Napi::TypeError::New(env, "mlpStep takes 9 arguments");
+  if (info.Length() != 9 && info.Length() != 12 && info.Length() != 15)
+    throw Napi::TypeError::New(env, "mlpStep takes 9 arguments, 12 with the moments or 15 with the moments and the SGD step");
   Napi::Float32Array x = F32(info, 0, "x"), y = F32(info, 1, "y"), loss = F32(info, 8, "lossOut");
   const std::vector<int64_t> widths = Ints(info, 4, "widths");
   const int64_t b = Int(info, 5, "b");
@@ -29,13 +38,46 @@ Napi::Value MlpStep(const Napi::CallbackInfo& info) {
   const int64_t p = widths[0], o = widths[L];
   if (static_cast<int64_t>(x.ElementLength()) < runs * b * p) throw Napi::RangeError::New(env, "x is too short");
   if (static_cast<int64_t>(y.ElementLength()) < runs * b * o) throw Napi::RangeError::New(env, "y is too short");
-  std::vector<int64_t> wSize(L), bSize(L);
+  const bool withMoments = info.Length() >= 12, withStep = info.Length() == 15;
+  const bool gradsGiven = !withStep || !(info[6].IsNull() || info[6].IsUndefined());
+  // Parameter block i: W_(i/2) for even i, b_(i/2) for odd i; cols[i] values per replica.
+  std::vector<int64_t> wSize(L), bSize(L), cols(2 * L);
   for (size_t k = 0; k < L; ++k) {
-    wSize[k] = runs * widths[k] * widths[k + 1];
-    bSize[k] = runs * widths[k + 1];
+    cols[2 * k] = widths[k] * widths[k + 1];
+    cols[2 * k + 1] = widths[k + 1];
+    wSize[k] = runs * cols[2 * k];
+    bSize[k] = runs * cols[2 * k + 1];
   }
-  const std::vector<float*> W = LayerArrays(info, 2, "weights", wSize), B = LayerArrays(info, 3, "biases", bSize);
-  const std::vector<float*> GW = LayerArrays(info, 6, "gradW", wSize), GB = LayerArrays(info, 7, "gradB", bSize);
+  const std::vector<float*> Wk = LayerArrays(info, 2, "weights", wSize), Bk = LayerArrays(info, 3, "biases", bSize);
+  std::vector<float*> P(2 * L), G(2 * L, nullptr), N;
+  for (size_t k = 0; k < L; ++k) {
+    P[2 * k] = Wk[k];
+    P[2 * k + 1] = Bk[k];
+  }
+  if (gradsGiven) {
+    const std::vector<float*> GW = LayerArrays(info, 6, "gradW", wSize), GB = LayerArrays(info, 7, "gradB", bSize);
+    for (size_t k = 0; k < L; ++k) {
+      G[2 * k] = GW[k];
+      G[2 * k + 1] = GB[k];
+    }
+  }
+  const int64_t block = withMoments ? Int(info, 9, "runBlock") : 0;
+  if (withMoments && block == 0) throw Napi::RangeError::New(env, "runBlock must be >= 1");
+  const int64_t nBlocks = withMoments ? (runs + block - 1) / block : 0;
+  Napi::Float32Array devOut = withMoments ? F32(info, 10, "devOut") : Napi::Float32Array();
+  Napi::Float32Array sqOut = withMoments ? F32(info, 11, "sqOut") : Napi::Float32Array();
+  if (withMoments && static_cast<int64_t>(devOut.ElementLength()) < runs * static_cast<int64_t>(2 * L)) throw Napi::RangeError::New(env, "devOut is too short");
+  if (withMoments && static_cast<int64_t>(sqOut.ElementLength()) < nBlocks * static_cast<int64_t>(2 * L)) throw Napi::RangeError::New(env, "sqOut is too short");
+  if (withStep && !info[12].IsNumber()) throw Napi::TypeError::New(env, "lr must be a number");
+  const float alpha = withStep ? -info[12].As<Napi::Number>().FloatValue() : 0.0f;
+  if (withStep) {
+    const std::vector<float*> NW = LayerArrays(info, 13, "nextW", wSize), NB = LayerArrays(info, 14, "nextB", bSize);
+    N.resize(2 * L);
+    for (size_t k = 0; k < L; ++k) {
+      N[2 * k] = NW[k];
+      N[2 * k + 1] = NB[k];
+    }
+  }
   const float* px = x.Data();
   const float* py = y.Data();
   float* pl = loss.Data();
@@ -50,20 +92,43 @@ Napi::Value MlpStep(const Napi::CallbackInfo& info) {
   }
   for (int64_t w : widths) widest = std::max(widest, w);
   const float bf = static_cast<float>(b);
-  const int threads = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(g_threads, runs)));
+  // Whole run blocks per thread only when there are enough of them to keep every thread busy.
+  const bool fuseMoments = withMoments && nBlocks >= std::min<int64_t>(g_threads, runs);
+  const int64_t units = fuseMoments ? nBlocks : runs;
+  const int threads = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(g_threads, units)));
   const int nparts = threads > 1 && flops * runs > 2e6 ? threads : 1;
+  std::vector<double> devAcc(fuseMoments ? static_cast<size_t>(runs * 2 * L) : 0, 0.0), sqAcc(fuseMoments ? static_cast<size_t>(nBlocks * 2 * L) : 0, 0.0);
+  // Gradients nobody asked to keep live in scratch: with the moments fused, one run block of them
+  // per thread (block i's at rows * the sizes before it); else all runs, for the second pass.
+  const int64_t rows = fuseMoments ? std::min(block, runs) : runs;
+  std::vector<int64_t> lOff(2 * L + 1, 0);
+  for (size_t i = 0; i < 2 * L; ++i) lOff[i + 1] = lOff[i] + rows * cols[i];
+  const bool localG = !gradsGiven && fuseMoments;
+  static std::vector<float> spare;  // this runs on the JavaScript thread only
+  if (!gradsGiven && !fuseMoments) {
+    spare.resize(static_cast<size_t>(lOff[2 * L]));
+    for (size_t i = 0; i < 2 * L; ++i) G[i] = spare.data() + lOff[i];
+  }
   const std::function<void(int)> job = [&](int part) {
     std::vector<float> acts(static_cast<size_t>(aOff[L])), d0(static_cast<size_t>(b * widest)), d1(static_cast<size_t>(b * widest));
     std::vector<double> colSum(static_cast<size_t>(widest)), expRow(static_cast<size_t>(o));
+    thread_local std::vector<float> blockG;
+    if (localG && blockG.size() < static_cast<size_t>(lOff[2 * L])) blockG.resize(static_cast<size_t>(lOff[2 * L]));
+    // Parameter block i's gradient of run r: in the caller's (or the spare) arrays, or in this thread's run block.
+    const auto gAt = [&](size_t i, int64_t r) { return localG ? blockG.data() + lOff[i] + (r % block) * cols[i] : G[i] + r * cols[i]; };
+    const int64_t width = fuseMoments ? MomentTileWidth(std::min(block, runs), false) : 0;
+    std::vector<double> tileSum(static_cast<size_t>(width)), tileMean(static_cast<size_t>(width));
     double* e = expRow.data();
-    for (int64_t r = runs * part / nparts; r < runs * (part + 1) / nparts; ++r) {
+    const int64_t u0 = units * part / nparts, u1 = units * (part + 1) / nparts;
+    const int64_t rBegin = fuseMoments ? u0 * block : u0, rEnd = fuseMoments ? std::min(runs, u1 * block) : u1;
+    for (int64_t r = rBegin; r < rEnd; ++r) {
       // Forward.
       const float* in = px + r * b * p;
       for (size_t k = 0; k < L; ++k) {
         const int64_t nIn = widths[k], nOut = widths[k + 1];
         float* z = acts.data() + aOff[k];  // A_(k+1) lives at aOff[k]
-        Gemm(false, false, b, nOut, nIn, 1.0f, in, static_cast<int>(nIn), W[k] + r * nIn * nOut, static_cast<int>(nOut), 0.0f, z, static_cast<int>(nOut));
-        const float* bias = B[k] + r * nOut;
+        Gemm(false, false, b, nOut, nIn, 1.0f, in, static_cast<int>(nIn), Wk[k] + r * nIn * nOut, static_cast<int>(nOut), 0.0f, z, static_cast<int>(nOut));
+        const float* bias = Bk[k] + r * nOut;
         const bool relu = k + 1 < L;
         for (int64_t i = 0; i < b; ++i) {
           float* row = z + i * nOut;
@@ -99,25 +164,38 @@ Napi::Value MlpStep(const Napi::CallbackInfo& info) {
       }
       pl[r] = static_cast<float>(total / static_cast<double>(b));
       // Backward, from the top layer down.
-      float* spare = d1.data();
+      float* spareD = d1.data();
       for (size_t kk = L; kk-- > 0;) {
         const int64_t nIn = widths[kk], nOut = widths[kk + 1];
         const float* a = kk == 0 ? px + r * b * p : acts.data() + aOff[kk - 1];  // A_kk
-        Gemm(true, false, nIn, nOut, b, 1.0f, a, static_cast<int>(nIn), d, static_cast<int>(nOut), 0.0f, GW[kk] + r * nIn * nOut, static_cast<int>(nOut));
-        float* gb = GB[kk] + r * nOut;
+        Gemm(true, false, nIn, nOut, b, 1.0f, a, static_cast<int>(nIn), d, static_cast<int>(nOut), 0.0f, gAt(2 * kk, r), static_cast<int>(nOut));
+        float* gb = gAt(2 * kk + 1, r);
         std::fill(colSum.begin(), colSum.begin() + nOut, 0.0);
         for (int64_t i = 0; i < b; ++i)
           for (int64_t j = 0; j < nOut; ++j) colSum[j] += d[i * nOut + j];
         for (int64_t j = 0; j < nOut; ++j) gb[j] = static_cast<float>(colSum[j]);
         if (kk == 0) break;
-        Gemm(false, true, b, nIn, nOut, 1.0f, d, static_cast<int>(nOut), W[kk] + r * nIn * nOut, static_cast<int>(nOut), 0.0f, spare, static_cast<int>(nIn));
+        Gemm(false, true, b, nIn, nOut, 1.0f, d, static_cast<int>(nOut), Wk[kk] + r * nIn * nOut, static_cast<int>(nOut), 0.0f, spareD, static_cast<int>(nIn));
         // Through the ReLU: A_kk > 0 exactly where its input was (the product kept, times 0 or 1).
-        for (int64_t i = 0; i < b * nIn; ++i) spare[i] *= a[i] > 0 ? 1.0f : 0.0f;
-        std::swap(d, spare);
+        for (int64_t i = 0; i < b * nIn; ++i) spareD[i] *= a[i] > 0 ? 1.0f : 0.0f;
+        std::swap(d, spareD);
+      }
+      // A run block complete: its moments, block by block, tile by tile, then its SGD step.
+      if (fuseMoments && ((r + 1) % block == 0 || r + 1 == runs)) {
+        const int64_t k = r / block, r0 = k * block;
+        RunBlockEpilogue(cols, gAt, gAt, 0, k, r0, r + 1 - r0, runs, nBlocks, width, tileSum.data(), tileMean.data(), devAcc.data(), sqAcc.data(), P, N, alpha);
       }
     }
   };
   if (nparts > 1) ThePool().Run(nparts, job);
   else job(0);
+  if (fuseMoments) {
+    float* pd = devOut.Data();
+    float* pq = sqOut.Data();
+    for (size_t i = 0; i < devAcc.size(); ++i) pd[i] = static_cast<float>(devAcc[i]);
+    for (size_t i = 0; i < sqAcc.size(); ++i) pq[i] = static_cast<float>(sqAcc[i]);
+  } else if (withMoments) {
+    BlockEpilogue(cols, G, G, 0, runs, block, devOut.Data(), sqOut.Data(), P, N, alpha);
+  }
   return env.Undefined();
 }

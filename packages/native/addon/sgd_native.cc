@@ -999,6 +999,51 @@ void BlockMoments(const float* px, const float* py, int64_t mode, int64_t runs, 
   }
 }
 
+// What a fused step does after the last replica of run block k, [r0, r0 + n), while the block's
+// gradients are in cache: for every parameter block i (cols[i] values per replica; its
+// stochastic gradients at gAt(i, r) and, in mode 2, the full ones at fAt(i, r), each run block's
+// rows contiguous from r0), the run-block moments tile by tile (mode as in runBlockMoments) into
+// devAcc (outs x runs per parameter block) and sqAcc (outs x blocks per parameter block); then,
+// with N, the SGD step of the block's replicas, N[i] = W[i] + alpha g (as axpy computes it).
+template <typename GAt, typename FAt>
+void RunBlockEpilogue(const std::vector<int64_t>& cols, GAt gAt, FAt fAt, int64_t mode, int64_t k, int64_t r0, int64_t n, int64_t runs, int64_t nBlocks, int64_t width,
+                      double* sum, double* mean, double* devAcc, double* sqAcc, const std::vector<float*>& W, const std::vector<float*>& N, float alpha) {
+  const int64_t outs = mode == 2 ? 3 : 1;
+  for (size_t i = 0; i < cols.size(); ++i) {
+    const int64_t c = cols[i];
+    for (int64_t j0 = 0; j0 < c; j0 += width)
+      TileMoments(gAt(i, r0), mode > 0 ? fAt(i, r0) : nullptr, mode, c, j0, std::min(width, c - j0), 0, n, width, sum, mean, devAcc + outs * runs * i + r0, runs,
+                  sqAcc + outs * nBlocks * i + k, nBlocks);
+    for (int64_t r = r0; !N.empty() && r < r0 + n; ++r) {
+      const float* __restrict w = W[i] + r * c;
+      const float* __restrict g = gAt(i, r);
+      float* __restrict nx = N[i] + r * c;
+      for (int64_t j = 0; j < c; ++j) nx[j] = w[j] + alpha * g[j];
+    }
+  }
+}
+
+// The same without the fused path (fewer run blocks than threads): every parameter block's
+// moments by BlockMoments over all runs (gradients at G[i], full ones at F[i]), then its SGD step.
+void BlockEpilogue(const std::vector<int64_t>& cols, const std::vector<float*>& G, const std::vector<float*>& F, int64_t mode, int64_t runs, int64_t block, float* devOut, float* sqOut,
+                   const std::vector<float*>& W, const std::vector<float*>& N, float alpha) {
+  const int64_t outs = mode == 2 ? 3 : 1, nBlocks = (runs + block - 1) / block;
+  for (size_t i = 0; i < cols.size(); ++i) {
+    BlockMoments(G[i], mode > 0 ? F[i] : nullptr, mode, runs, cols[i], block, devOut + outs * runs * i, sqOut + outs * nBlocks * i);
+    if (N.empty()) continue;
+    const float* pw = W[i];
+    const float* pg = G[i];
+    float* pn = N[i];
+    const int64_t size = runs * cols[i];
+    Parallel(size, 3 * size, [&](int64_t i0, int64_t i1, int) {
+      const float* __restrict w = pw;
+      const float* __restrict g = pg;
+      float* __restrict nx = pn;
+      for (int64_t j = i0; j < i1; ++j) nx[j] = w[j] + alpha * g[j];
+    });
+  }
+}
+
 // runBlockMoments(x, y, devOut, sqOut, runs, cols, block, mode): the across-run moments of a
 // [runs, cols] block by run blocks of `block` consecutive runs (the last may be shorter).
 // mode 0: of x (y is ignored); mode 1: of the float32 difference x - y, never materialised;
@@ -1204,23 +1249,10 @@ Napi::Value DeepLinearStep(const Napi::CallbackInfo& info) {
         Gemm(true, false, in, hw, out, 1.0f, W[kk] + r * out * in, static_cast<int>(in), h, static_cast<int>(hw), 0.0f, spare, static_cast<int>(hw));
         std::swap(h, spare);
       }
-      // A run block complete: its moments, layer by layer, tile by tile.
+      // A run block complete: its moments, layer by layer, tile by tile, then its SGD step.
       if (fuseMoments && ((r + 1) % block == 0 || r + 1 == runs)) {
-        const int64_t k = r / block, r0 = k * block, n = r + 1 - r0;
-        for (size_t layer = 0; layer < d; ++layer) {
-          const int64_t cols = sz[layer];
-          // The run block's rows start at gAt(layer, r0); TileMoments indexes its runs from there.
-          for (int64_t j0 = 0; j0 < cols; j0 += width)
-            TileMoments(gAt(layer, r0), fAt(layer, r0), 2, cols, j0, std::min(width, cols - j0), 0, n, width, sum.data(), mean.data(), devAcc.data() + 3 * runs * layer + r0, runs,
-                        sqAcc.data() + 3 * nBlocks * layer + k, nBlocks);
-          // Then the SGD step of the run block's replicas, while their gradients are in cache.
-          for (int64_t rr = r0; withStep && rr <= r; ++rr) {
-            const float* __restrict w = W[layer] + rr * cols;
-            const float* __restrict g = gAt(layer, rr);
-            float* __restrict nx = N[layer] + rr * cols;
-            for (int64_t i = 0; i < cols; ++i) nx[i] = w[i] + alpha * g[i];
-          }
-        }
+        const int64_t k = r / block, r0 = k * block;
+        RunBlockEpilogue(sz, gAt, fAt, 2, k, r0, r + 1 - r0, runs, nBlocks, width, sum.data(), mean.data(), devAcc.data(), sqAcc.data(), W, N, alpha);
       }
     }
   };
@@ -1232,19 +1264,7 @@ Napi::Value DeepLinearStep(const Napi::CallbackInfo& info) {
     for (size_t i = 0; i < devAcc.size(); ++i) pd[i] = static_cast<float>(devAcc[i]);
     for (size_t i = 0; i < sqAcc.size(); ++i) pq[i] = static_cast<float>(sqAcc[i]);
   } else if (withMoments) {
-    for (size_t k = 0; k < d; ++k) {
-      BlockMoments(G[k], F[k], 2, runs, sz[k], block, devOut.Data() + 3 * runs * k, sqOut.Data() + 3 * nBlocks * k);
-      if (!withStep) continue;
-      const float* pw = W[k];
-      const float* pg = G[k];
-      float* pn = N[k];
-      Parallel(wSize[k], 3 * wSize[k], [&](int64_t i0, int64_t i1, int) {
-        const float* __restrict w = pw;
-        const float* __restrict g = pg;
-        float* __restrict nx = pn;
-        for (int64_t i = i0; i < i1; ++i) nx[i] = w[i] + alpha * g[i];
-      });
-    }
+    BlockEpilogue(sz, G, F, 2, runs, block, devOut.Data(), sqOut.Data(), W, N, alpha);
   }
   return env.Undefined();
 }

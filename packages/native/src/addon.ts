@@ -113,9 +113,45 @@ export interface NativeAddon {
    * The stochastic-gradient step of a stacked ReLU MLP with mean softmax cross-entropy for every
    * replica (lossOut's length): x [R, b, w_0], one-hot y [R, b, w_L], weights[k] [R, w_k, w_(k+1)],
    * biases[k] [R, 1, w_(k+1)]; the gradients into gradW[k], gradB[k] (their shapes), the losses into
-   * lossOut; a replica at a time on the addon's threads.
+   * lossOut; a replica at a time on the addon's threads. With (runBlock, devOut, sqOut): also
+   * runBlockMoments(.., runBlock, mode 0) of every parameter block i (W_1, b_1, W_2, ..) at
+   * devOut[R i ..] and sqOut[B i ..] (B run blocks), each run block's right after its replicas
+   * where there are at least as many run blocks as threads. With (lr, nextW, nextB) as well: the
+   * SGD step into nextW and nextB (as axpy), each run block's after its moments; gradW and gradB
+   * may then be null (the gradients stay in the addon's scratch).
    */
   mlpStep(x: Float32Array, y: Float32Array, weights: Float32Array[], biases: Float32Array[], widths: number[], b: number, gradW: Float32Array[], gradB: Float32Array[], lossOut: Float32Array): void;
+  mlpStep(
+    x: Float32Array,
+    y: Float32Array,
+    weights: Float32Array[],
+    biases: Float32Array[],
+    widths: number[],
+    b: number,
+    gradW: Float32Array[],
+    gradB: Float32Array[],
+    lossOut: Float32Array,
+    runBlock: number,
+    devOut: Float32Array,
+    sqOut: Float32Array,
+  ): void;
+  mlpStep(
+    x: Float32Array,
+    y: Float32Array,
+    weights: Float32Array[],
+    biases: Float32Array[],
+    widths: number[],
+    b: number,
+    gradW: null,
+    gradB: null,
+    lossOut: Float32Array,
+    runBlock: number,
+    devOut: Float32Array,
+    sqOut: Float32Array,
+    lr: number,
+    nextW: Float32Array[],
+    nextB: Float32Array[],
+  ): void;
   /** dst = 0, then dst row rows[i] += src row i (rows of `width` floats; repeated rows sum); throws on a row outside dst. */
   scatterAddRows(src: Float32Array, width: number, rows: Int32Array, dst: Float32Array): void;
   /** out = gelu(x + bias) (exact GELU), x [groups, rows, n], bias [groups, n]. */

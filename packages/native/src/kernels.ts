@@ -95,7 +95,12 @@ export const DEEP_LINEAR_STEP = 'SgdLabDeepLinearStep';
  * w_(k+1)] and [C, 1, w_(k+1)] }, attrs { widths } -> [gradW_0, gradB_0, .., gradW_(L-1),
  * gradB_(L-1), loss [C]]: the stochastic-gradient step of a ReLU MLP with mean softmax
  * cross-entropy (plugin-mnist's program) in one call, a replica at a time on each thread from its
- * forward pass to its last weight gradient. Native only.
+ * forward pass to its last weight gradient. With attrs.runBlock, also the run-block moments of
+ * every block as RUN_BLOCK_MOMENTS gives them, appended after the loss: two outputs per block
+ * (deviations [C], mean squares [blocks]), each run block's computed right after its replicas
+ * where there are at least as many run blocks as threads. With runBlock and attrs.sgd (a learning
+ * rate), also the SGD step: the outputs are then the next parameters (w - sgd grad, as AXPY
+ * computes it) in the gradients' places, and the gradients never leave the addon. Native only.
  */
 export const MLP_STEP = 'SgdLabMlpStep';
 /** MUL_STEP: inputs { a, b } (broadcasting) -> a * step(b): a ReLU's backward pass from its output. */
@@ -444,7 +449,7 @@ export function nativeKernels(addon: NativeAddon): KernelConfig[] {
 
   const mlpStep: KernelFunc = (args) => {
     const inputs = args.inputs as Record<string, TensorInfo>;
-    const { widths } = args.attrs as unknown as { widths: number[] };
+    const { widths, runBlock, sgd } = args.attrs as unknown as { widths: number[]; runBlock?: number; sgd?: number };
     const backend = args.backend as MathBackendCPU;
     const L = widths.length - 1;
     const { x, y } = inputs;
@@ -453,6 +458,10 @@ export function nativeKernels(addon: NativeAddon): KernelConfig[] {
     if (!x || x.dtype !== 'float32' || x.shape.length !== 3 || x.shape[2] !== p) throw new Error(`${MLP_STEP}: expected a float32 x [C, b, ${p}], got ${x?.dtype} ${JSON.stringify(x?.shape)}`);
     const [runs, b] = x.shape;
     if (!y || y.dtype !== 'float32' || !util.arraysEqual(y.shape, [runs, b, o])) throw new Error(`${MLP_STEP}: expected a float32 y [${runs}, ${b}, ${o}], got ${y?.dtype} ${JSON.stringify(y?.shape)}`);
+    const withMoments = runBlock !== undefined;
+    if (withMoments && (!Number.isInteger(runBlock) || runBlock < 1)) throw new Error(`${MLP_STEP}: runBlock must be a positive integer, got ${runBlock}`);
+    const withStep = sgd !== undefined;
+    if (withStep && (!withMoments || !Number.isFinite(sgd))) throw new Error(`${MLP_STEP}: the SGD step needs runBlock and a finite rate, got runBlock ${runBlock}, sgd ${sgd}`);
     const param = (name: string, shape: number[]) => {
       const t = inputs[name];
       if (!t || t.dtype !== 'float32' || !util.arraysEqual(t.shape, shape)) throw new Error(`${MLP_STEP}: expected a float32 ${name} ${JSON.stringify(shape)}, got ${t?.dtype} ${JSON.stringify(t?.shape)}`);
@@ -463,13 +472,26 @@ export function nativeKernels(addon: NativeAddon): KernelConfig[] {
     const weights = Array.from({ length: L }, (_, k) => param(`w${k}`, wShape(k)));
     const biases = Array.from({ length: L }, (_, k) => param(`b${k}`, bShape(k)));
     count(MLP_STEP, true);
-    const gradW = weights.map((w) => alloc(backend, w.length));
-    const gradB = biases.map((v) => alloc(backend, v.length));
+    // With the SGD step the outputs are the next parameters, and the gradients stay in the addon.
+    const outW = weights.map((w) => alloc(backend, w.length));
+    const outB = biases.map((v) => alloc(backend, v.length));
     const loss = alloc(backend, runs);
-    addon.mlpStep(values(backend, x), values(backend, y), weights, biases, widths, b, gradW, gradB, loss);
+    const blocks = withMoments ? Math.ceil(runs / runBlock) : 0;
+    const dev = new Float32Array(withMoments ? 2 * L * runs : 0);
+    const sq = new Float32Array(2 * L * blocks);
+    const [xv, yv] = [values(backend, x), values(backend, y)];
+    if (withStep) addon.mlpStep(xv, yv, weights, biases, widths, b, null, null, loss, runBlock!, dev, sq, sgd, outW, outB);
+    else if (withMoments) addon.mlpStep(xv, yv, weights, biases, widths, b, outW, outB, loss, runBlock, dev, sq);
+    else addon.mlpStep(xv, yv, weights, biases, widths, b, outW, outB, loss);
+    const moments: TensorInfo[] = [];
+    for (let i = 0; i < 2 * L * (withMoments ? 1 : 0); i++) {
+      moments.push(backend.makeTensorInfo([runs], 'float32', dev.slice(i * runs, (i + 1) * runs)));
+      moments.push(backend.makeTensorInfo([blocks], 'float32', sq.slice(i * blocks, (i + 1) * blocks)));
+    }
     return [
-      ...gradW.flatMap((g, k) => [backend.makeTensorInfo(wShape(k), 'float32', g), backend.makeTensorInfo(bShape(k), 'float32', gradB[k])]),
+      ...outW.flatMap((g, k) => [backend.makeTensorInfo(wShape(k), 'float32', g), backend.makeTensorInfo(bShape(k), 'float32', outB[k])]),
       backend.makeTensorInfo([runs], 'float32', loss),
+      ...moments,
     ];
   };
 

@@ -5,10 +5,10 @@ import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { ConfigError, RandomStream } from '@sgd-lab/core';
+import { ConfigError, RandomStream, type GradientReport } from '@sgd-lab/core';
 import { collectStudy, testDataDir, testDataFile } from '@sgd-lab/core/testing';
 import { loadAddon } from '@sgd-lab/native';
-import { useBackend } from '@sgd-lab/tensor';
+import { ReplicaEngine, useBackend } from '@sgd-lab/tensor';
 import plugin from './index.js';
 import { PIXELS, loadEmbedded, head } from './data.js';
 import { distortSet } from './distort.js';
@@ -134,6 +134,80 @@ describe('MLP program', () => {
       await useBackend('wasm');
     }
   });
+});
+
+/** The first index where two lists of arrays differ (bit for bit), or undefined. */
+function firstDifference(a: readonly Float64Array[], b: readonly Float64Array[]): string | undefined {
+  if (a.length !== b.length) return `${a.length} arrays against ${b.length}`;
+  for (let r = 0; r < a.length; r++) {
+    const i = a[r].findIndex((v, j) => !Object.is(v, b[r][j]));
+    if (a[r].length !== b[r].length || i >= 0) return `array ${r}, element ${i}: ${a[r][i]} against ${b[r][i]}`;
+  }
+  return undefined;
+}
+
+describe('the engine with the fused MLP step on native', () => {
+  it.each([
+    // [widths, runs, b, runBlock]: several run blocks, the threads taking whole ones; a single run
+    // block (the replicas split over the threads, the moments in a second pass); a short last block.
+    [[20, 9, 4], 12, 5, 4],
+    [[784, 64, 32, 10], 8, 16, 8],
+    [[6, 5, 3], 11, 3, 4],
+  ] as [number[], number, number, number][])(
+    'computes the run-block moments in the step and takes the SGD step in it when told its rate: reports and parameters equal to the bit to the separate kernels (widths %j, R = %i, b = %i, run block %i)',
+    async (widths, runs, b, runBlock) => {
+      if (!loadAddon().ok) return;
+      await useBackend('native');
+      try {
+        const rng = new RandomStream([8, widths.length, runs]);
+        const o = widths[widths.length - 1];
+        const prog = mlpProgram(widths);
+        // The same program without the step's context: the engine then computes the moments itself.
+        const plain = { ...prog, step: (params: tf.Tensor[], inputs: tf.Tensor[], wantFull: boolean) => prog.step(params, inputs, wantFull) };
+        const theta0 = initMlp(rng, widths);
+        const batches = [0, 1, 2].map(() => ({
+          x: Float32Array.from({ length: runs * b * widths[0] }, () => rng.nextNormal()),
+          y: Float32Array.from({ length: runs * b * o }, (_, i) => (Math.floor(i / o) * 7 + 3) % o === i % o ? 1 : 0),
+        }));
+        const rates = [0.3, 0.2, 0.1];
+        const before = tf.memory().numTensors;
+        const run = (program: typeof prog, inPass: boolean) => {
+          const engine = new ReplicaEngine(program, { strategy: 'stacked', chunkSize: runs, runBlock });
+          const state = engine.replicate(theta0, runs);
+          const reports = [];
+          const params = [];
+          for (let t = 0; t < 3; t++) {
+            const inputs = [{ data: batches[t].x, shape: [b, widths[0]] }, { data: batches[t].y, shape: [b, o] }];
+            reports.push(engine.gradients(state, inputs, false, inPass ? { sgd: rates[t] } : undefined));
+            if (inPass) expect(state.pending!.flat(2)).toHaveLength(0);
+            engine.sgd(state, rates[t]);
+            params.push(engine.readParams(state) as Float64Array[]);
+          }
+          engine.dispose(state);
+          return { reports, params };
+        };
+        const separate = run(plain, false);
+        const fused = run(prog, false);
+        const inPass = run(prog, true);
+        expect(tf.memory().numTensors).toBe(before);
+        expect(fused.reports).toEqual(separate.reports);
+        expect(inPass.reports).toEqual(separate.reports);
+        separate.params.forEach((ps, t) => {
+          expect(firstDifference(fused.params[t], ps), `step ${t}`).toBeUndefined();
+          expect(firstDifference(inPass.params[t], ps), `step ${t}`).toBeUndefined();
+        });
+        // The replicas moved, and apart.
+        expect(firstDifference([inPass.params[2][0]], [inPass.params[2][1]])).toBeDefined();
+        // One entry per run block, each with a positive spread (the runs differ) and every block's own.
+        const report = separate.reports[0] as GradientReport;
+        expect(report.stochastic.all.map((s) => s.n)).toEqual(Array.from({ length: Math.ceil(runs / runBlock) }, (_, k) => Math.min(runBlock, runs - k * runBlock)));
+        for (const s of report.stochastic.all) expect(s.n === 1 || s.m2 > 0).toBe(true);
+        expect(Object.keys(report.stochastic.blocks!)).toEqual(prog.blocks.map((bl) => bl.name));
+      } finally {
+        await useBackend('wasm');
+      }
+    },
+  );
 });
 
 describe('elastic distortion', () => {

@@ -5,8 +5,8 @@
  * from its own stream.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { epochRows, epochSchedule, stepsPerEpoch, whenAll, type EpochSchedule, type MaybePromise, type GradientReport, type Model, type ParamBlock, type RandomStream, type Sampler, type SamplerFactory, type ShardSchedule, type ShardSpec, type StudyConfig } from '@sgd-lab/core';
-import { MLP_STEP, ReplicaEngine, dense, matMulT, reluBackward, rowGather, type ReplicaProgram, type TensorReplicaState } from '@sgd-lab/tensor';
+import { epochRows, epochSchedule, stepsPerEpoch, whenAll, type EpochSchedule, type MaybePromise, type GradientReport, type Model, type NextStep, type ParamBlock, type RandomStream, type Sampler, type SamplerFactory, type ShardSchedule, type ShardSpec, type StudyConfig } from '@sgd-lab/core';
+import { MLP_STEP, ReplicaEngine, dense, matMulT, reluBackward, rowGather, type ReplicaProgram, type StepOutput, type TensorReplicaState } from '@sgd-lab/tensor';
 import { CLASSES, PIXELS, oneHot, type ImageSet } from './data.js';
 
 /** Blocks W1, b1, W2, b2, ...: W_k is (in x out), b_k is (1 x out). */
@@ -62,17 +62,25 @@ export function mlpProgram(widths: readonly number[]): ReplicaProgram {
   const blocks = mlpBlocks(widths);
   return {
     blocks,
-    step(params, [x, y]) {
+    step(params, [x, y], _wantFull, context) {
       if (x.rank === 3 && fusedStep()) {
         // native, stacked: the whole step in one addon call, a replica at a time on each thread
-        // (the same products; forward to last weight gradient in that core's cache).
+        // (the same products; forward to last weight gradient in that core's cache), with the
+        // engine's run-block moments and, told the SGD step that follows, that step too.
         const inputs: tf.NamedTensorMap = { x, y };
         for (let k = 0; k < params.length / 2; k++) {
           inputs[`w${k}`] = params[2 * k];
           inputs[`b${k}`] = params[2 * k + 1];
         }
-        const out = tf.engine().runKernel(MLP_STEP, inputs, { widths: [...widths] }) as tf.Tensor[];
-        return { grads: out.slice(0, params.length), loss: out[params.length] };
+        const runBlock = context?.runBlock;
+        const sgd = runBlock !== undefined ? context?.sgd : undefined;
+        const attrs = { widths: [...widths], ...(runBlock !== undefined ? { runBlock } : {}), ...(sgd !== undefined ? { sgd } : {}) };
+        const out = tf.engine().runKernel(MLP_STEP, inputs, attrs) as tf.Tensor[];
+        const n = params.length;
+        const parameters = out.slice(0, n);
+        const result: StepOutput = sgd !== undefined ? { grads: [], next: parameters, loss: out[n] } : { grads: parameters, loss: out[n] };
+        if (runBlock !== undefined) result.moments = { grads: params.map((_, i) => ({ deviations: out[n + 1 + 2 * i], meanSquares: out[n + 2 + 2 * i] })) };
+        return result;
       }
       const b = x.shape[x.rank - 2];
       const { logits, acts } = forward(params, x);
@@ -198,12 +206,17 @@ export class MlpModel implements Model<TensorReplicaState, ImageBatch> {
     return this.engine.replicate(theta0, shard.runCount);
   }
 
-  gradients(state: TensorReplicaState, batch: ImageBatch, wantFull: boolean): MaybePromise<GradientReport> {
+  gradients(state: TensorReplicaState, batch: ImageBatch, wantFull: boolean, next?: NextStep): MaybePromise<GradientReport> {
     void wantFull; // the full training-set gradient is not part of this setting's metrics
-    return this.engine.gradients(state, [
-      { data: batch.x, shape: [batch.b, PIXELS] },
-      { data: batch.y, shape: [batch.b, CLASSES] },
-    ], false);
+    return this.engine.gradients(
+      state,
+      [
+        { data: batch.x, shape: [batch.b, PIXELS] },
+        { data: batch.y, shape: [batch.b, CLASSES] },
+      ],
+      false,
+      next,
+    );
   }
 
   scalars(state: TensorReplicaState, t: number): MaybePromise<Record<string, Float64Array>> {
