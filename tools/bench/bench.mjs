@@ -410,8 +410,10 @@ ${peakShares(timed)}. Target: >= 50%.` : ''} Targets: wasm ratio >= 0.15; native
 On native the Gaussian batches are drawn in the addon, 8 runs' streams at a time in SIMD lanes
 (equal to the bit to the JavaScript streams), and the step is one fused call (\`DEEP_LINEAR_STEP\`,
 a replica at a time in cache) that also computes the run-block moments of g, grad L and g - grad L,
-each run block's right after its replicas. \`SGD_LAB_FUSED_STEP=0\` runs the composed TensorFlow.js
-ops instead (with the moments as a separate kernel, \`RUN_BLOCK_MOMENTS\`).
+each run block's right after its replicas, and then, told the learning rate by the loop as a study
+is, that block's SGD update, so the gradients never leave the addon. \`SGD_LAB_FUSED_STEP=0\` runs
+the composed TensorFlow.js ops instead (with the moments as a separate kernel, \`RUN_BLOCK_MOMENTS\`,
+and the update as \`AXPY\`).
 
 Where the ${profiled} step spends its time (V8 CPU profile of 13 steps, self time; addon calls are
 inside the kernel functions of kernels.js):
@@ -510,8 +512,9 @@ async function benchMnist(sections) {
 One step = the epoch-shuffled batch of every replica, forward and hand-written backward of the
 MLP, the across-run moments of all six gradient blocks, and the SGD update: ${(cpuFlops / R / 1e6).toFixed(0)} MFLOP of products
 per replica-step. On native the forward and backward passes are one call (\`MLP_STEP\`), a replica
-at a time on each thread from its first product to its last weight gradient (\`SGD_LAB_FUSED_STEP=0\`:
-the composed kernels, each split over the threads).
+at a time on each thread from its first product to its last weight gradient, which also computes
+the run-block moments and, told the learning rate by the loop as a study is, the SGD update
+(\`SGD_LAB_FUSED_STEP=0\`: the composed kernels, each split over the threads).
 
 | code | time per step (median) | samples/s per replica | GFLOP/s | ratio to PyTorch |
 |---|---|---|---|---|

@@ -7,6 +7,8 @@
  *   node deeplinear-step.mjs <backend> <R> <b> <steps> [warmup]
  *
  * The benchmark also runs it under --cpu-prof to show where the time goes.
+ * As in a study, the gradient pass is told the SGD step that follows (SGD_LAB_SGD_IN_PASS=0: not,
+ * to measure the separate update).
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { RandomStream, StreamPurpose } from '@sgd-lab/core';

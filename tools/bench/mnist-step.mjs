@@ -5,6 +5,9 @@
  * gradient block, and the SGD update, as a study runs it. Prints JSON {backend, strategy, seconds[]}.
  *
  *   node mnist-step.mjs <backend> <R> <b> <steps> [warmup] [widths as 784-256-128-10]
+ *
+ * As in a study, the gradient pass is told the SGD step that follows (SGD_LAB_SGD_IN_PASS=0: not,
+ * to measure the separate update).
  */
 import { RandomStream, StreamPurpose } from '@sgd-lab/core';
 import { ReplicaEngine, chunkSizeOn, strategyFor, useBackend } from '@sgd-lab/tensor';
@@ -30,7 +33,8 @@ const total = Number(stepsArg) + Number(warmArg);
 for (let t = 0; t < total; t++) {
   const t0 = performance.now();
   const batch = sampler.next(t);
-  await engine.gradients(state, [{ data: batch.x, shape: [b, PIXELS] }, { data: batch.y, shape: [b, CLASSES] }], false);
+  // As a study runs it: the loop tells the gradient pass the plain SGD step that follows.
+  await engine.gradients(state, [{ data: batch.x, shape: [b, PIXELS] }, { data: batch.y, shape: [b, CLASSES] }], false, process.env.SGD_LAB_SGD_IN_PASS === '0' ? undefined : { sgd: 3e-3 });
   engine.sgd(state, 3e-3);
   if (t >= Number(warmArg)) seconds.push((performance.now() - t0) / 1000);
 }
