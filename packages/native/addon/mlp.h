@@ -20,8 +20,8 @@
 // threads, threads take whole run blocks and each run block's moments follow its last replica
 // while the gradients are in cache; else the replicas split and the moments follow in a second pass.
 // With (lr, nextW[], nextB[]) as well, the SGD step: next = param - lr grad (as axpy computes it,
-// p + (-lr) g in float32), each run block's after its moments; gradW and gradB may then be null
-// (the gradients then stay in the addon's scratch).
+// p + (-lr) g in float32), each replica's right after its gradients; gradW and gradB may then be
+// null (the gradients then stay in the addon's scratch).
 Napi::Value MlpStep(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() != 9 && info.Length() != 12 && info.Length() != 15)
@@ -180,10 +180,11 @@ Napi::Value MlpStep(const Napi::CallbackInfo& info) {
         for (int64_t i = 0; i < b * nIn; ++i) spareD[i] *= a[i] > 0 ? 1.0f : 0.0f;
         std::swap(d, spareD);
       }
-      // A run block complete: its moments, block by block, tile by tile, then its SGD step.
+      // The replica's SGD step while its gradients are in cache; a run block complete: its moments.
+      ReplicaSgd(cols, gAt, r, P, N, alpha);
       if (fuseMoments && ((r + 1) % block == 0 || r + 1 == runs)) {
         const int64_t k = r / block, r0 = k * block;
-        RunBlockEpilogue(cols, gAt, gAt, 0, k, r0, r + 1 - r0, runs, nBlocks, width, tileSum.data(), tileMean.data(), devAcc.data(), sqAcc.data(), P, N, alpha);
+        RunBlockEpilogue(cols, gAt, gAt, 0, k, r0, r + 1 - r0, runs, nBlocks, width, tileSum.data(), tileMean.data(), devAcc.data(), sqAcc.data());
       }
     }
   };
@@ -195,7 +196,7 @@ Napi::Value MlpStep(const Napi::CallbackInfo& info) {
     for (size_t i = 0; i < devAcc.size(); ++i) pd[i] = static_cast<float>(devAcc[i]);
     for (size_t i = 0; i < sqAcc.size(); ++i) pq[i] = static_cast<float>(sqAcc[i]);
   } else if (withMoments) {
-    BlockEpilogue(cols, G, G, 0, runs, block, devOut.Data(), sqOut.Data(), P, N, alpha);
+    BlockEpilogue(cols, G, G, 0, runs, block, devOut.Data(), sqOut.Data());
   }
   return env.Undefined();
 }

@@ -999,49 +999,42 @@ void BlockMoments(const float* px, const float* py, int64_t mode, int64_t runs, 
   }
 }
 
+// The SGD step of replica r in a fused step, right after its gradients (still in cache): for every
+// parameter block i (cols[i] values per replica, its gradient at gAt(i, r)), N[i] = W[i] + alpha g
+// as axpy computes it. Nothing without N.
+template <typename GAt>
+void ReplicaSgd(const std::vector<int64_t>& cols, GAt gAt, int64_t r, const std::vector<float*>& W, const std::vector<float*>& N, float alpha) {
+  for (size_t i = 0; i < N.size(); ++i) {
+    const int64_t c = cols[i];
+    const float* __restrict w = W[i] + r * c;
+    const float* __restrict g = gAt(i, r);
+    float* __restrict nx = N[i] + r * c;
+    for (int64_t j = 0; j < c; ++j) nx[j] = w[j] + alpha * g[j];
+  }
+}
+
 // What a fused step does after the last replica of run block k, [r0, r0 + n), while the block's
 // gradients are in cache: for every parameter block i (cols[i] values per replica; its
 // stochastic gradients at gAt(i, r) and, in mode 2, the full ones at fAt(i, r), each run block's
 // rows contiguous from r0), the run-block moments tile by tile (mode as in runBlockMoments) into
-// devAcc (outs x runs per parameter block) and sqAcc (outs x blocks per parameter block); then,
-// with N, the SGD step of the block's replicas, N[i] = W[i] + alpha g (as axpy computes it).
+// devAcc (outs x runs per parameter block) and sqAcc (outs x blocks per parameter block).
 template <typename GAt, typename FAt>
 void RunBlockEpilogue(const std::vector<int64_t>& cols, GAt gAt, FAt fAt, int64_t mode, int64_t k, int64_t r0, int64_t n, int64_t runs, int64_t nBlocks, int64_t width,
-                      double* sum, double* mean, double* devAcc, double* sqAcc, const std::vector<float*>& W, const std::vector<float*>& N, float alpha) {
+                      double* sum, double* mean, double* devAcc, double* sqAcc) {
   const int64_t outs = mode == 2 ? 3 : 1;
   for (size_t i = 0; i < cols.size(); ++i) {
     const int64_t c = cols[i];
     for (int64_t j0 = 0; j0 < c; j0 += width)
       TileMoments(gAt(i, r0), mode > 0 ? fAt(i, r0) : nullptr, mode, c, j0, std::min(width, c - j0), 0, n, width, sum, mean, devAcc + outs * runs * i + r0, runs,
                   sqAcc + outs * nBlocks * i + k, nBlocks);
-    for (int64_t r = r0; !N.empty() && r < r0 + n; ++r) {
-      const float* __restrict w = W[i] + r * c;
-      const float* __restrict g = gAt(i, r);
-      float* __restrict nx = N[i] + r * c;
-      for (int64_t j = 0; j < c; ++j) nx[j] = w[j] + alpha * g[j];
-    }
   }
 }
 
 // The same without the fused path (fewer run blocks than threads): every parameter block's
-// moments by BlockMoments over all runs (gradients at G[i], full ones at F[i]), then its SGD step.
-void BlockEpilogue(const std::vector<int64_t>& cols, const std::vector<float*>& G, const std::vector<float*>& F, int64_t mode, int64_t runs, int64_t block, float* devOut, float* sqOut,
-                   const std::vector<float*>& W, const std::vector<float*>& N, float alpha) {
+// moments by BlockMoments over all runs (gradients at G[i], full ones at F[i]).
+void BlockEpilogue(const std::vector<int64_t>& cols, const std::vector<float*>& G, const std::vector<float*>& F, int64_t mode, int64_t runs, int64_t block, float* devOut, float* sqOut) {
   const int64_t outs = mode == 2 ? 3 : 1, nBlocks = (runs + block - 1) / block;
-  for (size_t i = 0; i < cols.size(); ++i) {
-    BlockMoments(G[i], mode > 0 ? F[i] : nullptr, mode, runs, cols[i], block, devOut + outs * runs * i, sqOut + outs * nBlocks * i);
-    if (N.empty()) continue;
-    const float* pw = W[i];
-    const float* pg = G[i];
-    float* pn = N[i];
-    const int64_t size = runs * cols[i];
-    Parallel(size, 3 * size, [&](int64_t i0, int64_t i1, int) {
-      const float* __restrict w = pw;
-      const float* __restrict g = pg;
-      float* __restrict nx = pn;
-      for (int64_t j = i0; j < i1; ++j) nx[j] = w[j] + alpha * g[j];
-    });
-  }
+  for (size_t i = 0; i < cols.size(); ++i) BlockMoments(G[i], mode > 0 ? F[i] : nullptr, mode, runs, cols[i], block, devOut + outs * runs * i, sqOut + outs * nBlocks * i);
 }
 
 // runBlockMoments(x, y, devOut, sqOut, runs, cols, block, mode): the across-run moments of a
@@ -1089,7 +1082,7 @@ Napi::Value RunBlockMoments(const Napi::CallbackInfo& info) {
 // layer k's at devOut[3 R k ..] (g, grad L, g - grad L: R values each) and sqOut[3 B k ..] (B
 // run blocks, 3 B values).
 // With the moments and (lr, next[]) as well, the SGD step too: next[k] = weights[k] - lr grads[k]
-// (as axpy computes it, w + (-lr) g in float32), each run block's right after its moments. The
+// (as axpy computes it, w + (-lr) g in float32), each replica's right after its gradients. The
 // gradients then never leave the threads' scratch (grads and full may be null): a run block of
 // them per thread, or all of them when the replicas split.
 Napi::Value DeepLinearStep(const Napi::CallbackInfo& info) {
@@ -1249,10 +1242,11 @@ Napi::Value DeepLinearStep(const Napi::CallbackInfo& info) {
         Gemm(true, false, in, hw, out, 1.0f, W[kk] + r * out * in, static_cast<int>(in), h, static_cast<int>(hw), 0.0f, spare, static_cast<int>(hw));
         std::swap(h, spare);
       }
-      // A run block complete: its moments, layer by layer, tile by tile, then its SGD step.
+      // The replica's SGD step while its gradients are in cache; a run block complete: its moments.
+      ReplicaSgd(sz, gAt, r, W, N, alpha);
       if (fuseMoments && ((r + 1) % block == 0 || r + 1 == runs)) {
         const int64_t k = r / block, r0 = k * block;
-        RunBlockEpilogue(sz, gAt, fAt, 2, k, r0, r + 1 - r0, runs, nBlocks, width, sum.data(), mean.data(), devAcc.data(), sqAcc.data(), W, N, alpha);
+        RunBlockEpilogue(sz, gAt, fAt, 2, k, r0, r + 1 - r0, runs, nBlocks, width, sum.data(), mean.data(), devAcc.data(), sqAcc.data());
       }
     }
   };
@@ -1264,7 +1258,7 @@ Napi::Value DeepLinearStep(const Napi::CallbackInfo& info) {
     for (size_t i = 0; i < devAcc.size(); ++i) pd[i] = static_cast<float>(devAcc[i]);
     for (size_t i = 0; i < sqAcc.size(); ++i) pq[i] = static_cast<float>(sqAcc[i]);
   } else if (withMoments) {
-    BlockEpilogue(sz, G, F, 2, runs, block, devOut.Data(), sqOut.Data(), W, N, alpha);
+    BlockEpilogue(sz, G, F, 2, runs, block, devOut.Data(), sqOut.Data());
   }
   return env.Undefined();
 }

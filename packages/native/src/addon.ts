@@ -77,8 +77,8 @@ export interface NativeAddon {
    * into lossOut, a replica at a time on the addon's threads. With full and (runBlock, devOut,
    * sqOut): also runBlockMoments(grads[k], full[k], ..., runBlock, mode 2) of every layer k, at
    * devOut[3 R k ..] and sqOut[3 B k ..] (B run blocks), each run block's right after it. With
-   * (lr, next) as well: the SGD step next[k] = weights[k] - lr grads[k] (as axpy), each run block's
-   * after its moments; grads and full may then be null (the gradients stay in the addon's scratch).
+   * (lr, next) as well: the SGD step next[k] = weights[k] - lr grads[k] (as axpy), each replica's
+   * right after its gradients; grads and full may then be null (the gradients stay in the addon's scratch).
    */
   deepLinearStep(x: Float32Array, teacher: Float32Array, weights: Float32Array[], widths: number[], b: number, grads: Float32Array[], full: Float32Array[] | null, lossOut: Float32Array): void;
   deepLinearStep(
@@ -117,7 +117,7 @@ export interface NativeAddon {
    * runBlockMoments(.., runBlock, mode 0) of every parameter block i (W_1, b_1, W_2, ..) at
    * devOut[R i ..] and sqOut[B i ..] (B run blocks), each run block's right after its replicas
    * where there are at least as many run blocks as threads. With (lr, nextW, nextB) as well: the
-   * SGD step into nextW and nextB (as axpy), each run block's after its moments; gradW and gradB
+   * SGD step into nextW and nextB (as axpy), each replica's right after its gradients; gradW and gradB
    * may then be null (the gradients stay in the addon's scratch).
    */
   mlpStep(x: Float32Array, y: Float32Array, weights: Float32Array[], biases: Float32Array[], widths: number[], b: number, gradW: Float32Array[], gradB: Float32Array[], lossOut: Float32Array): void;
