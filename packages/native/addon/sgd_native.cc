@@ -723,24 +723,28 @@ Napi::Value CopyStrided(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-// sum_j (a[j] - m[j])^2 in double, over 8 independent lanes so that it vectorizes (a single
-// accumulator is a serial dependency the compiler may not reorder). m: the mean, float32 values
-// held as doubles (converted once per call rather than per run).
+// sum_j (a[j] - m[j])^2 in double, over 16 independent lanes so that it vectorizes and the
+// additions of one lane do not wait on each other (a single accumulator is a serial dependency the
+// compiler may not reorder): lane l sums j = l mod 16 in order, the lanes added last in order.
+// m: the mean, float32 values held as doubles (converted once per call rather than per run).
 HOT double SquaredDeviations(const float* __restrict a, const double* __restrict m, int64_t n) {
   using namespace sgdlab_lanes;
-  D4 lo = {}, hi = {};
+  D4 l0 = {}, l1 = {}, l2 = {}, l3 = {};
   int64_t j = 0;
-  for (; j + 8 <= n; j += 8) {
+  for (; j + 16 <= n; j += 16) {
     const D4 d0 = Widen(LoadF(a + j)) - LoadD(m + j), d1 = Widen(LoadF(a + j + 4)) - LoadD(m + j + 4);
-    lo += d0 * d0;
-    hi += d1 * d1;
+    const D4 d2 = Widen(LoadF(a + j + 8)) - LoadD(m + j + 8), d3 = Widen(LoadF(a + j + 12)) - LoadD(m + j + 12);
+    l0 += d0 * d0;
+    l1 += d1 * d1;
+    l2 += d2 * d2;
+    l3 += d3 * d3;
   }
   double s = 0;
   for (; j < n; ++j) {
     const double d = static_cast<double>(a[j]) - m[j];
     s += d * d;
   }
-  return AddLanes(s, lo, hi);
+  return AddLanes(AddLanes(s, l0, l1), l2, l3);
 }
 
 // Float32 values as doubles (exact).
@@ -769,12 +773,27 @@ Napi::Value SqdevSum(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-// s[j] += x[r * stride + j] for r < rows, j < w (double sums, in r order). Row by row: summing
-// eight columns down the rows instead reads as many pages as rows at once, and is slower.
+// s[j] += x[r * stride + j] for r < rows, j < w (double sums, in r order). Eight rows at a time
+// down each group of 8 columns, the sums held in registers between rows (the same additions in
+// the same order as row by row, without a load and a store of s per row); more rows than that
+// would read as many pages at once as rows, which the prefetchers do not follow.
 HOT void ColumnSums(const float* __restrict x, int64_t stride, int64_t rows, int64_t w, double* __restrict s) {
-  for (int64_t r = 0; r < rows; ++r) {
-    const float* row = x + r * stride;
-    for (int64_t j = 0; j < w; ++j) s[j] += row[j];
+  using namespace sgdlab_lanes;
+  for (int64_t r0 = 0; r0 < rows; r0 += 8) {
+    const int64_t r1 = std::min(rows, r0 + 8);
+    int64_t j = 0;
+    for (; j + 8 <= w; j += 8) {
+      D4 lo = LoadD(s + j), hi = LoadD(s + j + 4);
+      for (int64_t r = r0; r < r1; ++r) {
+        const float* row = x + r * stride + j;
+        lo += Widen(LoadF(row));
+        hi += Widen(LoadF(row + 4));
+      }
+      Store(s + j, lo);
+      Store(s + j + 4, hi);
+    }
+    for (int64_t r = r0; r < r1; ++r)
+      for (int64_t jj = j; jj < w; ++jj) s[jj] += x[r * stride + jj];
   }
 }
 
@@ -917,6 +936,29 @@ HOT void SquaredDeviations3(const float* __restrict a, const float* __restrict b
   out[2] += AddLanes(td, ld0, ld1);
 }
 
+// m[j] = float32(s[j] scale) held as a double, for j < w; returns sum_j m[j]^2 in double over 8
+// lanes (lane l: j = l mod 8 in order, the lanes added last in order).
+HOT double TileMean(const double* __restrict s, double* __restrict m, int64_t w, double scale) {
+  using namespace sgdlab_lanes;
+  D4 lo = {}, hi = {};
+  int64_t j = 0;
+  for (; j + 8 <= w; j += 8) {
+    const D4 v0 = __builtin_convertvector(__builtin_convertvector(LoadD(s + j) * scale, F4), D4);
+    const D4 v1 = __builtin_convertvector(__builtin_convertvector(LoadD(s + j + 4) * scale, F4), D4);
+    Store(m + j, v0);
+    Store(m + j + 4, v1);
+    lo += v0 * v0;
+    hi += v1 * v1;
+  }
+  double q = 0;
+  for (; j < w; ++j) {
+    const double v = static_cast<float>(s[j] * scale);
+    m[j] = v;
+    q += v * v;
+  }
+  return AddLanes(q, lo, hi);
+}
+
 // One tile of the run-block moments: rows [r0, r0 + n) of x (and y) over columns [j0, j0 + w)
 // (rows of `cols`; mode as in runBlockMoments). Adds each run's squared deviations from the rows'
 // mean (double sums rounded to float32) to da[o runs + r] and the mean's squared norm to
@@ -929,15 +971,7 @@ void TileMoments(const float* px, const float* py, int64_t mode, int64_t cols, i
   else if (mode == 1) ColumnSumsDiff(px + r0 * cols + j0, py + r0 * cols + j0, cols, n, w, s);
   else ColumnSums(px + r0 * cols + j0, cols, n, w, s);
   const double scale = 1.0 / static_cast<double>(n);
-  for (int64_t o = 0; o < outs; ++o) {
-    double q = 0;
-    for (int64_t j = 0; j < w; ++j) {
-      const float v = static_cast<float>(s[o * width + j] * scale);
-      m[o * width + j] = v;
-      q += static_cast<double>(v) * v;
-    }
-    qa[o * qStride] += q;
-  }
+  for (int64_t o = 0; o < outs; ++o) qa[o * qStride] += TileMean(s + o * width, m + o * width, w, scale);
   for (int64_t r = r0; r < r0 + n; ++r) {
     const float* xr = px + r * cols + j0;
     if (mode == 2) {
