@@ -2,8 +2,9 @@
 // float -> double conversion is then one instruction on AVX; the baseline clone splits it in two).
 // GCC's own vectorizer packs loops with several double accumulators lane by lane, through scalar
 // loads and inserts, at a fraction of the speed; these loops say what the lanes are. A sum keeps
-// 8 lanes (two halves of 4): lane l sums the elements j = l mod 8 in order, and the lanes are
-// added last in order, so every clone (AVX-512, AVX2, baseline) gives the same bits.
+// 8 lanes (two halves of 4) or 16 (four quarters, where one add per lane would wait on the last):
+// lane l sums the elements j = l mod 8 (or 16) in order, and the lanes are added last in order, so
+// every clone (AVX-512, AVX2, baseline) gives the same bits.
 #pragma once
 
 #include <cstdint>
