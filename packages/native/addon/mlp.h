@@ -190,13 +190,6 @@ Napi::Value MlpStep(const Napi::CallbackInfo& info) {
   };
   if (nparts > 1) ThePool().Run(nparts, job);
   else job(0);
-  if (fuseMoments) {
-    float* pd = devOut.Data();
-    float* pq = sqOut.Data();
-    for (size_t i = 0; i < devAcc.size(); ++i) pd[i] = static_cast<float>(devAcc[i]);
-    for (size_t i = 0; i < sqAcc.size(); ++i) pq[i] = static_cast<float>(sqAcc[i]);
-  } else if (withMoments) {
-    BlockEpilogue(cols, G, G, 0, runs, block, devOut.Data(), sqOut.Data());
-  }
+  if (withMoments) FinishMoments(fuseMoments, devAcc, sqAcc, cols, G, G, 0, runs, block, devOut.Data(), sqOut.Data());
   return env.Undefined();
 }

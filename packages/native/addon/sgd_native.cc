@@ -1071,6 +1071,18 @@ void BlockEpilogue(const std::vector<int64_t>& cols, const std::vector<float*>& 
   for (size_t i = 0; i < cols.size(); ++i) BlockMoments(G[i], mode > 0 ? F[i] : nullptr, mode, runs, cols[i], block, devOut + outs * runs * i, sqOut + outs * nBlocks * i);
 }
 
+// The end of a fused step's moments: those summed in its run blocks (fused), rounded into devOut
+// and sqOut, or else BlockEpilogue's second pass over the gradients at G (and F).
+void FinishMoments(bool fused, const std::vector<double>& devAcc, const std::vector<double>& sqAcc, const std::vector<int64_t>& cols, const std::vector<float*>& G,
+                   const std::vector<float*>& F, int64_t mode, int64_t runs, int64_t block, float* devOut, float* sqOut) {
+  if (!fused) {
+    BlockEpilogue(cols, G, F, mode, runs, block, devOut, sqOut);
+    return;
+  }
+  for (size_t i = 0; i < devAcc.size(); ++i) devOut[i] = static_cast<float>(devAcc[i]);
+  for (size_t i = 0; i < sqAcc.size(); ++i) sqOut[i] = static_cast<float>(sqAcc[i]);
+}
+
 // runBlockMoments(x, y, devOut, sqOut, runs, cols, block, mode): the across-run moments of a
 // [runs, cols] block by run blocks of `block` consecutive runs (the last may be shorter).
 // mode 0: of x (y is ignored); mode 1: of the float32 difference x - y, never materialised;
@@ -1286,14 +1298,7 @@ Napi::Value DeepLinearStep(const Napi::CallbackInfo& info) {
   };
   if (nparts > 1) ThePool().Run(nparts, job);
   else job(0);
-  if (fuseMoments) {
-    float* pd = devOut.Data();
-    float* pq = sqOut.Data();
-    for (size_t i = 0; i < devAcc.size(); ++i) pd[i] = static_cast<float>(devAcc[i]);
-    for (size_t i = 0; i < sqAcc.size(); ++i) pq[i] = static_cast<float>(sqAcc[i]);
-  } else if (withMoments) {
-    BlockEpilogue(sz, G, F, 2, runs, block, devOut.Data(), sqOut.Data());
-  }
+  if (withMoments) FinishMoments(fuseMoments, devAcc, sqAcc, sz, G, F, 2, runs, block, devOut.Data(), sqOut.Data());
   return env.Undefined();
 }
 

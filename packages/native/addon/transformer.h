@@ -329,6 +329,14 @@ AttentionShape AttentionShapeOf(const Napi::Env& env, const Napi::Float32Array& 
   return {C, maskSize / (C * L), L, H, d / H, d};
 }
 
+// The attention block's parameters and inputs as read from JavaScript (both directions take them).
+struct AttentionInputs {
+  const float *q, *k, *v, *kr, *se, *rw, *rr, *rs, *seg;
+  AttentionInputs(const Napi::Float32Array& q_, const Napi::Float32Array& k_, const Napi::Float32Array& v_, const Napi::Float32Array& kr_, const Napi::Float32Array& se_,
+                  const Napi::Float32Array& rw_, const Napi::Float32Array& rr_, const Napi::Float32Array& rs_, const Napi::Float32Array& seg_)
+      : q(q_.Data()), k(k_.Data()), v(v_.Data()), kr(kr_.Data()), se(se_.Data()), rw(rw_.Data()), rr(rr_.Data()), rs(rs_.Data()), seg(seg_.Data()) {}
+};
+
 // Per sequence n and head h, the queries with the three head biases: Qw = q + r_w_bias, Qr = q +
 // r_r_bias, Qs = q + r_s_bias ([L, dh] each, rows of dh), from q [.., L, d] at column h dh.
 HOT void BiasedQueries(const float* __restrict q, const float* __restrict rw, const float* __restrict rr, const float* __restrict rs, float* __restrict qw,
@@ -367,15 +375,7 @@ Napi::Value RelAttentionBlock(const Napi::CallbackInfo& info) {
   AtLeast(env, se, s.C * 2 * d, "segEmbed");
   for (auto* t : {&rr, &rs}) AtLeast(env, *t, s.C * d, "rr or rs");
   AtLeast(env, prob, N * H * L * L, "prob");
-  const float* pq = q.Data();
-  const float* pk = k.Data();
-  const float* pv = v.Data();
-  const float* pkr = kr.Data();
-  const float* pse = se.Data();
-  const float* prw = rw.Data();
-  const float* prr = rr.Data();
-  const float* prs = rs.Data();
-  const float* pseg = seg.Data();
+  const AttentionInputs in(q, k, v, kr, se, rw, rr, rs, seg);
   const float* pm = mask.Data();
   float* po = out.Data();
   float* pp = prob.Data();
@@ -387,11 +387,11 @@ Napi::Value RelAttentionBlock(const Napi::CallbackInfo& info) {
     for (int64_t u = u0; u < u1; ++u) {
       const int64_t n = u / H, h = u % H, c = n / s.B;
       const int64_t tok = n * L * d + h * dh, row = c * d + h * dh;
-      BiasedQueries(pq + tok, prw + row, prr + row, prs + row, qw.data(), qr, qs, L, dh, d);
+      BiasedQueries(in.q + tok, in.rw + row, in.rr + row, in.rs + row, qw.data(), qr, qs, L, dh, d);
       float* P = pp + u * L * L;
-      Gemm(false, true, L, L, dh, 1.0f, qw.data(), static_cast<int>(dh), pk + tok, static_cast<int>(d), 0.0f, P, static_cast<int>(L));
-      Gemm(false, true, L, 2 * L, dh, 1.0f, qr, static_cast<int>(dh), pkr + c * 2 * L * d + h * dh, static_cast<int>(d), 0.0f, bd.data(), static_cast<int>(2 * L));
-      const float* se0 = pse + c * 2 * d + h * dh;
+      Gemm(false, true, L, L, dh, 1.0f, qw.data(), static_cast<int>(dh), in.k + tok, static_cast<int>(d), 0.0f, P, static_cast<int>(L));
+      Gemm(false, true, L, 2 * L, dh, 1.0f, qr, static_cast<int>(dh), in.kr + c * 2 * L * d + h * dh, static_cast<int>(d), 0.0f, bd.data(), static_cast<int>(2 * L));
+      const float* se0 = in.se + c * 2 * d + h * dh;
       const float* se1 = se0 + d;
       const float* m = pm + n * L;
       for (int64_t i = 0; i < L; ++i) {
@@ -404,7 +404,7 @@ Napi::Value RelAttentionBlock(const Napi::CallbackInfo& info) {
         const float de = e1 - e0;
         float* __restrict o = P + i * L;
         const float* __restrict b = bd.data() + i * 2 * L + (L - i);
-        const float* __restrict sg = pseg + i * L;
+        const float* __restrict sg = in.seg + i * L;
         float top = -INFINITY;
         for (int64_t j = 0; j < L; ++j) {
           const float val = ((o[j] + b[j]) + (e0 + de * sg[j])) * scale + m[j];
@@ -413,7 +413,7 @@ Napi::Value RelAttentionBlock(const Napi::CallbackInfo& info) {
         }
         SoftmaxTail(o, top, L);
       }
-      Gemm(false, false, L, dh, L, 1.0f, P, static_cast<int>(L), pv + tok, static_cast<int>(d), 0.0f, po + tok, static_cast<int>(d));
+      Gemm(false, false, L, dh, L, 1.0f, P, static_cast<int>(L), in.v + tok, static_cast<int>(d), 0.0f, po + tok, static_cast<int>(d));
     }
   });
   return env.Undefined();
@@ -450,15 +450,7 @@ Napi::Value RelAttentionBlockGrad(const Napi::CallbackInfo& info) {
   for (auto* t : {&rr, &rs, &drw, &drr, &drs}) AtLeast(env, *t, C * d, "rr, rs, drw, drr or drs");
   AtLeast(env, seg, L * L, "seg");
   const float* pdo = dout.Data();
-  const float* pq = q.Data();
-  const float* pk = k.Data();
-  const float* pv = v.Data();
-  const float* pkr = kr.Data();
-  const float* pse = se.Data();
-  const float* prw = rw.Data();
-  const float* prr = rr.Data();
-  const float* prs = rs.Data();
-  const float* pseg = seg.Data();
+  const AttentionInputs in(q, k, v, kr, se, rw, rr, rs, seg);
   const float* pp = prob.Data();
   float* pdq = dq.Data();
   float* pdk = dk.Data();
@@ -484,21 +476,21 @@ Napi::Value RelAttentionBlockGrad(const Napi::CallbackInfo& info) {
     std::vector<double> sums(static_cast<size_t>(5 * dh));  // dSE rows 0 and 1, drw, drr, drs
     for (int64_t u = u0; u < u1; ++u) {
       const int64_t c = u / H, h = u % H, row = c * d + h * dh;
-      const float* KR = pkr + c * 2 * L * d + h * dh;
-      const float* se0 = pse + c * 2 * d + h * dh;
+      const float* KR = in.kr + c * 2 * L * d + h * dh;
+      const float* se0 = in.se + c * 2 * d + h * dh;
       const float* se1 = se0 + d;
       std::fill(sums.begin(), sums.end(), 0.0);
       for (int64_t bi = 0; bi < B; ++bi) {
         const int64_t n = c * B + bi, tok = n * L * d + h * dh;
         const float* P = pp + (n * H + h) * L * L;
-        BiasedQueries(pq + tok, prw + row, prr + row, prs + row, qw, qr, qs, L, dh, d);
-        Gemm(false, true, L, L, dh, 1.0f, pdo + tok, static_cast<int>(d), pv + tok, static_cast<int>(d), 0.0f, dP, static_cast<int>(L));
+        BiasedQueries(in.q + tok, in.rw + row, in.rr + row, in.rs + row, qw, qr, qs, L, dh, d);
+        Gemm(false, true, L, L, dh, 1.0f, pdo + tok, static_cast<int>(d), in.v + tok, static_cast<int>(d), 0.0f, dP, static_cast<int>(L));
         Gemm(true, false, L, dh, L, 1.0f, P, static_cast<int>(L), pdo + tok, static_cast<int>(d), 0.0f, pdv + tok, static_cast<int>(d));
         std::memset(dB, 0, static_cast<size_t>(2 * L * L) * sizeof(float));
         for (int64_t i = 0; i < L; ++i) {
           float* __restrict g = dP + i * L;
           const float* __restrict p = P + i * L;
-          const float* __restrict sg = pseg + i * L;
+          const float* __restrict sg = in.seg + i * L;
           float* __restrict b = dB + i * 2 * L + (L - i);
           double dot = 0;
           for (int64_t j = 0; j < L; ++j) dot += static_cast<double>(g[j]) * p[j];
@@ -514,7 +506,7 @@ Napi::Value RelAttentionBlockGrad(const Napi::CallbackInfo& info) {
           def[2 * i] = static_cast<float>(same);
           def[2 * i + 1] = static_cast<float>(other);
         }
-        Gemm(false, false, L, dh, L, 1.0f, dP, static_cast<int>(L), pk + tok, static_cast<int>(d), 0.0f, gw, static_cast<int>(dh));
+        Gemm(false, false, L, dh, L, 1.0f, dP, static_cast<int>(L), in.k + tok, static_cast<int>(d), 0.0f, gw, static_cast<int>(dh));
         Gemm(true, false, L, dh, L, 1.0f, dP, static_cast<int>(L), qw, static_cast<int>(dh), 0.0f, pdk + tok, static_cast<int>(d));
         Gemm(false, false, L, dh, 2 * L, 1.0f, dB, static_cast<int>(2 * L), KR, static_cast<int>(d), 0.0f, gr, static_cast<int>(dh));
         Gemm(true, false, 2 * L, dh, L, 1.0f, dB, static_cast<int>(2 * L), qr, static_cast<int>(dh), bi == 0 ? 0.0f : 1.0f, gkr, static_cast<int>(dh));
