@@ -317,25 +317,37 @@ struct AttentionShape {
   int64_t C, B, L, H, dh, d;
 };
 
-// Reads C, B, L, H from the sizes of mask [C B, L], seg [L, L] and rw [C, d], with d = H dh.
-AttentionShape AttentionShapeOf(const Napi::Env& env, const Napi::Float32Array& mask, const Napi::Float32Array& seg, const Napi::Float32Array& rw, int64_t H, int64_t L, int64_t C) {
-  if (H <= 0 || L <= 0 || C <= 0) throw Napi::RangeError::New(env, "heads, L and replicas must be >= 1");
-  const int64_t rowSize = static_cast<int64_t>(rw.ElementLength());
-  if (rowSize % C != 0 || (rowSize / C) % H != 0 || rowSize == 0) throw Napi::RangeError::New(env, "rw is not a row of heads x dHead per replica");
-  const int64_t d = rowSize / C;
-  const int64_t maskSize = static_cast<int64_t>(mask.ElementLength());
-  if (maskSize % (C * L) != 0 || maskSize == 0) throw Napi::RangeError::New(env, "mask is not [replicas x B, L]");
-  AtLeast(env, seg, L * L, "seg");
-  return {C, maskSize / (C * L), L, H, d / H, d};
-}
-
-// The attention block's parameters and inputs as read from JavaScript (both directions take them).
+// The inputs both directions of the attention block read.
 struct AttentionInputs {
   const float *q, *k, *v, *kr, *se, *rw, *rr, *rs, *seg;
-  AttentionInputs(const Napi::Float32Array& q_, const Napi::Float32Array& k_, const Napi::Float32Array& v_, const Napi::Float32Array& kr_, const Napi::Float32Array& se_,
-                  const Napi::Float32Array& rw_, const Napi::Float32Array& rr_, const Napi::Float32Array& rs_, const Napi::Float32Array& seg_)
-      : q(q_.Data()), k(k_.Data()), v(v_.Data()), kr(kr_.Data()), se(se_.Data()), rw(rw_.Data()), rr(rr_.Data()), rs(rs_.Data()), seg(seg_.Data()) {}
 };
+
+// Both directions' shared arguments at info[first ..]: q, k, v, kr, segEmbed, rw, rr, rs, seg, with
+// heads, L and replicas given; d = heads dh from rw [C, d], and B from `sized`, which holds
+// L values (the mask) or heads L L values (the probabilities) for each of the C B sequences.
+// Checks every shared input's length against the shape and points *in at them.
+AttentionShape ReadAttention(const Napi::CallbackInfo& info, size_t first, const Napi::Float32Array& sized, bool sizedIsProb, int64_t H, int64_t L, int64_t C,
+                             AttentionInputs* in) {
+  Napi::Env env = info.Env();
+  const char* names[] = {"q", "k", "v", "kr", "segEmbed", "rw", "rr", "rs", "seg"};
+  std::vector<Napi::Float32Array> a;
+  for (size_t i = 0; i < 9; ++i) a.push_back(F32(info, first + i, names[i]));
+  if (H <= 0 || L <= 0 || C <= 0) throw Napi::RangeError::New(env, "heads, L and replicas must be >= 1");
+  const int64_t rowSize = static_cast<int64_t>(a[5].ElementLength());
+  if (rowSize == 0 || rowSize % C != 0 || (rowSize / C) % H != 0) throw Napi::RangeError::New(env, "rw is not a row of heads x dHead per replica");
+  const int64_t d = rowSize / C;
+  const int64_t perSequence = sizedIsProb ? H * L * L : L, sizedLength = static_cast<int64_t>(sized.ElementLength());
+  if (sizedLength == 0 || sizedLength % (C * perSequence) != 0)
+    throw Napi::RangeError::New(env, sizedIsProb ? "prob is not [replicas x B, heads, L, L]" : "mask is not [replicas x B, L]");
+  const int64_t B = sizedLength / (C * perSequence);
+  for (size_t i = 0; i < 3; ++i) AtLeast(env, a[i], C * B * L * d, names[i]);
+  AtLeast(env, a[3], C * 2 * L * d, "kr");
+  AtLeast(env, a[4], C * 2 * d, "segEmbed");
+  for (size_t i = 6; i < 8; ++i) AtLeast(env, a[i], C * d, names[i]);
+  AtLeast(env, a[8], L * L, "seg");
+  *in = {a[0].Data(), a[1].Data(), a[2].Data(), a[3].Data(), a[4].Data(), a[5].Data(), a[6].Data(), a[7].Data(), a[8].Data()};
+  return {C, B, L, H, d / H, d};
+}
 
 // Per sequence n and head h, the queries with the three head biases: Qw = q + r_w_bias, Qr = q +
 // r_r_bias, Qs = q + r_s_bias ([L, dh] each, rows of dh), from q [.., L, d] at column h dh.
@@ -364,18 +376,13 @@ HOT void BiasedQueries(const float* __restrict q, const float* __restrict rw, co
 Napi::Value RelAttentionBlock(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() != 16) throw Napi::TypeError::New(env, "relAttentionBlock takes 16 arguments");
-  Napi::Float32Array q = F32(info, 0, "q"), k = F32(info, 1, "k"), v = F32(info, 2, "v"), kr = F32(info, 3, "kr"), se = F32(info, 4, "segEmbed");
-  Napi::Float32Array rw = F32(info, 5, "rw"), rr = F32(info, 6, "rr"), rs = F32(info, 7, "rs"), seg = F32(info, 8, "seg"), mask = F32(info, 9, "mask");
-  Napi::Float32Array out = F32(info, 10, "out"), prob = F32(info, 11, "prob");
-  const AttentionShape s = AttentionShapeOf(env, mask, seg, rw, Int(info, 12, "heads"), Int(info, 13, "L"), Int(info, 14, "replicas"));
+  Napi::Float32Array mask = F32(info, 9, "mask"), out = F32(info, 10, "out"), prob = F32(info, 11, "prob");
+  AttentionInputs in;
+  const AttentionShape s = ReadAttention(info, 0, mask, false, Int(info, 12, "heads"), Int(info, 13, "L"), Int(info, 14, "replicas"), &in);
   const float scale = info[15].As<Napi::Number>().FloatValue();
   const int64_t N = s.C * s.B, L = s.L, H = s.H, dh = s.dh, d = s.d;
-  for (auto* t : {&q, &k, &v, &out}) AtLeast(env, *t, N * L * d, "q, k, v or out");
-  AtLeast(env, kr, s.C * 2 * L * d, "kr");
-  AtLeast(env, se, s.C * 2 * d, "segEmbed");
-  for (auto* t : {&rr, &rs}) AtLeast(env, *t, s.C * d, "rr or rs");
+  AtLeast(env, out, N * L * d, "out");
   AtLeast(env, prob, N * H * L * L, "prob");
-  const AttentionInputs in(q, k, v, kr, se, rw, rr, rs, seg);
   const float* pm = mask.Data();
   float* po = out.Data();
   float* pp = prob.Data();
@@ -431,26 +438,18 @@ Napi::Value RelAttentionBlock(const Napi::CallbackInfo& info) {
 Napi::Value RelAttentionBlockGrad(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() != 23) throw Napi::TypeError::New(env, "relAttentionBlockGrad takes 23 arguments");
-  Napi::Float32Array dout = F32(info, 0, "dout"), q = F32(info, 1, "q"), k = F32(info, 2, "k"), v = F32(info, 3, "v"), kr = F32(info, 4, "kr"), se = F32(info, 5, "segEmbed");
-  Napi::Float32Array rw = F32(info, 6, "rw"), rr = F32(info, 7, "rr"), rs = F32(info, 8, "rs"), seg = F32(info, 9, "seg"), prob = F32(info, 10, "prob");
+  Napi::Float32Array dout = F32(info, 0, "dout"), prob = F32(info, 10, "prob");
   Napi::Float32Array dq = F32(info, 11, "dq"), dk = F32(info, 12, "dk"), dv = F32(info, 13, "dv"), dkr = F32(info, 14, "dkr"), dse = F32(info, 15, "dsegEmbed");
   Napi::Float32Array drw = F32(info, 16, "drw"), drr = F32(info, 17, "drr"), drs = F32(info, 18, "drs");
-  const int64_t H = Int(info, 19, "heads"), L = Int(info, 20, "L"), C = Int(info, 21, "replicas");
+  AttentionInputs in;
+  const AttentionShape s = ReadAttention(info, 1, prob, true, Int(info, 19, "heads"), Int(info, 20, "L"), Int(info, 21, "replicas"), &in);
   const float scale = info[22].As<Napi::Number>().FloatValue();
-  if (H <= 0 || L <= 0 || C <= 0) throw Napi::RangeError::New(env, "heads, L and replicas must be >= 1");
-  const int64_t rowSize = static_cast<int64_t>(rw.ElementLength());
-  if (rowSize == 0 || rowSize % C != 0 || (rowSize / C) % H != 0) throw Napi::RangeError::New(env, "rw is not a row of heads x dHead per replica");
-  const int64_t d = rowSize / C, dh = d / H;
-  const int64_t probSize = static_cast<int64_t>(prob.ElementLength());
-  if (probSize % (C * H * L * L) != 0 || probSize == 0) throw Napi::RangeError::New(env, "prob is not [replicas x B, heads, L, L]");
-  const int64_t B = probSize / (C * H * L * L), N = C * B;
-  for (auto* t : {&dout, &q, &k, &v, &dq, &dk, &dv}) AtLeast(env, *t, N * L * d, "dout, q, k, v, dq, dk or dv");
-  for (auto* t : {&kr, &dkr}) AtLeast(env, *t, C * 2 * L * d, "kr or dkr");
-  for (auto* t : {&se, &dse}) AtLeast(env, *t, C * 2 * d, "segEmbed or dsegEmbed");
-  for (auto* t : {&rr, &rs, &drw, &drr, &drs}) AtLeast(env, *t, C * d, "rr, rs, drw, drr or drs");
-  AtLeast(env, seg, L * L, "seg");
+  const int64_t C = s.C, B = s.B, N = C * B, L = s.L, H = s.H, dh = s.dh, d = s.d;
+  for (auto* t : {&dout, &dq, &dk, &dv}) AtLeast(env, *t, N * L * d, "dout, dq, dk or dv");
+  AtLeast(env, dkr, C * 2 * L * d, "dkr");
+  AtLeast(env, dse, C * 2 * d, "dsegEmbed");
+  for (auto* t : {&drw, &drr, &drs}) AtLeast(env, *t, C * d, "drw, drr or drs");
   const float* pdo = dout.Data();
-  const AttentionInputs in(q, k, v, kr, se, rw, rr, rs, seg);
   const float* pp = prob.Data();
   float* pdq = dq.Data();
   float* pdk = dk.Data();
