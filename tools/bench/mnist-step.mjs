@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 /**
  * Times the mnist-mlp step on one backend: R replicas, batch b, the cpu preset's widths; per step
- * the epoch-shuffled batches of every run, forward and backward, the across-run moments of every
- * gradient block, and the SGD update, as a study runs it. Prints JSON {backend, strategy, seconds[]}.
+ * the epoch-shuffled batches of every run (on native gathered by the fused step from the table's
+ * rows), forward and backward, the across-run moments of every gradient block, and the SGD
+ * update, as a study runs it. Prints JSON {backend, strategy, seconds[]}.
  *
  *   node mnist-step.mjs <backend> <R> <b> <steps> [warmup] [widths as 784-256-128-10]
  *
@@ -11,7 +12,7 @@
  */
 import { RandomStream, StreamPurpose } from '@sgd-lab/core';
 import { ReplicaEngine, chunkSizeOn, strategyFor, useBackend } from '@sgd-lab/tensor';
-import { PIXELS, CLASSES, epochSampler, initMlp, loadEmbedded, mlpLargestTensorPerReplica, mlpProgram } from '@sgd-lab/plugin-mnist';
+import { epochSampler, initMlp, loadEmbedded, mlpInputs, mlpLargestTensorPerReplica, mlpProgram } from '@sgd-lab/plugin-mnist';
 
 const [backendName = 'wasm', rArg = '8', bArg = '128', stepsArg = '10', warmArg = '2', widthsArg = '784-256-128-10'] = process.argv.slice(2);
 const R = Number(rArg);
@@ -34,7 +35,8 @@ for (let t = 0; t < total; t++) {
   const t0 = performance.now();
   const batch = sampler.next(t);
   // As a study runs it: the loop tells the gradient pass the plain SGD step that follows.
-  await engine.gradients(state, [{ data: batch.x, shape: [b, PIXELS] }, { data: batch.y, shape: [b, CLASSES] }], false, process.env.SGD_LAB_SGD_IN_PASS === '0' ? undefined : { sgd: 3e-3 });
+  // The model's inputs: on native the fused step gathers each replica's images from the table rows.
+  await engine.gradients(state, mlpInputs(batch, engine), false, process.env.SGD_LAB_SGD_IN_PASS === '0' ? undefined : { sgd: 3e-3 });
   engine.sgd(state, 3e-3);
   if (t >= Number(warmArg)) seconds.push((performance.now() - t0) / 1000);
 }

@@ -20,12 +20,18 @@
 // threads, threads take whole run blocks and each run block's moments follow its last replica
 // while the gradients are in cache; else the replicas split and the moments follow in a second pass.
 // With (lr, nextW[], nextB[]) as well, the SGD step: next = param - lr grad (as axpy computes it,
-// p + (-lr) g in float32), each replica's right after its gradients; gradW and gradB may then be
-// null (the gradients then stay in the addon's scratch).
+// p + (-lr) g in float32), each replica's right after its gradients (in the second pass: each
+// tile's right after its moments); gradW and gradB may then be null (the gradients then stay in
+// the addon's scratch).
+// With a 16th argument, rows (an Int32Array of R b indices), x is instead a table [n, w_0] and
+// replica r's batch is its rows rows[r b ..(r + 1) b), gathered by the thread that runs the
+// replica right before its forward pass: the batch is never copied out whole, and its rows are in
+// that core's cache for both products that read them. lr, nextW and nextB may then be null (no
+// SGD step).
 Napi::Value MlpStep(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() != 9 && info.Length() != 12 && info.Length() != 15)
-    throw Napi::TypeError::New(env, "mlpStep takes 9 arguments, 12 with the moments or 15 with the moments and the SGD step");
+  if (info.Length() != 9 && info.Length() != 12 && info.Length() != 15 && info.Length() != 16)
+    throw Napi::TypeError::New(env, "mlpStep takes 9 arguments, 12 with the moments, 15 with the moments and the SGD step or 16 with the batch's rows");
   Napi::Float32Array x = F32(info, 0, "x"), y = F32(info, 1, "y"), loss = F32(info, 8, "lossOut");
   const std::vector<int64_t> widths = Ints(info, 4, "widths");
   const int64_t b = Int(info, 5, "b");
@@ -36,10 +42,20 @@ Napi::Value MlpStep(const Napi::CallbackInfo& info) {
   const size_t L = widths.size() - 1;
   const int64_t runs = static_cast<int64_t>(loss.ElementLength());
   const int64_t p = widths[0], o = widths[L];
-  if (static_cast<int64_t>(x.ElementLength()) < runs * b * p) throw Napi::RangeError::New(env, "x is too short");
+  const bool withRows = info.Length() == 16;
+  const auto absent = [&](size_t i) { return info[i].IsNull() || info[i].IsUndefined(); };
+  const int32_t* rowAt = nullptr;
+  if (withRows) {
+    if (static_cast<int64_t>(x.ElementLength()) % p != 0) throw Napi::RangeError::New(env, "the table x is not whole rows of widths[0] values");
+    int64_t nRows;
+    rowAt = TableRows(info, 15, static_cast<int64_t>(x.ElementLength()) / p, &nRows);
+    if (nRows != runs * b) throw Napi::RangeError::New(env, "rows must hold R b = " + std::to_string(runs * b) + " indices, got " + std::to_string(nRows));
+  } else if (static_cast<int64_t>(x.ElementLength()) < runs * b * p) {
+    throw Napi::RangeError::New(env, "x is too short");
+  }
   if (static_cast<int64_t>(y.ElementLength()) < runs * b * o) throw Napi::RangeError::New(env, "y is too short");
-  const bool withMoments = info.Length() >= 12, withStep = info.Length() == 15;
-  const bool gradsGiven = !withStep || !(info[6].IsNull() || info[6].IsUndefined());
+  const bool withMoments = info.Length() >= 12, withStep = info.Length() >= 15 && !absent(12);
+  const bool gradsGiven = !withStep || !absent(6);
   // Parameter block i: W_(i/2) for even i, b_(i/2) for odd i; cols[i] values per replica.
   std::vector<int64_t> wSize(L), bSize(L), cols(2 * L);
   for (size_t k = 0; k < L; ++k) {
@@ -112,6 +128,7 @@ Napi::Value MlpStep(const Napi::CallbackInfo& info) {
   const std::function<void(int)> job = [&](int part) {
     std::vector<float> acts(static_cast<size_t>(aOff[L])), d0(static_cast<size_t>(b * widest)), d1(static_cast<size_t>(b * widest));
     std::vector<double> colSum(static_cast<size_t>(widest)), expRow(static_cast<size_t>(o));
+    std::vector<float> batch(withRows ? static_cast<size_t>(b * p) : 0);
     thread_local std::vector<float> blockG;
     if (localG && blockG.size() < static_cast<size_t>(lOff[2 * L])) blockG.resize(static_cast<size_t>(lOff[2 * L]));
     // Parameter block i's gradient of run r: in the caller's (or the spare) arrays, or in this thread's run block.
@@ -122,8 +139,11 @@ Napi::Value MlpStep(const Napi::CallbackInfo& info) {
     const int64_t u0 = units * part / nparts, u1 = units * (part + 1) / nparts;
     const int64_t rBegin = fuseMoments ? u0 * block : u0, rEnd = fuseMoments ? std::min(runs, u1 * block) : u1;
     for (int64_t r = rBegin; r < rEnd; ++r) {
-      // Forward.
-      const float* in = px + r * b * p;
+      // Forward, from the replica's batch (gathered here from the table's rows).
+      if (withRows)
+        for (int64_t i = 0; i < b; ++i) std::memcpy(batch.data() + i * p, px + static_cast<int64_t>(rowAt[r * b + i]) * p, sizeof(float) * static_cast<size_t>(p));
+      const float* xr = withRows ? batch.data() : px + r * b * p;
+      const float* in = xr;
       for (size_t k = 0; k < L; ++k) {
         const int64_t nIn = widths[k], nOut = widths[k + 1];
         float* z = acts.data() + aOff[k];  // A_(k+1) lives at aOff[k]
@@ -167,7 +187,7 @@ Napi::Value MlpStep(const Napi::CallbackInfo& info) {
       float* spareD = d1.data();
       for (size_t kk = L; kk-- > 0;) {
         const int64_t nIn = widths[kk], nOut = widths[kk + 1];
-        const float* a = kk == 0 ? px + r * b * p : acts.data() + aOff[kk - 1];  // A_kk
+        const float* a = kk == 0 ? xr : acts.data() + aOff[kk - 1];  // A_kk
         Gemm(true, false, nIn, nOut, b, 1.0f, a, static_cast<int>(nIn), d, static_cast<int>(nOut), 0.0f, gAt(2 * kk, r), static_cast<int>(nOut));
         float* gb = gAt(2 * kk + 1, r);
         std::fill(colSum.begin(), colSum.begin() + nOut, 0.0);
@@ -181,7 +201,7 @@ Napi::Value MlpStep(const Napi::CallbackInfo& info) {
         std::swap(d, spareD);
       }
       // The replica's SGD step while its gradients are in cache; a run block complete: its moments.
-      ReplicaSgd(cols, gAt, r, P, N, alpha);
+      if (fuseMoments) ReplicaSgd(cols, gAt, r, P, N, alpha);
       if (fuseMoments && ((r + 1) % block == 0 || r + 1 == runs)) {
         const int64_t k = r / block, r0 = k * block;
         RunBlockEpilogue(cols, gAt, gAt, 0, k, r0, r + 1 - r0, runs, nBlocks, width, tileSum.data(), tileMean.data(), devAcc.data(), sqAcc.data());
@@ -190,6 +210,6 @@ Napi::Value MlpStep(const Napi::CallbackInfo& info) {
   };
   if (nparts > 1) ThePool().Run(nparts, job);
   else job(0);
-  if (withMoments) FinishMoments(fuseMoments, devAcc, sqAcc, cols, G, G, 0, runs, block, devOut.Data(), sqOut.Data());
+  if (withMoments) FinishMoments(fuseMoments, devAcc, sqAcc, cols, G, G, 0, runs, block, P, N, alpha, devOut.Data(), sqOut.Data());
   return env.Undefined();
 }

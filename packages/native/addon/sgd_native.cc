@@ -992,45 +992,72 @@ int64_t MomentTileWidth(int64_t rowsPerBlock, bool hasY) {
   return std::max<int64_t>(64, std::min<int64_t>(4096, (32768 / (rowsPerBlock * (hasY ? 2 : 1))) & ~int64_t(7)));
 }
 
+// How the run-block moments of a [runs, cols] block are split: column tiles of `width` (tiles of
+// them) in `parts` contiguous ranges, one when the pass is too small to be worth waking a thread.
+// Each range sums into its own accumulators, added in part order at the end: the split fixes the
+// bits, so every caller of the moments uses this one.
+struct MomentSplit {
+  int64_t width, tiles;
+  int parts;
+  int64_t begin(int part) const { return tiles * part / parts; }
+};
+
+MomentSplit SplitMoments(int64_t runs, int64_t cols, int64_t block, bool hasY) {
+  const int64_t width = MomentTileWidth(std::min(block, runs), hasY);
+  const int64_t tiles = (cols + width - 1) / width;
+  // Below about a million elements a memory-bound pass is over before a sleeping worker wakes.
+  const bool small = runs * cols * (hasY ? 2 : 1) < (1 << 18);
+  return {width, tiles, small ? 1 : static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(g_threads, tiles)))};
+}
+
+// Tiles [t0, t1) of a [runs, cols] block's run-block moments (mode as in runBlockMoments) added
+// to da (outs x runs) and qa (outs x blocks); s, m: scratch of 3 width doubles. With nx, each
+// tile's SGD step too while its rows are in cache: nx = w + alpha x on the tile's columns, as
+// axpy computes it.
+void MomentTiles(const float* px, const float* py, int64_t mode, int64_t runs, int64_t cols, int64_t block, int64_t width, int64_t t0, int64_t t1, double* s, double* m,
+                 double* da, double* qa, const float* w, float* nx, float alpha) {
+  const int64_t nBlocks = (runs + block - 1) / block;
+  for (int64_t t = t0; t < t1; ++t) {
+    const int64_t j0 = t * width, cw = std::min(cols, j0 + width) - j0;
+    for (int64_t k = 0; k < nBlocks; ++k) {
+      const int64_t r0 = k * block, n = std::min(runs, r0 + block) - r0;
+      TileMoments(px, py, mode, cols, j0, cw, r0, n, width, s, m, da, runs, qa + k, nBlocks);
+    }
+    if (nx)
+      for (int64_t r = 0; r < runs; ++r) {
+        const float* __restrict x = px + r * cols + j0;
+        const float* __restrict wr = w + r * cols + j0;
+        float* __restrict out = nx + r * cols + j0;
+        for (int64_t j = 0; j < cw; ++j) out[j] = wr[j] + alpha * x[j];
+      }
+  }
+}
+
+// out[i] = the float32 of the parts' acc[p count + i] added in part order, for i < count.
+void SumParts(const std::vector<double>& acc, int parts, int64_t count, float* out) {
+  for (int64_t i = 0; i < count; ++i) {
+    double t = 0;
+    for (int p = 0; p < parts; ++p) t += acc[p * count + i];
+    out[i] = static_cast<float>(t);
+  }
+}
+
 // The run-block moments of a [runs, cols] block (and y's, mode as in runBlockMoments) into pd
 // (outs x runs) and pq (outs x blocks), column tiles split over the pool's threads.
 void BlockMoments(const float* px, const float* py, int64_t mode, int64_t runs, int64_t cols, int64_t block, float* pd, float* pq) {
-  const bool hasY = mode > 0;
   const int64_t outs = mode == 2 ? 3 : 1;
   const int64_t nBlocks = (runs + block - 1) / block;
-  const int64_t rowsPerBlock = std::min(block, runs);
-  const int64_t width = MomentTileWidth(rowsPerBlock, hasY);
-  const int64_t tiles = (cols + width - 1) / width;
-  const int parts = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(g_threads, tiles)));
-  // Per thread: outs x runs deviations and outs x blocks mean norms.
-  std::vector<double> devAcc(static_cast<size_t>(parts * outs * runs), 0.0), sqAcc(static_cast<size_t>(parts * outs * nBlocks), 0.0);
-  const int saved = g_threads;
-  g_threads = parts;
-  Parallel(tiles, runs * cols * (hasY ? 2 : 1), [&](int64_t t0, int64_t t1, int part) {
-    std::vector<double> sum(static_cast<size_t>(3 * width)), mean(static_cast<size_t>(3 * width));
-    double* s = sum.data();
-    double* m = mean.data();
-    double* __restrict da = devAcc.data() + part * outs * runs;
-    double* __restrict qa = sqAcc.data() + part * outs * nBlocks;
-    for (int64_t t = t0; t < t1; ++t) {
-      const int64_t j0 = t * width, w = std::min(cols, j0 + width) - j0;
-      for (int64_t k = 0; k < nBlocks; ++k) {
-        const int64_t r0 = k * block, n = std::min(runs, r0 + block) - r0;
-        TileMoments(px, py, mode, cols, j0, w, r0, n, width, s, m, da, runs, qa + k, nBlocks);
-      }
-    }
-  });
-  g_threads = saved;
-  for (int64_t i = 0; i < outs * runs; ++i) {
-    double t = 0;
-    for (int p = 0; p < parts; ++p) t += devAcc[p * outs * runs + i];
-    pd[i] = static_cast<float>(t);
-  }
-  for (int64_t i = 0; i < outs * nBlocks; ++i) {
-    double t = 0;
-    for (int p = 0; p < parts; ++p) t += sqAcc[p * outs * nBlocks + i];
-    pq[i] = static_cast<float>(t);
-  }
+  const MomentSplit sp = SplitMoments(runs, cols, block, mode > 0);
+  // Per part: outs x runs deviations and outs x blocks mean norms.
+  std::vector<double> devAcc(static_cast<size_t>(sp.parts * outs * runs), 0.0), sqAcc(static_cast<size_t>(sp.parts * outs * nBlocks), 0.0);
+  const std::function<void(int)> job = [&](int part) {
+    std::vector<double> sum(static_cast<size_t>(3 * sp.width)), mean(static_cast<size_t>(3 * sp.width));
+    MomentTiles(px, py, mode, runs, cols, block, sp.width, sp.begin(part), sp.begin(part + 1), sum.data(), mean.data(), devAcc.data() + part * outs * runs,
+                sqAcc.data() + part * outs * nBlocks, nullptr, nullptr, 0.0f);
+  };
+  ThePool().Run(sp.parts, job);
+  SumParts(devAcc, sp.parts, outs * runs, pd);
+  SumParts(sqAcc, sp.parts, outs * nBlocks, pq);
 }
 
 // The SGD step of replica r in a fused step, right after its gradients (still in cache): for every
@@ -1064,19 +1091,62 @@ void RunBlockEpilogue(const std::vector<int64_t>& cols, GAt gAt, FAt fAt, int64_
   }
 }
 
-// The same without the fused path (fewer run blocks than threads): every parameter block's
-// moments by BlockMoments over all runs (gradients at G[i], full ones at F[i]).
-void BlockEpilogue(const std::vector<int64_t>& cols, const std::vector<float*>& G, const std::vector<float*>& F, int64_t mode, int64_t runs, int64_t block, float* devOut, float* sqOut) {
+// The same without the fused path (fewer run blocks than threads), in a second pass over the
+// gradients at G (full ones at F): every parameter block's moments exactly as BlockMoments gives
+// them (the same tiles, split the same way), and with N the SGD step N[i] = W[i] + alpha G[i] of
+// each tile while it is in cache. The parts of all blocks go to the pool's threads as they come
+// free, in one call: no thread waits at the end of each block.
+void BlockEpilogue(const std::vector<int64_t>& cols, const std::vector<float*>& G, const std::vector<float*>& F, int64_t mode, int64_t runs, int64_t block,
+                   const std::vector<float*>& W, const std::vector<float*>& N, float alpha, float* devOut, float* sqOut) {
   const int64_t outs = mode == 2 ? 3 : 1, nBlocks = (runs + block - 1) / block;
-  for (size_t i = 0; i < cols.size(); ++i) BlockMoments(G[i], mode > 0 ? F[i] : nullptr, mode, runs, cols[i], block, devOut + outs * runs * i, sqOut + outs * nBlocks * i);
+  struct Unit {
+    size_t block;
+    int part;
+  };
+  std::vector<MomentSplit> splits;
+  std::vector<Unit> units;
+  std::vector<size_t> accAt(cols.size() + 1, 0);  // parameter block i's accumulators, parts x (outs runs + outs blocks)
+  int64_t widest = 0, cost = 0;
+  for (size_t i = 0; i < cols.size(); ++i) {
+    splits.push_back(SplitMoments(runs, cols[i], block, mode > 0));
+    for (int p = 0; p < splits[i].parts; ++p) units.push_back({i, p});
+    accAt[i + 1] = accAt[i] + static_cast<size_t>(splits[i].parts * outs * (runs + nBlocks));
+    widest = std::max(widest, splits[i].width);
+    cost += runs * cols[i] * (mode > 0 ? 2 : 1);
+  }
+  std::vector<double> acc(accAt.back(), 0.0);
+  std::atomic<size_t> claimed{0};
+  const std::function<void(int)> job = [&](int) {
+    std::vector<double> sum(static_cast<size_t>(3 * widest)), mean(static_cast<size_t>(3 * widest));
+    for (size_t u; (u = claimed.fetch_add(1, std::memory_order_relaxed)) < units.size();) {
+      const size_t i = units[u].block;
+      const int p = units[u].part;
+      const MomentSplit& sp = splits[i];
+      double* da = acc.data() + accAt[i] + p * outs * runs;
+      double* qa = acc.data() + accAt[i] + sp.parts * outs * runs + p * outs * nBlocks;
+      MomentTiles(G[i], mode > 0 ? F[i] : nullptr, mode, runs, cols[i], block, sp.width, sp.begin(p), sp.begin(p + 1), sum.data(), mean.data(), da, qa,
+                  N.empty() ? nullptr : W[i], N.empty() ? nullptr : N[i], alpha);
+    }
+  };
+  const int threads = cost < (1 << 18) ? 1 : static_cast<int>(std::min<int64_t>(g_threads, static_cast<int64_t>(units.size())));
+  ThePool().Run(threads, job);
+  for (size_t i = 0; i < cols.size(); ++i) {
+    const int parts = splits[i].parts;
+    const std::vector<double> dev(acc.begin() + accAt[i], acc.begin() + accAt[i] + parts * outs * runs);
+    const std::vector<double> sq(acc.begin() + accAt[i] + parts * outs * runs, acc.begin() + accAt[i + 1]);
+    SumParts(dev, parts, outs * runs, devOut + outs * runs * i);
+    SumParts(sq, parts, outs * nBlocks, sqOut + outs * nBlocks * i);
+  }
 }
 
-// The end of a fused step's moments: those summed in its run blocks (fused), rounded into devOut
-// and sqOut, or else BlockEpilogue's second pass over the gradients at G (and F).
+// The end of a fused step's moments (and, with N, of its SGD step): those summed in its run blocks
+// (fused: the step already took its replicas' SGD steps), rounded into devOut and sqOut, or else
+// BlockEpilogue's second pass over the gradients at G (and F).
 void FinishMoments(bool fused, const std::vector<double>& devAcc, const std::vector<double>& sqAcc, const std::vector<int64_t>& cols, const std::vector<float*>& G,
-                   const std::vector<float*>& F, int64_t mode, int64_t runs, int64_t block, float* devOut, float* sqOut) {
+                   const std::vector<float*>& F, int64_t mode, int64_t runs, int64_t block, const std::vector<float*>& W, const std::vector<float*>& N, float alpha,
+                   float* devOut, float* sqOut) {
   if (!fused) {
-    BlockEpilogue(cols, G, F, mode, runs, block, devOut, sqOut);
+    BlockEpilogue(cols, G, F, mode, runs, block, W, N, alpha, devOut, sqOut);
     return;
   }
   for (size_t i = 0; i < devAcc.size(); ++i) devOut[i] = static_cast<float>(devAcc[i]);
@@ -1128,7 +1198,8 @@ Napi::Value RunBlockMoments(const Napi::CallbackInfo& info) {
 // layer k's at devOut[3 R k ..] (g, grad L, g - grad L: R values each) and sqOut[3 B k ..] (B
 // run blocks, 3 B values).
 // With the moments and (lr, next[]) as well, the SGD step too: next[k] = weights[k] - lr grads[k]
-// (as axpy computes it, w + (-lr) g in float32), each replica's right after its gradients. The
+// (as axpy computes it, w + (-lr) g in float32), each replica's right after its gradients (with
+// fewer run blocks than threads, each tile's in the second pass, after its moments). The
 // gradients then never leave the threads' scratch (grads and full may be null): a run block of
 // them per thread, or all of them when the replicas split.
 Napi::Value DeepLinearStep(const Napi::CallbackInfo& info) {
@@ -1289,7 +1360,7 @@ Napi::Value DeepLinearStep(const Napi::CallbackInfo& info) {
         std::swap(h, spare);
       }
       // The replica's SGD step while its gradients are in cache; a run block complete: its moments.
-      ReplicaSgd(sz, gAt, r, W, N, alpha);
+      if (fuseMoments) ReplicaSgd(sz, gAt, r, W, N, alpha);
       if (fuseMoments && ((r + 1) % block == 0 || r + 1 == runs)) {
         const int64_t k = r / block, r0 = k * block;
         RunBlockEpilogue(sz, gAt, fAt, 2, k, r0, r + 1 - r0, runs, nBlocks, width, sum.data(), mean.data(), devAcc.data(), sqAcc.data());
@@ -1298,7 +1369,7 @@ Napi::Value DeepLinearStep(const Napi::CallbackInfo& info) {
   };
   if (nparts > 1) ThePool().Run(nparts, job);
   else job(0);
-  if (withMoments) FinishMoments(fuseMoments, devAcc, sqAcc, sz, G, F, 2, runs, block, devOut.Data(), sqOut.Data());
+  if (withMoments) FinishMoments(fuseMoments, devAcc, sqAcc, sz, G, F, 2, runs, block, W, N, alpha, devOut.Data(), sqOut.Data());
   return env.Undefined();
 }
 

@@ -78,7 +78,8 @@ export interface NativeAddon {
    * sqOut): also runBlockMoments(grads[k], full[k], ..., runBlock, mode 2) of every layer k, at
    * devOut[3 R k ..] and sqOut[3 B k ..] (B run blocks), each run block's right after it. With
    * (lr, next) as well: the SGD step next[k] = weights[k] - lr grads[k] (as axpy), each replica's
-   * right after its gradients; grads and full may then be null (the gradients stay in the addon's scratch).
+   * right after its gradients (with fewer run blocks than threads, each tile's in the second pass
+   * after its moments); grads and full may then be null (the gradients stay in the addon's scratch).
    */
   deepLinearStep(x: Float32Array, teacher: Float32Array, weights: Float32Array[], widths: number[], b: number, grads: Float32Array[], full: Float32Array[] | null, lossOut: Float32Array): void;
   deepLinearStep(
@@ -116,9 +117,10 @@ export interface NativeAddon {
    * lossOut; a replica at a time on the addon's threads. With (runBlock, devOut, sqOut): also
    * runBlockMoments(.., runBlock, mode 0) of every parameter block i (W_1, b_1, W_2, ..) at
    * devOut[R i ..] and sqOut[B i ..] (B run blocks), each run block's right after its replicas
-   * where there are at least as many run blocks as threads. With (lr, nextW, nextB) as well: the
-   * SGD step into nextW and nextB (as axpy), each replica's right after its gradients; gradW and gradB
-   * may then be null (the gradients stay in the addon's scratch).
+   * where there are at least as many run blocks as threads (else in a second pass over column
+   * tiles). With (lr, nextW, nextB) as well: the SGD step into nextW and nextB (as axpy), each
+   * replica's right after its gradients (in the second pass, each tile's after its moments); gradW
+   * and gradB may then be null (the gradients stay in the addon's scratch).
    */
   mlpStep(x: Float32Array, y: Float32Array, weights: Float32Array[], biases: Float32Array[], widths: number[], b: number, gradW: Float32Array[], gradB: Float32Array[], lossOut: Float32Array): void;
   mlpStep(
@@ -151,6 +153,25 @@ export interface NativeAddon {
     lr: number,
     nextW: Float32Array[],
     nextB: Float32Array[],
+  ): void;
+  /** With the batch as rows of a table: x is [n, widths[0]], replica r's batch its rows rows[r b .. (r + 1) b); the SGD step optional (lr, nextW, nextB null). */
+  mlpStep(
+    x: Float32Array,
+    y: Float32Array,
+    weights: Float32Array[],
+    biases: Float32Array[],
+    widths: number[],
+    b: number,
+    gradW: Float32Array[] | null,
+    gradB: Float32Array[] | null,
+    lossOut: Float32Array,
+    runBlock: number,
+    devOut: Float32Array,
+    sqOut: Float32Array,
+    lr: number | null,
+    nextW: Float32Array[] | null,
+    nextB: Float32Array[] | null,
+    rows: Int32Array,
   ): void;
   /** dst = 0, then dst row rows[i] += src row i (rows of `width` floats; repeated rows sum); throws on a row outside dst. */
   scatterAddRows(src: Float32Array, width: number, rows: Int32Array, dst: Float32Array): void;

@@ -98,9 +98,12 @@ export const DEEP_LINEAR_STEP = 'SgdLabDeepLinearStep';
  * forward pass to its last weight gradient. With attrs.runBlock, also the run-block moments of
  * every block as RUN_BLOCK_MOMENTS gives them, appended after the loss: two outputs per block
  * (deviations [C], mean squares [blocks]), each run block's computed right after its replicas
- * where there are at least as many run blocks as threads. With runBlock and attrs.sgd (a learning
+ * where there are at least as many run blocks as threads (else in a second pass over all of them).
+ * With runBlock and attrs.sgd (a learning
  * rate), also the SGD step: the outputs are then the next parameters (w - sgd grad, as AXPY
- * computes it) in the gradients' places, and the gradients never leave the addon. Native only.
+ * computes it) in the gradients' places, and the gradients never leave the addon. Given inputs.rows
+ * ([C, b] int32), x is instead a table [n, w_0] and replica r's batch its rows rows[r]: each thread
+ * gathers its replica's batch right before its forward pass. Native only.
  */
 export const MLP_STEP = 'SgdLabMlpStep';
 /** MUL_STEP: inputs { a, b } (broadcasting) -> a * step(b): a ReLU's backward pass from its output. */
@@ -452,11 +455,17 @@ export function nativeKernels(addon: NativeAddon): KernelConfig[] {
     const { widths, runBlock, sgd } = args.attrs as unknown as { widths: number[]; runBlock?: number; sgd?: number };
     const backend = args.backend as MathBackendCPU;
     const L = widths.length - 1;
-    const { x, y } = inputs;
+    const { x, y, rows } = inputs;
     const p = widths[0];
     const o = widths[L];
-    if (!x || x.dtype !== 'float32' || x.shape.length !== 3 || x.shape[2] !== p) throw new Error(`${MLP_STEP}: expected a float32 x [C, b, ${p}], got ${x?.dtype} ${JSON.stringify(x?.shape)}`);
-    const [runs, b] = x.shape;
+    // x is the batch [C, b, p], or with rows ([C, b] int32) the table [n, p] they index.
+    if (rows) {
+      if (rows.dtype !== 'int32' || rows.shape.length !== 2) throw new Error(`${MLP_STEP}: expected int32 rows [C, b], got ${rows.dtype} ${JSON.stringify(rows.shape)}`);
+      if (!x || x.dtype !== 'float32' || x.shape.length !== 2 || x.shape[1] !== p) throw new Error(`${MLP_STEP}: expected a float32 table x [n, ${p}] with rows, got ${x?.dtype} ${JSON.stringify(x?.shape)}`);
+    } else if (!x || x.dtype !== 'float32' || x.shape.length !== 3 || x.shape[2] !== p) {
+      throw new Error(`${MLP_STEP}: expected a float32 x [C, b, ${p}], got ${x?.dtype} ${JSON.stringify(x?.shape)}`);
+    }
+    const [runs, b] = rows ? rows.shape : x.shape;
     if (!y || y.dtype !== 'float32' || !util.arraysEqual(y.shape, [runs, b, o])) throw new Error(`${MLP_STEP}: expected a float32 y [${runs}, ${b}, ${o}], got ${y?.dtype} ${JSON.stringify(y?.shape)}`);
     const withMoments = runBlock !== undefined;
     if (withMoments && (!Number.isInteger(runBlock) || runBlock < 1)) throw new Error(`${MLP_STEP}: runBlock must be a positive integer, got ${runBlock}`);
@@ -480,7 +489,16 @@ export function nativeKernels(addon: NativeAddon): KernelConfig[] {
     const dev = new Float32Array(withMoments ? 2 * L * runs : 0);
     const sq = new Float32Array(2 * L * blocks);
     const [xv, yv] = [values(backend, x), values(backend, y)];
-    if (withStep) addon.mlpStep(xv, yv, weights, biases, widths, b, null, null, loss, runBlock!, dev, sq, sgd, outW, outB);
+    const rv = rows && (backend.data.get(rows.dataId).values as Int32Array);
+    if (rv && withMoments) {
+      // The addon checks every row index against the table.
+      if (withStep) addon.mlpStep(xv, yv, weights, biases, widths, b, null, null, loss, runBlock, dev, sq, sgd, outW, outB, rv);
+      else addon.mlpStep(xv, yv, weights, biases, widths, b, outW, outB, loss, runBlock, dev, sq, null, null, null, rv);
+    } else if (rv) {
+      const batch = new Float32Array(runs * b * p);
+      addon.gatherRows(xv, p, rv, batch);
+      addon.mlpStep(batch, yv, weights, biases, widths, b, outW, outB, loss);
+    } else if (withStep) addon.mlpStep(xv, yv, weights, biases, widths, b, null, null, loss, runBlock!, dev, sq, sgd, outW, outB);
     else if (withMoments) addon.mlpStep(xv, yv, weights, biases, widths, b, outW, outB, loss, runBlock, dev, sq);
     else addon.mlpStep(xv, yv, weights, biases, widths, b, outW, outB, loss);
     const moments: TensorInfo[] = [];

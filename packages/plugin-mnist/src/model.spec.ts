@@ -8,11 +8,11 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, RandomStream, type GradientReport } from '@sgd-lab/core';
 import { collectStudy, testDataDir, testDataFile } from '@sgd-lab/core/testing';
 import { loadAddon } from '@sgd-lab/native';
-import { ReplicaEngine, useBackend } from '@sgd-lab/tensor';
+import { ReplicaEngine, useBackend, type StepInput } from '@sgd-lab/tensor';
 import plugin from './index.js';
 import { PIXELS, loadEmbedded, head } from './data.js';
 import { distortSet } from './distort.js';
-import { initMlp, mlpBlocks, mlpProgram } from './model.js';
+import { epochSampler, initMlp, mlpBlocks, mlpInputs, mlpProgram } from './model.js';
 import { fetchMnist, MNIST_SHA256 } from './commands.js';
 
 beforeAll(async () => {
@@ -128,7 +128,24 @@ describe('MLP program', () => {
       }
       tf.dispose([...fused.grads, fused.loss, ...composed.grads, composed.loss]);
       // A wrong shape names the input.
-      expect(() => tf.engine().runKernel('SgdLabMlpStep', { x, y: x, ...Object.fromEntries(params.map((t, i) => [`${i % 2 ? 'b' : 'w'}${i >> 1}`, t])) }, { widths })).toThrow(/SgdLabMlpStep: expected a float32 y/);
+      const named = Object.fromEntries(params.map((t, i) => [`${i % 2 ? 'b' : 'w'}${i >> 1}`, t]));
+      expect(() => tf.engine().runKernel('SgdLabMlpStep', { x, y: x, ...named }, { widths })).toThrow(/SgdLabMlpStep: expected a float32 y/);
+      // Given as rows of a table: the same gradients to the bit, and a row outside the table is named.
+      const table = tf.reshape(x, [runs * b, widths[0]]);
+      const order = Int32Array.from({ length: runs * b }, (_, i) => runs * b - 1 - i);
+      const flipped = tf.gather(table, tf.tensor1d(order, 'int32'));
+      const rows = tf.tensor2d(order, [runs, b], 'int32');
+      for (const attrs of [{ widths }, { widths, runBlock: runs }]) {
+        const direct = tf.engine().runKernel('SgdLabMlpStep', { x, y, ...named }, attrs) as tf.Tensor[];
+        const viaRows = tf.engine().runKernel('SgdLabMlpStep', { x: flipped, y, rows, ...named }, attrs) as tf.Tensor[];
+        expect(viaRows.length).toBe(direct.length);
+        viaRows.forEach((t, i) => expect(Array.from(t.dataSync())).toEqual(Array.from(direct[i].dataSync())));
+        tf.dispose([...direct, ...viaRows]);
+      }
+      const outside = tf.tensor2d(Int32Array.from({ length: runs * b }, (_, i) => (i === 1 ? runs * b : 0)), [runs, b], 'int32');
+      expect(() => tf.engine().runKernel('SgdLabMlpStep', { x: flipped, y, rows: outside, ...named }, { widths, runBlock: runs })).toThrow(new RegExp(`row ${runs * b} is outside the table's ${runs * b} rows`));
+      expect(() => tf.engine().runKernel('SgdLabMlpStep', { x, y, rows, ...named }, { widths, runBlock: runs })).toThrow(/SgdLabMlpStep: expected a float32 table x/);
+      tf.dispose([table, flipped, rows, outside]);
       tf.dispose([x, y, ...params]);
     } finally {
       await useBackend('wasm');
@@ -145,6 +162,40 @@ function firstDifference(a: readonly Float64Array[], b: readonly Float64Array[])
   }
   return undefined;
 }
+
+describe('the epoch sampler', () => {
+  it('hands out the rows of each batch with its table, the images gathered from them only when read, and the labels', async () => {
+    const set = loadEmbedded(1, 0.2).train;
+    const shard = { batchSize: 16, initPoint: 0, runStart: 3, runCount: 5, steps: 4 };
+    const a = epochSampler(set).create(shard, 9);
+    const b = epochSampler(set).create(shard, 9);
+    for (let t = 0; t < 4; t++) {
+      const batch = a.next(t);
+      const other = b.next(t);
+      expect(batch.images).toBe(set.images);
+      expect(Array.from(batch.rows!)).toEqual(Array.from(other.rows!));
+      const x = batch.x;
+      expect(x.length).toBe(5 * 16 * PIXELS);
+      batch.rows!.forEach((row, i) => {
+        expect(Array.from(x.subarray(i * PIXELS, (i + 1) * PIXELS))).toEqual(Array.from(set.images.subarray(row * PIXELS, (row + 1) * PIXELS)));
+        expect(batch.y[i * 10 + set.labels[row]]).toBe(1);
+      });
+    }
+    // The engine's inputs: the table rows where the fused step on native runs stacked, else the images.
+    const batch = a.next(4);
+    const engineOn = (strategy: 'stacked' | 'per-replica') => new ReplicaEngine(mlpProgram([PIXELS, 8, 10]), { strategy, chunkSize: 5, runBlock: 5 });
+    expect('data' in mlpInputs(batch, engineOn('per-replica'))[0]).toBe(true);
+    if (loadAddon().ok) {
+      await useBackend('native');
+      try {
+        const [images] = mlpInputs(batch, engineOn('stacked'));
+        expect('rows' in images && images.rows === batch.rows && images.table === set.images).toBe(true);
+      } finally {
+        await useBackend('wasm');
+      }
+    }
+  });
+});
 
 describe('the engine with the fused MLP step on native', () => {
   it.each([
@@ -163,21 +214,29 @@ describe('the engine with the fused MLP step on native', () => {
         const o = widths[widths.length - 1];
         const prog = mlpProgram(widths);
         // The same program without the step's context: the engine then computes the moments itself.
-        const plain = { ...prog, step: (params: tf.Tensor[], inputs: tf.Tensor[], wantFull: boolean) => prog.step(params, inputs, wantFull) };
+        // (It does not take rows either: given table rows, the engine gathers them for it.)
+        const plain = { ...prog, takesRows: false, step: (params: tf.Tensor[], inputs: tf.Tensor[], wantFull: boolean) => prog.step(params, inputs, wantFull) };
         const theta0 = initMlp(rng, widths);
         const batches = [0, 1, 2].map(() => ({
           x: Float32Array.from({ length: runs * b * widths[0] }, () => rng.nextNormal()),
           y: Float32Array.from({ length: runs * b * o }, (_, i) => (Math.floor(i / o) * 7 + 3) % o === i % o ? 1 : 0),
         }));
         const rates = [0.3, 0.2, 0.1];
+        // The same batches as rows of one table (every step's rows in turn, in a shuffled order).
+        const n = 3 * runs * b;
+        const order = Array.from({ length: n }, (_, i) => i).sort((i, j) => ((i * 7919) % n) - ((j * 7919) % n));
+        const table = new Float32Array(n * widths[0]);
+        const rowsOf = [0, 1, 2].map((t) => Int32Array.from({ length: runs * b }, (_, i) => order[t * runs * b + i]));
+        rowsOf.forEach((rows, t) => rows.forEach((row, i) => table.set(batches[t].x.subarray(i * widths[0], (i + 1) * widths[0]), row * widths[0])));
         const before = tf.memory().numTensors;
-        const run = (program: typeof prog, inPass: boolean) => {
+        const run = (program: typeof prog, inPass: boolean, asRows = false) => {
           const engine = new ReplicaEngine(program, { strategy: 'stacked', chunkSize: runs, runBlock });
           const state = engine.replicate(theta0, runs);
           const reports = [];
           const params = [];
           for (let t = 0; t < 3; t++) {
-            const inputs = [{ data: batches[t].x, shape: [b, widths[0]] }, { data: batches[t].y, shape: [b, o] }];
+            const images: StepInput = asRows ? { table, rows: rowsOf[t], shape: [b, widths[0]] } : { data: batches[t].x, shape: [b, widths[0]] };
+            const inputs = [images, { data: batches[t].y, shape: [b, o] as [number, number] }];
             reports.push(engine.gradients(state, inputs, false, inPass ? { sgd: rates[t] } : undefined));
             if (inPass) expect(state.pending!.flat(2)).toHaveLength(0);
             engine.sgd(state, rates[t]);
@@ -189,13 +248,16 @@ describe('the engine with the fused MLP step on native', () => {
         const separate = run(plain, false);
         const fused = run(prog, false);
         const inPass = run(prog, true);
+        // The images as table rows: each thread gathers its replica's batch in the step; a program
+        // that does not take rows gets them gathered by the engine.
+        const rowsInPass = run(prog, true, true);
+        const rowsFused = run(prog, false, true);
+        const rowsGathered = run(plain, false, true);
         expect(tf.memory().numTensors).toBe(before);
-        expect(fused.reports).toEqual(separate.reports);
-        expect(inPass.reports).toEqual(separate.reports);
-        separate.params.forEach((ps, t) => {
-          expect(firstDifference(fused.params[t], ps), `step ${t}`).toBeUndefined();
-          expect(firstDifference(inPass.params[t], ps), `step ${t}`).toBeUndefined();
-        });
+        for (const other of [fused, inPass, rowsInPass, rowsFused, rowsGathered]) {
+          expect(other.reports).toEqual(separate.reports);
+          separate.params.forEach((ps, t) => expect(firstDifference(other.params[t], ps), `step ${t}`).toBeUndefined());
+        }
         // The replicas moved, and apart.
         expect(firstDifference([inPass.params[2][0]], [inPass.params[2][1]])).toBeDefined();
         // One entry per run block, each with a positive spread (the runs differ) and every block's own.

@@ -6,7 +6,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { epochRows, epochSchedule, stepsPerEpoch, whenAll, type EpochSchedule, type MaybePromise, type GradientReport, type Model, type NextStep, type ParamBlock, type RandomStream, type Sampler, type SamplerFactory, type ShardSchedule, type ShardSpec, type StudyConfig } from '@sgd-lab/core';
-import { MLP_STEP, ReplicaEngine, dense, matMulT, reluBackward, rowGather, type ReplicaProgram, type StepOutput, type TensorReplicaState } from '@sgd-lab/tensor';
+import { MLP_STEP, ReplicaEngine, dense, gatherRows, matMulT, reluBackward, rowGather, type ReplicaProgram, type StepInput, type StepOutput, type TensorReplicaState } from '@sgd-lab/tensor';
 import { CLASSES, PIXELS, oneHot, type ImageSet } from './data.js';
 
 /** Blocks W1, b1, W2, b2, ...: W_k is (in x out), b_k is (1 x out). */
@@ -62,12 +62,16 @@ export function mlpProgram(widths: readonly number[]): ReplicaProgram {
   const blocks = mlpBlocks(widths);
   return {
     blocks,
-    step(params, [x, y], _wantFull, context) {
-      if (x.rank === 3 && fusedStep()) {
+    takesRows: true,
+    step(params, [given, y], _wantFull, context) {
+      if (params[0].rank === 3 && fusedStep()) {
         // native, stacked: the whole step in one addon call, a replica at a time on each thread
         // (the same products; forward to last weight gradient in that core's cache), with the
-        // engine's run-block moments and, told the SGD step that follows, that step too.
-        const inputs: tf.NamedTensorMap = { x, y };
+        // engine's run-block moments and, told the SGD step that follows, that step too. Given
+        // the images as table rows, each thread gathers its replica's rows itself.
+        const table = given.dtype === 'int32' ? context?.tables?.[0] : undefined;
+        if (given.dtype === 'int32' && !table) throw new Error('mlp step: row indices came without their table');
+        const inputs: tf.NamedTensorMap = table ? { x: table, y, rows: given } : { x: given, y };
         for (let k = 0; k < params.length / 2; k++) {
           inputs[`w${k}`] = params[2 * k];
           inputs[`b${k}`] = params[2 * k + 1];
@@ -82,6 +86,7 @@ export function mlpProgram(widths: readonly number[]): ReplicaProgram {
         if (runBlock !== undefined) result.moments = { grads: params.map((_, i) => ({ deviations: out[n + 1 + 2 * i], meanSquares: out[n + 2 + 2 * i] })) };
         return result;
       }
+      const x = gatherRows(given, context?.tables?.[0]);
       const b = x.shape[x.rank - 2];
       const { logits, acts } = forward(params, x);
       const layers = params.length / 2;
@@ -127,6 +132,12 @@ export interface ImageBatch {
   x: Float32Array;
   y: Float32Array;
   b: number;
+  /**
+   * Where the batch came from, when it was drawn from a table: run r's images are the table rows
+   * at rows[r b .. (r + 1) b) (images [n * 784]). A fused step on native gathers them itself.
+   */
+  rows?: Int32Array;
+  images?: Float32Array;
 }
 
 export { stepsPerEpoch };
@@ -141,15 +152,38 @@ export function epochSampler(train: ImageSet): SamplerFactory<ImageBatch> {
   return {
     id: 'epoch-shuffle',
     create(shard: ShardSpec, seed: number): Sampler<ImageBatch> {
-      const rows = epochRows(table, shard, seed, { gather: rowGather() });
+      const draw = epochRows(table, shard, seed, { gather: rowGather() });
       return {
         next(t) {
-          const [x, y] = rows.next(t);
-          return { x, y, b: shard.batchSize };
+          const rows = draw.rows(t);
+          const y = draw.gather(1, rows);
+          // The images are copied out only when read: a fused step gathers them from the rows.
+          let x: Float32Array | undefined;
+          return {
+            get x() {
+              return (x ??= draw.gather(0, rows));
+            },
+            y,
+            b: shard.batchSize,
+            rows,
+            images: train.images,
+          };
         },
       };
     },
   };
+}
+
+/**
+ * The engine's inputs for a batch: the images as table rows where the fused step on native
+ * gathers each replica's rows itself (stacked), else the gathered images; the one-hot labels.
+ */
+export function mlpInputs(batch: ImageBatch, engine: ReplicaEngine): StepInput[] {
+  const images: StepInput =
+    batch.rows && batch.images && engine.options.strategy === 'stacked' && fusedStep()
+      ? { table: batch.images, rows: batch.rows, shape: [batch.b, PIXELS] }
+      : { data: batch.x, shape: [batch.b, PIXELS] };
+  return [images, { data: batch.y, shape: [batch.b, CLASSES] }];
 }
 
 /** What the model evaluates at epoch boundaries. */
@@ -208,15 +242,7 @@ export class MlpModel implements Model<TensorReplicaState, ImageBatch> {
 
   gradients(state: TensorReplicaState, batch: ImageBatch, wantFull: boolean, next?: NextStep): MaybePromise<GradientReport> {
     void wantFull; // the full training-set gradient is not part of this setting's metrics
-    return this.engine.gradients(
-      state,
-      [
-        { data: batch.x, shape: [batch.b, PIXELS] },
-        { data: batch.y, shape: [batch.b, CLASSES] },
-      ],
-      false,
-      next,
-    );
+    return this.engine.gradients(state, mlpInputs(batch, this.engine), false, next);
   }
 
   scalars(state: TensorReplicaState, t: number): MaybePromise<Record<string, Float64Array>> {

@@ -125,6 +125,48 @@ describe('ReplicaEngine', () => {
     target.dispose();
   });
 
+  it('takes inputs as rows of a table: gathered for programs that do not take rows, the same statistics to the bit', async () => {
+    for (const [backend, strategy, chunk] of [['cpu', 'per-replica', runs], ['cpu', 'stacked', 12], ['wasm', 'stacked', runs], ['native', 'stacked', 8]] as const) {
+      await useBackend(backend);
+      const target = tf.tensor2d([1, 2, 3, 4, 5, 6], [2, 3]);
+      const xs = batches(3);
+      // All steps' rows in one table, each step's in reverse order.
+      const table = new Float32Array(3 * runs * b * 3);
+      const rowsOf = xs.map((x, t) =>
+        Int32Array.from({ length: runs * b }, (_, i) => {
+          const row = (3 - t) * runs * b - 1 - i;
+          table.set(x.subarray(i * 3, i * 3 + 3), row * 3);
+          return row;
+        }),
+      );
+      const stats = (asRows: boolean) => {
+        const engine = new ReplicaEngine(program(target), { strategy, chunkSize: chunk, runBlock: RUN_BLOCK });
+        const state = engine.replicate(theta0, runs);
+        const before = tf.memory().numTensors;
+        const out = xs.map((x, t) => {
+          const rep = engine.gradients(state, [asRows ? { table, rows: rowsOf[t], shape: [b, 3] } : { data: x, shape: [b, 3] }], true);
+          engine.sgd(state, 0.1);
+          return rep;
+        });
+        expect(tf.memory().numTensors).toBe(before);
+        engine.dispose(state);
+        return JSON.stringify(out);
+      };
+      expect({ backend, strategy, same: stats(true) === stats(false) }).toEqual({ backend, strategy, same: true });
+      // Bad input is named: a row outside the table, too few rows, a table of partial rows, short data.
+      const engine = new ReplicaEngine(program(target), { strategy, chunkSize: chunk, runBlock: RUN_BLOCK });
+      const state = engine.replicate(theta0, runs);
+      const bad = Int32Array.from(rowsOf[0]);
+      bad[7] = 3 * runs * b;
+      expect(() => engine.gradients(state, [{ table, rows: bad, shape: [b, 3] }], false)).toThrow(`input 0: row index ${3 * runs * b} is outside its table's ${3 * runs * b} rows`);
+      expect(() => engine.gradients(state, [{ table, rows: bad.subarray(1), shape: [b, 3] }], false)).toThrow(`input 0: expected ${runs} runs x ${b} row indices, got ${runs * b - 1}`);
+      expect(() => engine.gradients(state, [{ table: table.subarray(1), rows: rowsOf[0], shape: [b, 3] }], false)).toThrow(/input 0: its table of \d+ values is not whole rows of 3/);
+      expect(() => engine.gradients(state, [{ data: xs[0].subarray(3), shape: [b, 3] }], false)).toThrow(`input 0: expected ${runs} runs x [${b}, 3] values, got ${runs * b * 3 - 3}`);
+      engine.dispose(state);
+      target.dispose();
+    }
+  });
+
   it('leaks no tensors from step to step', async () => {
     for (const [backend, strategy] of [['wasm', 'per-replica'], ['wasm', 'stacked'], ['native', 'stacked'], ['webgpu', 'stacked']] as const) {
       const { counts } = await trajectory(backend, strategy, 12, 6);

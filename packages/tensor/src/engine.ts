@@ -13,7 +13,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { blockStatsFromDeviations, chunkSizeFor, andThen, type BlockMoments, type GradientReport, type MaybePromise, type NextStep, type RunBlockStats } from '@sgd-lab/core';
 import { AXPY, RUN_BLOCK_MOMENTS, RUN_MOMENTS, SQUARED_DEVIATION_SUM } from '@sgd-lab/native';
-import type { ReplicaInput, ReplicaProgram, RunBlockMoments, StepOutput } from './program.js';
+import type { ReplicaInput, ReplicaProgram, RunBlockMoments, StepInput, StepOutput } from './program.js';
 import { readAll, readModeFor, type ReadMode } from './reads.js';
 
 /** Whether the active backend registers a kernel (the fused ones exist on `native` only). */
@@ -77,6 +77,19 @@ function runBlockRanges(count: number, runBlock: number): [number, number][] {
   return out;
 }
 
+/** Throws, naming the input, when a step input does not hold a [b, width] block for each of `runs` runs. */
+function checkInput(inp: StepInput, i: number, runs: number): void {
+  const [rows, cols] = inp.shape;
+  if ('rows' in inp) {
+    if (inp.table.length % cols !== 0) throw new RangeError(`input ${i}: its table of ${inp.table.length} values is not whole rows of ${cols}`);
+    if (inp.rows.length !== runs * rows) throw new RangeError(`input ${i}: expected ${runs} runs x ${rows} row indices, got ${inp.rows.length}`);
+    const n = inp.table.length / cols;
+    for (const r of inp.rows) if (!(r >= 0 && r < n)) throw new RangeError(`input ${i}: row index ${r} is outside its table's ${n} rows`);
+  } else if (inp.data.length < runs * rows * cols) {
+    throw new RangeError(`input ${i}: expected ${runs} runs x [${rows}, ${cols}] values, got ${inp.data.length}`);
+  }
+}
+
 export class ReplicaEngine {
   constructor(
     readonly program: ReplicaProgram,
@@ -112,14 +125,27 @@ export class ReplicaEngine {
    * in one go: synchronously where the backend can (a plain value), as one Promise where it
    * cannot (WebGPU: one asynchronous read per step).
    */
-  gradients(state: TensorReplicaState, inputs: readonly ReplicaInput[], wantFull: boolean, next?: NextStep): MaybePromise<GradientReport> {
+  gradients(state: TensorReplicaState, inputs: readonly StepInput[], wantFull: boolean, next?: NextStep): MaybePromise<GradientReport> {
+    // Bad input is refused before anything of the last step is let go.
+    inputs.forEach((inp, i) => checkInput(inp, i, state.runs));
     this.releasePending(state);
-    const slice = (start: number, count: number) =>
-      inputs.map((inp) => {
-        const len = inp.shape[0] * inp.shape[1];
-        const view = inp.data.subarray(start * len, (start + count) * len);
-        return count === 1 && state.strategy === 'per-replica' ? tf.tensor2d(view, inp.shape) : tf.tensor3d(view, [count, ...inp.shape]);
+    // Inputs given as table rows: the stacked programs that take them get the indices and the
+    // table; every other gets the rows gathered.
+    const byRows = state.strategy === 'stacked' && this.program.takesRows === true;
+    const slice = (start: number, count: number, tables: (tf.Tensor2D | undefined)[]) =>
+      inputs.map((inp, i) => {
+        const [rows, cols] = inp.shape;
+        const single = count === 1 && state.strategy === 'per-replica';
+        if ('rows' in inp) {
+          const idx = inp.rows.subarray(start * rows, (start + count) * rows);
+          if (byRows) return tf.tensor2d(idx, [count, rows], 'int32');
+          const gathered = tf.gather(tables[i]!, tf.tensor1d(idx, 'int32'));
+          return single ? gathered : tf.reshape(gathered, [count, rows, cols]);
+        }
+        const view = inp.data.subarray(start * rows * cols, (start + count) * rows * cols);
+        return single ? tf.tensor2d(view, inp.shape) : tf.tensor3d(view, [count, ...inp.shape]);
       });
+    const tablesOf = () => inputs.map((inp) => ('rows' in inp ? tf.tensor2d(inp.table, [inp.table.length / inp.shape[1], inp.shape[1]]) : undefined));
     const nb = this.program.blocks.length;
     const outs: { g: Deviations; f?: Deviations; d?: Deviations; l: tf.Tensor }[] = [];
     state.pending = [];
@@ -131,11 +157,13 @@ export class ReplicaEngine {
       // Everything made in the scope is freed at its end except what is kept explicitly.
       tf.tidy(() => {
         const results: StepOutput[] = [];
+        const tables = tablesOf();
         if (state.strategy === 'stacked') {
-          results.push(this.program.step(chunk.params[0], slice(chunk.start, chunk.count), wantFull, { runBlock: this.options.runBlock, ...(sgd !== undefined ? { sgd } : {}) }));
+          const context = { runBlock: this.options.runBlock, ...(sgd !== undefined ? { sgd } : {}), ...(byRows && tables.some((t) => t) ? { tables } : {}) };
+          results.push(this.program.step(chunk.params[0], slice(chunk.start, chunk.count, tables), wantFull, context));
         } else {
           // A scope per replica: its intermediates are freed before the next replica runs.
-          chunk.params.forEach((p, r) => results.push(tf.tidy(() => this.program.step(p, slice(chunk.start + r, 1), wantFull) as unknown as tf.TensorContainer) as unknown as StepOutput));
+          chunk.params.forEach((p, r) => results.push(tf.tidy(() => this.program.step(p, slice(chunk.start + r, 1, tables), wantFull) as unknown as tf.TensorContainer) as unknown as StepOutput));
         }
         const grads = results.map((r) => r.grads);
         const rb = this.options.runBlock;

@@ -55,10 +55,20 @@ export interface StepContext {
    * it: a step may then return `next` (W - sgd g) instead of the gradients.
    */
   sgd?: number;
+  /**
+   * Per input, its table when the input came as `TableRowsInput` to a program that `takesRows`:
+   * that input is then the [C, b] int32 row indices into this [n, width] table.
+   */
+  tables?: (tf.Tensor2D | undefined)[];
 }
 
 export interface ReplicaProgram {
   readonly blocks: readonly BlockShape[];
+  /**
+   * Whether a stacked step takes a `TableRowsInput` as its row indices (with the table in
+   * `StepContext.tables`) and gathers the rows itself; otherwise the engine gathers them first.
+   */
+  readonly takesRows?: boolean;
   /**
    * Gradients at `params` for the mini-batch `inputs` (each [b, k], or [C, b, k] stacked). Called
    * inside tf.tidy: return new tensors, never the inputs.
@@ -77,6 +87,29 @@ export interface ReplicaProgram {
 export interface ReplicaInput {
   data: Float32Array;
   shape: [number, number];
+}
+
+/**
+ * A per-run input given as rows of a shared table, not copied out: run r's [b, width] block
+ * (`shape`) is the table's rows at indices rows[r b .. (r + 1) b). A stacked program that
+ * `takesRows` gets the indices and the table; any other program gets the rows gathered.
+ */
+export interface TableRowsInput {
+  /** [n, width], row-major. */
+  table: Float32Array;
+  /** [runs * b] row indices, run-major. */
+  rows: Int32Array;
+  shape: [number, number];
+}
+
+/** What a step's inputs may be given as. */
+export type StepInput = ReplicaInput | TableRowsInput;
+
+/** Row r of a stacked step's [C, b] int32 row-index input, gathered from its table: [C, b, width]. */
+export function gatherRows(x: tf.Tensor, table: tf.Tensor2D | undefined): tf.Tensor {
+  if (x.dtype !== 'int32') return x;
+  if (!table) throw new Error('an int32 row-index input came without its table (StepContext.tables)');
+  return tf.gather(table, x);
 }
 
 /** Transposes the last two axes of a tensor of rank 2 or more. */

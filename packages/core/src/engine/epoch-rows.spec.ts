@@ -31,7 +31,7 @@ describe('epochRows', () => {
     }
   });
 
-  it('copies wide columns with the gather it is given, to the same batches', () => {
+  it('copies the columns with the gather it is given, to the same batches', () => {
     const calls: number[] = [];
     const gather: RowGather = (src, width, idx, dst) => {
       calls.push(width);
@@ -44,8 +44,28 @@ describe('epochRows', () => {
       const b = gathered.next(t).map((c) => Array.from(c));
       expect(b).toEqual(a);
     }
-    // Only the wide column goes through it, once per step.
-    expect(calls).toEqual(Array.from({ length: 6 }, () => 40));
+    // Every column goes through it, once per step each.
+    expect(calls).toEqual(Array.from({ length: 6 }, () => [40, 1]).flat());
+  });
+
+  it('hands out the rows of every step, and gathers columns at them to the same batches as next', () => {
+    const plain = epochRows(table(), shard, 7);
+    const split = epochRows(table(), shard, 7);
+    const { columns } = table();
+    for (let t = 0; t < 7; t++) {
+      const rows = split.rows(t);
+      expect(rows.length).toBe(3 * 4);
+      const [wide, narrow] = plain.next(t);
+      // Row k of the batch is table row rows[k], in every column.
+      expect(Array.from(narrow)).toEqual(Array.from(rows, (i) => columns[1].data[i]));
+      expect(Array.from(split.gather(0, rows))).toEqual(Array.from(wide));
+      // Each call's rows are its own: a later step does not overwrite them.
+      const kept = Array.from(rows);
+      split.rows(t + 100);
+      expect(Array.from(rows)).toEqual(kept);
+      plain.next(t + 100);
+    }
+    expect(() => split.gather(0, new Int32Array(5))).toThrow(/expected the 12 rows of one step, got 5/);
   });
 
   it('names the problem when a batch is larger than the training set', () => {

@@ -27,11 +27,24 @@ export function stepsPerEpoch(n: number, b: number): number {
 export type RowGather = (src: Float32Array, width: number, rows: Int32Array, dst: Float32Array) => void;
 
 export interface EpochRowsOptions {
-  /** Used for columns wider than 32 floats (images, token ids); narrow ones are copied here. */
+  /** Used for every column when given (images, token ids, labels); else rows are copied here. */
   gather?: RowGather;
 }
 
-export function epochRows(table: RowColumns, shard: ShardSpec, seed: number, options: EpochRowsOptions = {}): { next(t: number): Float32Array[] } {
+/** A shard's epoch-based batches: the rows of every run's batch, and the columns at those rows. */
+export interface EpochRows {
+  /**
+   * The table rows of every run's batch at step t, run-major ([runs * b], a new array per call).
+   * Call it once per step, in step order: at an epoch start it reshuffles.
+   */
+  rows(t: number): Int32Array;
+  /** Column i at `rows` ([rows.length * width]), in an array reused by every call for that column. */
+  gather(i: number, rows: Int32Array): Float32Array;
+  /** Every column at step t's rows: `gather` of each column at `rows(t)`. */
+  next(t: number): Float32Array[];
+}
+
+export function epochRows(table: RowColumns, shard: ShardSpec, seed: number, options: EpochRowsOptions = {}): EpochRows {
   const n = table.count;
   const b = shard.batchSize;
   const runs = shard.runCount;
@@ -41,28 +54,36 @@ export function epochRows(table: RowColumns, shard: ShardSpec, seed: number, opt
   for (let r = 0; r < runs; r++) for (let i = 0; i < n; i++) perm[r * n + i] = i;
   const rng = new PackedStreams(Array.from({ length: runs }, (_, r) => [seed, StreamPurpose.batch, shard.initPoint, b, shard.runStart + r]));
   const out = table.columns.map((c) => new Float32Array(runs * b * c.width));
-  const rows = new Int32Array(runs * b);
+  const rowsAt = (t: number): Int32Array => {
+    const j = t % perEpoch;
+    if (j === 0) for (let r = 0; r < runs; r++) rng.partialShuffle(r, perm, r * n, n, n);
+    const rows = new Int32Array(runs * b);
+    for (let r = 0; r < runs; r++) rows.set(perm.subarray(r * n + j * b, r * n + (j + 1) * b), r * b);
+    return rows;
+  };
+  const gather = (i: number, rows: Int32Array): Float32Array => {
+    const { data, width } = table.columns[i];
+    const dst = out[i];
+    if (rows.length !== runs * b) throw new RangeError(`expected the ${runs * b} rows of one step, got ${rows.length}`);
+    if (options.gather) {
+      options.gather(data, width, rows, dst);
+      return dst;
+    }
+    for (let k = 0; k < rows.length; k++) {
+      const src = rows[k] * width;
+      const o = k * width;
+      // A typed-array copy pays off for wide rows; narrow ones (labels) copy faster by hand.
+      if (width > 32) dst.set(data.subarray(src, src + width), o);
+      else for (let c = 0; c < width; c++) dst[o + c] = data[src + c];
+    }
+    return dst;
+  };
   return {
+    rows: rowsAt,
+    gather,
     next(t) {
-      const j = t % perEpoch;
-      if (j === 0) for (let r = 0; r < runs; r++) rng.partialShuffle(r, perm, r * n, n, n);
-      for (let r = 0; r < runs; r++) rows.set(perm.subarray(r * n + j * b, r * n + (j + 1) * b), r * b);
-      for (let i = 0; i < table.columns.length; i++) {
-        const { data, width } = table.columns[i];
-        const dst = out[i];
-        if (width > 32 && options.gather) {
-          options.gather(data, width, rows, dst);
-          continue;
-        }
-        for (let k = 0; k < rows.length; k++) {
-          const src = rows[k] * width;
-          const o = k * width;
-          // A typed-array copy pays off for wide rows; narrow ones (labels) copy faster by hand.
-          if (width > 32) dst.set(data.subarray(src, src + width), o);
-          else for (let c = 0; c < width; c++) dst[o + c] = data[src + c];
-        }
-      }
-      return out;
+      const rows = rowsAt(t);
+      return table.columns.map((_, i) => gather(i, rows));
     },
   };
 }
