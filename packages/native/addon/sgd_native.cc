@@ -16,6 +16,9 @@
 #include <cstring>
 #include <string>
 #include <thread>
+#if defined(__SSE2__)
+#include <xmmintrin.h>
+#endif
 #include <vector>
 
 #include "lanes.h"
@@ -1010,6 +1013,20 @@ MomentSplit SplitMoments(int64_t runs, int64_t cols, int64_t block, bool hasY) {
   return {width, tiles, small ? 1 : static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(g_threads, tiles)))};
 }
 
+// out[j] = w[j] + alpha x[j] for j < n (as axpy computes it), written around the cache where the
+// lanes allow: the next parameters are read again only at the next step, after the rest of the
+// step's data has been through the cache, so writing them through it would first read every line
+// of out from memory and then evict something the step still needs. Callers fence before a join.
+void StreamSgd(const float* __restrict w, const float* __restrict x, float* __restrict out, int64_t n, float alpha) {
+  int64_t j = 0;
+#if defined(__SSE2__)
+  for (; j < n && (reinterpret_cast<uintptr_t>(out + j) & 15) != 0; ++j) out[j] = w[j] + alpha * x[j];
+  const __m128 a = _mm_set1_ps(alpha);
+  for (; j + 4 <= n; j += 4) _mm_stream_ps(out + j, _mm_add_ps(_mm_loadu_ps(w + j), _mm_mul_ps(a, _mm_loadu_ps(x + j))));
+#endif
+  for (; j < n; ++j) out[j] = w[j] + alpha * x[j];
+}
+
 // Tiles [t0, t1) of a [runs, cols] block's run-block moments (mode as in runBlockMoments) added
 // to da (outs x runs) and qa (outs x blocks); s, m: scratch of 3 width doubles. With nx, each
 // tile's SGD step too while its rows are in cache: nx = w + alpha x on the tile's columns, as
@@ -1024,13 +1041,11 @@ void MomentTiles(const float* px, const float* py, int64_t mode, int64_t runs, i
       TileMoments(px, py, mode, cols, j0, cw, r0, n, width, s, m, da, runs, qa + k, nBlocks);
     }
     if (nx)
-      for (int64_t r = 0; r < runs; ++r) {
-        const float* __restrict x = px + r * cols + j0;
-        const float* __restrict wr = w + r * cols + j0;
-        float* __restrict out = nx + r * cols + j0;
-        for (int64_t j = 0; j < cw; ++j) out[j] = wr[j] + alpha * x[j];
-      }
+      for (int64_t r = 0; r < runs; ++r) StreamSgd(w + r * cols + j0, px + r * cols + j0, nx + r * cols + j0, cw, alpha);
   }
+#if defined(__SSE2__)
+  if (nx) _mm_sfence();  // the streamed stores are ordered before the pool's join
+#endif
 }
 
 // out[i] = the float32 of the parts' acc[p count + i] added in part order, for i < count.
