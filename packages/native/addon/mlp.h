@@ -125,7 +125,8 @@ Napi::Value MlpStep(const Napi::CallbackInfo& info) {
     spare.resize(static_cast<size_t>(lOff[2 * L]));
     for (size_t i = 0; i < 2 * L; ++i) G[i] = spare.data() + lOff[i];
   }
-  const std::function<void(int)> job = [&](int part) {
+  std::atomic<int64_t> claimed{0};
+  const std::function<void(int)> job = [&](int) {
     std::vector<float> acts(static_cast<size_t>(aOff[L])), d0(static_cast<size_t>(b * widest)), d1(static_cast<size_t>(b * widest));
     std::vector<double> colSum(static_cast<size_t>(widest)), expRow(static_cast<size_t>(o));
     std::vector<float> batch(withRows ? static_cast<size_t>(b * p) : 0);
@@ -136,75 +137,77 @@ Napi::Value MlpStep(const Napi::CallbackInfo& info) {
     const int64_t width = fuseMoments ? MomentTileWidth(std::min(block, runs), false) : 0;
     std::vector<double> tileSum(static_cast<size_t>(width)), tileMean(static_cast<size_t>(width));
     double* e = expRow.data();
-    const int64_t u0 = units * part / nparts, u1 = units * (part + 1) / nparts;
-    const int64_t rBegin = fuseMoments ? u0 * block : u0, rEnd = fuseMoments ? std::min(runs, u1 * block) : u1;
-    for (int64_t r = rBegin; r < rEnd; ++r) {
-      // Forward, from the replica's batch (gathered here from the table's rows).
-      if (withRows)
-        for (int64_t i = 0; i < b; ++i) std::memcpy(batch.data() + i * p, px + static_cast<int64_t>(rowAt[r * b + i]) * p, sizeof(float) * static_cast<size_t>(p));
-      const float* xr = withRows ? batch.data() : px + r * b * p;
-      const float* in = xr;
-      for (size_t k = 0; k < L; ++k) {
-        const int64_t nIn = widths[k], nOut = widths[k + 1];
-        float* z = acts.data() + aOff[k];  // A_(k+1) lives at aOff[k]
-        Gemm(false, false, b, nOut, nIn, 1.0f, in, static_cast<int>(nIn), Wk[k] + r * nIn * nOut, static_cast<int>(nOut), 0.0f, z, static_cast<int>(nOut));
-        const float* bias = Bk[k] + r * nOut;
-        const bool relu = k + 1 < L;
-        for (int64_t i = 0; i < b; ++i) {
-          float* row = z + i * nOut;
-          for (int64_t j = 0; j < nOut; ++j) {
-            const float v = row[j] + bias[j];
-            row[j] = relu ? (v > 0 ? v : 0.0f) : v;
+    // Replicas (or whole run blocks) go to the threads as they come free: a thread slowed by
+    // other work on its core holds up the step by one unit at most.
+    for (int64_t u; (u = claimed.fetch_add(1, std::memory_order_relaxed)) < units;) {
+      const int64_t rBegin = fuseMoments ? u * block : u, rEnd = fuseMoments ? std::min(runs, (u + 1) * block) : u + 1;
+      for (int64_t r = rBegin; r < rEnd; ++r) {
+        // Forward, from the replica's batch (gathered here from the table's rows).
+        if (withRows) GatherAhead(px, p, rowAt + r * b, b, batch.data());
+        const float* xr = withRows ? batch.data() : px + r * b * p;
+        const float* in = xr;
+        for (size_t k = 0; k < L; ++k) {
+          const int64_t nIn = widths[k], nOut = widths[k + 1];
+          float* z = acts.data() + aOff[k];  // A_(k+1) lives at aOff[k]
+          Gemm(false, false, b, nOut, nIn, 1.0f, in, static_cast<int>(nIn), Wk[k] + r * nIn * nOut, static_cast<int>(nOut), 0.0f, z, static_cast<int>(nOut));
+          const float* bias = Bk[k] + r * nOut;
+          const bool relu = k + 1 < L;
+          for (int64_t i = 0; i < b; ++i) {
+            float* row = z + i * nOut;
+            for (int64_t j = 0; j < nOut; ++j) {
+              const float v = row[j] + bias[j];
+              row[j] = relu ? (v > 0 ? v : 0.0f) : v;
+            }
           }
+          in = z;
         }
-        in = z;
-      }
-      // Softmax cross-entropy and D = (softmax - y) / b.
-      const float* logits = acts.data() + aOff[L - 1];
-      const float* yr = py + r * b * o;
-      float* d = d0.data();
-      double total = 0;
-      for (int64_t i = 0; i < b; ++i) {
-        const float* l = logits + i * o;
-        float top = l[0];
-        for (int64_t j = 1; j < o; ++j) top = std::max(top, l[j]);
-        double sum = 0;
-        for (int64_t j = 0; j < o; ++j) {
-          e[j] = std::exp(static_cast<double>(l[j] - top));
-          sum += e[j];
+        // Softmax cross-entropy and D = (softmax - y) / b.
+        const float* logits = acts.data() + aOff[L - 1];
+        const float* yr = py + r * b * o;
+        float* d = d0.data();
+        double total = 0;
+        for (int64_t i = 0; i < b; ++i) {
+          const float* l = logits + i * o;
+          float top = l[0];
+          for (int64_t j = 1; j < o; ++j) top = std::max(top, l[j]);
+          double sum = 0;
+          for (int64_t j = 0; j < o; ++j) {
+            e[j] = std::exp(static_cast<double>(l[j] - top));
+            sum += e[j];
+          }
+          const double logSum = std::log(sum);
+          double ce = 0;
+          for (int64_t j = 0; j < o; ++j) {
+            ce -= static_cast<double>(yr[i * o + j]) * (static_cast<double>(l[j] - top) - logSum);
+            const float prob = static_cast<float>(e[j] / sum);
+            d[i * o + j] = (prob - yr[i * o + j]) / bf;
+          }
+          total += ce;
         }
-        const double logSum = std::log(sum);
-        double ce = 0;
-        for (int64_t j = 0; j < o; ++j) {
-          ce -= static_cast<double>(yr[i * o + j]) * (static_cast<double>(l[j] - top) - logSum);
-          const float prob = static_cast<float>(e[j] / sum);
-          d[i * o + j] = (prob - yr[i * o + j]) / bf;
+        pl[r] = static_cast<float>(total / static_cast<double>(b));
+        // Backward, from the top layer down.
+        float* spareD = d1.data();
+        for (size_t kk = L; kk-- > 0;) {
+          const int64_t nIn = widths[kk], nOut = widths[kk + 1];
+          const float* a = kk == 0 ? xr : acts.data() + aOff[kk - 1];  // A_kk
+          Gemm(true, false, nIn, nOut, b, 1.0f, a, static_cast<int>(nIn), d, static_cast<int>(nOut), 0.0f, gAt(2 * kk, r), static_cast<int>(nOut));
+          float* gb = gAt(2 * kk + 1, r);
+          std::fill(colSum.begin(), colSum.begin() + nOut, 0.0);
+          for (int64_t i = 0; i < b; ++i)
+            for (int64_t j = 0; j < nOut; ++j) colSum[j] += d[i * nOut + j];
+          for (int64_t j = 0; j < nOut; ++j) gb[j] = static_cast<float>(colSum[j]);
+          if (kk == 0) break;
+          Gemm(false, true, b, nIn, nOut, 1.0f, d, static_cast<int>(nOut), Wk[kk] + r * nIn * nOut, static_cast<int>(nOut), 0.0f, spareD, static_cast<int>(nIn));
+          // Through the ReLU: A_kk > 0 exactly where its input was (the product kept, times 0 or 1).
+          for (int64_t i = 0; i < b * nIn; ++i) spareD[i] *= a[i] > 0 ? 1.0f : 0.0f;
+          std::swap(d, spareD);
         }
-        total += ce;
-      }
-      pl[r] = static_cast<float>(total / static_cast<double>(b));
-      // Backward, from the top layer down.
-      float* spareD = d1.data();
-      for (size_t kk = L; kk-- > 0;) {
-        const int64_t nIn = widths[kk], nOut = widths[kk + 1];
-        const float* a = kk == 0 ? xr : acts.data() + aOff[kk - 1];  // A_kk
-        Gemm(true, false, nIn, nOut, b, 1.0f, a, static_cast<int>(nIn), d, static_cast<int>(nOut), 0.0f, gAt(2 * kk, r), static_cast<int>(nOut));
-        float* gb = gAt(2 * kk + 1, r);
-        std::fill(colSum.begin(), colSum.begin() + nOut, 0.0);
-        for (int64_t i = 0; i < b; ++i)
-          for (int64_t j = 0; j < nOut; ++j) colSum[j] += d[i * nOut + j];
-        for (int64_t j = 0; j < nOut; ++j) gb[j] = static_cast<float>(colSum[j]);
-        if (kk == 0) break;
-        Gemm(false, true, b, nIn, nOut, 1.0f, d, static_cast<int>(nOut), Wk[kk] + r * nIn * nOut, static_cast<int>(nOut), 0.0f, spareD, static_cast<int>(nIn));
-        // Through the ReLU: A_kk > 0 exactly where its input was (the product kept, times 0 or 1).
-        for (int64_t i = 0; i < b * nIn; ++i) spareD[i] *= a[i] > 0 ? 1.0f : 0.0f;
-        std::swap(d, spareD);
-      }
-      // The replica's SGD step while its gradients are in cache; a run block complete: its moments.
-      if (fuseMoments) ReplicaSgd(cols, gAt, r, P, N, alpha);
-      if (fuseMoments && ((r + 1) % block == 0 || r + 1 == runs)) {
-        const int64_t k = r / block, r0 = k * block;
-        RunBlockEpilogue(cols, gAt, gAt, 0, k, r0, r + 1 - r0, runs, nBlocks, width, tileSum.data(), tileMean.data(), devAcc.data(), sqAcc.data());
+        // The replica's SGD step while its gradients are in cache; a run block complete: its moments.
+        if (fuseMoments) ReplicaSgd(cols, gAt, r, P, N, alpha);
+        if (fuseMoments && ((r + 1) % block == 0 || r + 1 == runs)) {
+          const int64_t k = r / block, r0 = k * block;
+          RunBlockEpilogue(cols, gAt, gAt, 0, k, r0, r + 1 - r0, runs, nBlocks, width, tileSum.data(), tileMean.data(), devAcc.data(), sqAcc.data());
+        }
       }
     }
   };

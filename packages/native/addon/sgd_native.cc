@@ -1316,7 +1316,8 @@ Napi::Value DeepLinearStep(const Napi::CallbackInfo& info) {
       if (!fullGiven) F[k] = spare.data() + all + off;
     }
   }
-  const std::function<void(int)> job = [&](int part) {
+  std::atomic<int64_t> claimed{0};
+  const std::function<void(int)> job = [&](int) {
     std::vector<float> S(static_cast<size_t>(p * p)), Q(static_cast<size_t>(qOff[d])), H(static_cast<size_t>(widest * hw)), H2(static_cast<size_t>(widest * hw));
     // Kept per thread between calls: a fresh one would be mapped and faulted in at every step.
     thread_local std::vector<float> blockG, blockF;
@@ -1325,60 +1326,63 @@ Napi::Value DeepLinearStep(const Napi::CallbackInfo& info) {
     // Layer k's gradients of run r: in the caller's (or the spare) arrays, or in this thread's run block.
     const auto gAt = [&](size_t k, int64_t r) { return localG ? blockG.data() + lOff[k] + (r % block) * sz[k] : G[k] + r * sz[k]; };
     const auto fAt = [&](size_t k, int64_t r) { return localF ? blockF.data() + lOff[k] + (r % block) * sz[k] : F[k] + r * sz[k]; };
-    const int64_t u0 = units * part / nparts, u1 = units * (part + 1) / nparts;
-    const int64_t rBegin = fuseMoments ? u0 * block : u0, rEnd = fuseMoments ? std::min(runs, u1 * block) : u1;
     const int64_t width = fuseMoments ? MomentTileWidth(std::min(block, runs), true) : 0;
     std::vector<double> sum(static_cast<size_t>(3 * width)), mean(static_cast<size_t>(3 * width));
-    for (int64_t r = rBegin; r < rEnd; ++r) {
-      // S = X^T X / b (the division as the composed program does it).
-      Gemm(true, false, p, p, b, 1.0f, px + r * b * p, static_cast<int>(p), px + r * b * p, static_cast<int>(p), 0.0f, S.data(), static_cast<int>(p));
-      for (int64_t i = 0; i < p * p; ++i) S[i] = S[i] / bf;
-      // Prefix products Q_1 .. Q_d.
-      std::memcpy(Q.data(), W[0] + r * widths[1] * widths[0], sizeof(float) * static_cast<size_t>(widths[1] * p));
-      for (size_t k = 1; k < d; ++k)
-        Gemm(false, false, widths[k + 1], p, widths[k], 1.0f, W[k] + r * widths[k + 1] * widths[k], static_cast<int>(widths[k]), Q.data() + qOff[k - 1], static_cast<int>(p), 0.0f,
-             Q.data() + qOff[k], static_cast<int>(p));
-      // Delta (in the spare H), the loss from it.
-      float* delta = H2.data();
-      const float* qd = Q.data() + qOff[d - 1];
-      double l = 0;
-      for (int64_t i = 0; i < o; ++i)
-        for (int64_t j = 0; j < p; ++j) {
-          const float v = qd[i * p + j] - pm[i * p + j];
-          delta[i * p + j] = v;
-          l += static_cast<double>(v) * v;
-        }
-      pl[r] = static_cast<float>(0.5 * static_cast<float>(l));
-      // H = [E | Delta], E = Delta S.
-      Gemm(false, false, o, p, p, 1.0f, delta, static_cast<int>(p), S.data(), static_cast<int>(p), 0.0f, H.data(), static_cast<int>(hw));
-      if (wantFull)
-        for (int64_t i = 0; i < o; ++i) std::memcpy(H.data() + i * hw + p, delta + i * p, sizeof(float) * static_cast<size_t>(p));
-      float* h = H.data();
-      float* spare = H2.data();
-      for (size_t kk = d; kk-- > 0;) {
-        const int64_t out = widths[kk + 1], in = widths[kk];
-        float* g = gAt(kk, r);
-        float* f = wantFull ? fAt(kk, r) : nullptr;
-        if (kk == 0) {
-          // grad_1 = H's halves (in = p).
-          for (int64_t i = 0; i < out; ++i) {
-            std::memcpy(g + i * p, h + i * hw, sizeof(float) * static_cast<size_t>(p));
-            if (f) std::memcpy(f + i * p, h + i * hw + p, sizeof(float) * static_cast<size_t>(p));
+    // Replicas (or whole run blocks) go to the threads as they come free: a thread slowed by
+    // other work on its core holds up the step by one unit at most.
+    for (int64_t u; (u = claimed.fetch_add(1, std::memory_order_relaxed)) < units;) {
+      const int64_t rBegin = fuseMoments ? u * block : u, rEnd = fuseMoments ? std::min(runs, (u + 1) * block) : u + 1;
+      for (int64_t r = rBegin; r < rEnd; ++r) {
+        // S = X^T X / b (the division as the composed program does it).
+        Gemm(true, false, p, p, b, 1.0f, px + r * b * p, static_cast<int>(p), px + r * b * p, static_cast<int>(p), 0.0f, S.data(), static_cast<int>(p));
+        for (int64_t i = 0; i < p * p; ++i) S[i] = S[i] / bf;
+        // Prefix products Q_1 .. Q_d.
+        std::memcpy(Q.data(), W[0] + r * widths[1] * widths[0], sizeof(float) * static_cast<size_t>(widths[1] * p));
+        for (size_t k = 1; k < d; ++k)
+          Gemm(false, false, widths[k + 1], p, widths[k], 1.0f, W[k] + r * widths[k + 1] * widths[k], static_cast<int>(widths[k]), Q.data() + qOff[k - 1], static_cast<int>(p), 0.0f,
+               Q.data() + qOff[k], static_cast<int>(p));
+        // Delta (in the spare H), the loss from it.
+        float* delta = H2.data();
+        const float* qd = Q.data() + qOff[d - 1];
+        double l = 0;
+        for (int64_t i = 0; i < o; ++i)
+          for (int64_t j = 0; j < p; ++j) {
+            const float v = qd[i * p + j] - pm[i * p + j];
+            delta[i * p + j] = v;
+            l += static_cast<double>(v) * v;
           }
-          break;
+        pl[r] = static_cast<float>(0.5 * static_cast<float>(l));
+        // H = [E | Delta], E = Delta S.
+        Gemm(false, false, o, p, p, 1.0f, delta, static_cast<int>(p), S.data(), static_cast<int>(p), 0.0f, H.data(), static_cast<int>(hw));
+        if (wantFull)
+          for (int64_t i = 0; i < o; ++i) std::memcpy(H.data() + i * hw + p, delta + i * p, sizeof(float) * static_cast<size_t>(p));
+        float* h = H.data();
+        float* spare = H2.data();
+        for (size_t kk = d; kk-- > 0;) {
+          const int64_t out = widths[kk + 1], in = widths[kk];
+          float* g = gAt(kk, r);
+          float* f = wantFull ? fAt(kk, r) : nullptr;
+          if (kk == 0) {
+            // grad_1 = H's halves (in = p).
+            for (int64_t i = 0; i < out; ++i) {
+              std::memcpy(g + i * p, h + i * hw, sizeof(float) * static_cast<size_t>(p));
+              if (f) std::memcpy(f + i * p, h + i * hw + p, sizeof(float) * static_cast<size_t>(p));
+            }
+            break;
+          }
+          const float* qPrev = Q.data() + qOff[kk - 1];  // in x p
+          Gemm(false, true, out, in, p, 1.0f, h, static_cast<int>(hw), qPrev, static_cast<int>(p), 0.0f, g, static_cast<int>(in));
+          if (f) Gemm(false, true, out, in, p, 1.0f, h + p, static_cast<int>(hw), qPrev, static_cast<int>(p), 0.0f, f, static_cast<int>(in));
+          // H <- W_k^T H: (in x out) (out x hw), both halves in one product.
+          Gemm(true, false, in, hw, out, 1.0f, W[kk] + r * out * in, static_cast<int>(in), h, static_cast<int>(hw), 0.0f, spare, static_cast<int>(hw));
+          std::swap(h, spare);
         }
-        const float* qPrev = Q.data() + qOff[kk - 1];  // in x p
-        Gemm(false, true, out, in, p, 1.0f, h, static_cast<int>(hw), qPrev, static_cast<int>(p), 0.0f, g, static_cast<int>(in));
-        if (f) Gemm(false, true, out, in, p, 1.0f, h + p, static_cast<int>(hw), qPrev, static_cast<int>(p), 0.0f, f, static_cast<int>(in));
-        // H <- W_k^T H: (in x out) (out x hw), both halves in one product.
-        Gemm(true, false, in, hw, out, 1.0f, W[kk] + r * out * in, static_cast<int>(in), h, static_cast<int>(hw), 0.0f, spare, static_cast<int>(hw));
-        std::swap(h, spare);
-      }
-      // The replica's SGD step while its gradients are in cache; a run block complete: its moments.
-      if (fuseMoments) ReplicaSgd(sz, gAt, r, W, N, alpha);
-      if (fuseMoments && ((r + 1) % block == 0 || r + 1 == runs)) {
-        const int64_t k = r / block, r0 = k * block;
-        RunBlockEpilogue(sz, gAt, fAt, 2, k, r0, r + 1 - r0, runs, nBlocks, width, sum.data(), mean.data(), devAcc.data(), sqAcc.data());
+        // The replica's SGD step while its gradients are in cache; a run block complete: its moments.
+        if (fuseMoments) ReplicaSgd(sz, gAt, r, W, N, alpha);
+        if (fuseMoments && ((r + 1) % block == 0 || r + 1 == runs)) {
+          const int64_t k = r / block, r0 = k * block;
+          RunBlockEpilogue(sz, gAt, fAt, 2, k, r0, r + 1 - r0, runs, nBlocks, width, sum.data(), mean.data(), devAcc.data(), sqAcc.data());
+        }
       }
     }
   };
@@ -1400,6 +1404,23 @@ const int32_t* TableRows(const Napi::CallbackInfo& info, size_t i, int64_t count
   return pr;
 }
 
+// dst row i = src row rows[i] for i < n (rows of `width` floats), each row's cache lines asked for
+// a few rows ahead of its copy: rows of a table larger than the cache come from memory, and one
+// row's misses alone would leave the memory system mostly idle.
+void GatherAhead(const float* src, int64_t width, const int32_t* rows, int64_t n, float* dst) {
+  constexpr int64_t kAhead = 8;
+  const int64_t bytes = width * static_cast<int64_t>(sizeof(float));
+  const auto ask = [&](int64_t i) {
+    const char* row = reinterpret_cast<const char*>(src + static_cast<int64_t>(rows[i]) * width);
+    for (int64_t o = 0; o < bytes; o += 64) __builtin_prefetch(row + o, 0, 0);
+  };
+  for (int64_t i = 0; i < std::min(n, kAhead); ++i) ask(i);
+  for (int64_t i = 0; i < n; ++i) {
+    if (i + kAhead < n) ask(i + kAhead);
+    std::memcpy(dst + i * width, src + static_cast<int64_t>(rows[i]) * width, static_cast<size_t>(bytes));
+  }
+}
+
 // gatherRows(src, width, rows, dst): dst row i = src row rows[i] (rows of `width` floats); the
 // copies of a mini-batch from a training set. Threads take slices of the rows: random rows of a
 // table larger than the cache are latency-bound, and two streams of misses overlap.
@@ -1415,7 +1436,7 @@ Napi::Value GatherRows(const Napi::CallbackInfo& info) {
   const float* ps = src.Data();
   float* pd = dst.Data();
   Parallel(n, 4 * n * width, [&](int64_t i0, int64_t i1, int) {
-    for (int64_t i = i0; i < i1; ++i) std::memcpy(pd + i * width, ps + static_cast<int64_t>(pr[i]) * width, static_cast<size_t>(width) * sizeof(float));
+    GatherAhead(ps, width, pr + i0, i1 - i0, pd + i0 * width);
   });
   return env.Undefined();
 }
