@@ -97,10 +97,24 @@ function pairedRounds(runOurs, runTorch, count = repeats) {
  */
 const shortRounds = Math.max(repeats, 5);
 
-/** "0.97, 1.01, 0.99 (median 0.99)": the per-round ratios of PyTorch's time to ours. */
+/**
+ * "0.97, 1.01, 0.99 (median 0.99)": the per-round ratios of PyTorch's time to ours. Where the peer
+ * measured the GEMM peak in each round, the rounds whose peak fell below 80% of the run's best
+ * are named, with the median of the others: the machine was busy while the peer ran, which slows
+ * the peer and flatters the ratio.
+ */
 function roundRatios(rounds) {
-  const r = rounds.filter((x) => x.torch !== undefined).map((x) => x.torch / x.ours);
-  return `${r.map((v) => v.toFixed(2)).join(', ')} (median ${median(r).toFixed(2)})`;
+  const timed = rounds.filter((x) => x.torch !== undefined);
+  const r = timed.map((x) => x.torch / x.ours);
+  const text = `${r.map((v) => v.toFixed(2)).join(', ')} (median ${median(r).toFixed(2)})`;
+  const peaks = timed.map((x) => x.torchInfo?.sgemmGflops);
+  if (!peaks.every((v) => Number.isFinite(v))) return text;
+  const best = Math.max(...peaks);
+  const busy = peaks.map((v, i) => (v < 0.8 * best ? i : -1)).filter((i) => i >= 0);
+  if (busy.length === 0 || busy.length === r.length) return text;
+  // Of an even count, the lower middle: this line must not flatter either.
+  const quiet = r.filter((_, i) => !busy.includes(i)).sort((a, b) => a - b);
+  return `${text}; round${busy.length > 1 ? 's' : ''} ${busy.map((i) => i + 1).join(', ')} ran with the machine busy during the peer (its GEMM peak below 80% of the run's best), median of the others ${quiet[(quiet.length - 1) >> 1].toFixed(2)}`;
 }
 
 /** Runs `sgd-lab run <setting> --preset cpu` on a backend: seconds, peak RSS, exit code. */
