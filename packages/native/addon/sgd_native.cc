@@ -1049,7 +1049,7 @@ void MomentTiles(const float* px, const float* py, int64_t mode, int64_t runs, i
 }
 
 // out[i] = the float32 of the parts' acc[p count + i] added in part order, for i < count.
-void SumParts(const std::vector<double>& acc, int parts, int64_t count, float* out) {
+void SumParts(const double* acc, int parts, int64_t count, float* out) {
   for (int64_t i = 0; i < count; ++i) {
     double t = 0;
     for (int p = 0; p < parts; ++p) t += acc[p * count + i];
@@ -1071,8 +1071,8 @@ void BlockMoments(const float* px, const float* py, int64_t mode, int64_t runs, 
                 sqAcc.data() + part * outs * nBlocks, nullptr, nullptr, 0.0f);
   };
   ThePool().Run(sp.parts, job);
-  SumParts(devAcc, sp.parts, outs * runs, pd);
-  SumParts(sqAcc, sp.parts, outs * nBlocks, pq);
+  SumParts(devAcc.data(), sp.parts, outs * runs, pd);
+  SumParts(sqAcc.data(), sp.parts, outs * nBlocks, pq);
 }
 
 // The SGD step of replica r in a fused step, right after its gradients (still in cache): for every
@@ -1147,10 +1147,8 @@ void BlockEpilogue(const std::vector<int64_t>& cols, const std::vector<float*>& 
   ThePool().Run(threads, job);
   for (size_t i = 0; i < cols.size(); ++i) {
     const int parts = splits[i].parts;
-    const std::vector<double> dev(acc.begin() + accAt[i], acc.begin() + accAt[i] + parts * outs * runs);
-    const std::vector<double> sq(acc.begin() + accAt[i] + parts * outs * runs, acc.begin() + accAt[i + 1]);
-    SumParts(dev, parts, outs * runs, devOut + outs * runs * i);
-    SumParts(sq, parts, outs * nBlocks, sqOut + outs * nBlocks * i);
+    SumParts(acc.data() + accAt[i], parts, outs * runs, devOut + outs * runs * i);
+    SumParts(acc.data() + accAt[i] + parts * outs * runs, parts, outs * nBlocks, sqOut + outs * nBlocks * i);
   }
 }
 

@@ -99,9 +99,9 @@ export const DEEP_LINEAR_STEP = 'SgdLabDeepLinearStep';
  * every block as RUN_BLOCK_MOMENTS gives them, appended after the loss: two outputs per block
  * (deviations [C], mean squares [blocks]), each run block's computed right after its replicas
  * where there are at least as many run blocks as threads (else in a second pass over all of them).
- * With runBlock and attrs.sgd (a learning
- * rate), also the SGD step: the outputs are then the next parameters (w - sgd grad, as AXPY
- * computes it) in the gradients' places, and the gradients never leave the addon. Given inputs.rows
+ * With runBlock and attrs.sgd (a learning rate), also the SGD step: the outputs are then the next
+ * parameters (w - sgd grad, as AXPY computes it) in the gradients' places, and the gradients never
+ * leave the addon. Given inputs.rows
  * ([C, b] int32), x is instead a table [n, w_0] and replica r's batch its rows rows[r]: each thread
  * gathers its replica's batch right before its forward pass. Native only.
  */
